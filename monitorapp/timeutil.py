@@ -1,0 +1,62 @@
+"""Times in the feed and in alerts.
+
+Internally every time is a float: seconds since the Unix epoch, UTC. The feed carries RFC 3339
+strings (``Z`` or an offset); alerts and reports carry RFC 3339 UTC with milliseconds
+(``2026-11-27T17:00:02.090Z``), which sorts as text and round-trips exactly at 1 ms.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import re
+
+_UTC = _dt.timezone.utc
+# RFC 3339 date-time: full date, 'T' (or space, lower-case t), time, optional fraction, Z or offset.
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_minute_cache: dict[str, float] = {}
+
+
+class TimeFormatError(ValueError):
+    """A time string that is not RFC 3339."""
+
+
+def parse_time(s: object) -> float:
+    """Parse an RFC 3339 string to epoch seconds; raise TimeFormatError otherwise.
+
+    The fast path caches the epoch of each ``YYYY-MM-DDTHH:MM`` prefix of UTC times, so the
+    common feed form costs a dict look-up and one float conversion.
+    """
+    if type(s) is not str:
+        raise TimeFormatError("time is not a string")
+    n = len(s)
+    if 20 <= n <= 30 and s[-1] == "Z" and s[10] == "T" and s[16] == ":":
+        base = _minute_cache.get(s[:16])
+        sec = s[17:-1]
+        if base is not None and sec[:2].isdigit() and (len(sec) == 2 or (sec[2] == "." and sec[3:].isdigit())):
+            v = float(sec)
+            if v < 60.0:
+                return base + v
+    if not _RFC3339.match(s):
+        raise TimeFormatError(f"not an RFC 3339 time: {s[:40]!r}")
+    try:
+        d = _dt.datetime.fromisoformat(s.replace("z", "Z").replace("t", "T", 1) if not s[10] == "T" else s)
+    except ValueError as e:
+        raise TimeFormatError(f"not a valid time: {s[:40]!r} ({e})") from None
+    if d.tzinfo is None:  # pragma: no cover - the pattern requires an offset
+        raise TimeFormatError(f"time has no offset: {s[:40]!r}")
+    ts = d.timestamp()
+    if s[-1] == "Z" and s[10] == "T" and len(_minute_cache) < 200_000:
+        _minute_cache[s[:16]] = ts - (d.second + d.microsecond / 1e6)
+    return ts
+
+
+def fmt_time(ts: float) -> str:
+    """Epoch seconds to RFC 3339 UTC with milliseconds and ``Z``."""
+    ms = int(round(ts * 1000.0))
+    d = _dt.datetime.fromtimestamp(ms // 1000, _UTC)
+    return d.strftime("%Y-%m-%dT%H:%M:%S") + ".%03dZ" % (ms % 1000)
+
+
+def utc_datetime(ts: float) -> _dt.datetime:
+    return _dt.datetime.fromtimestamp(ts, _UTC)

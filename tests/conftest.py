@@ -1,0 +1,50 @@
+"""Shared test set-up: Qt offscreen, every test's data and config in tmp_path, and the fixture
+modules ``tests/fixtures_*.py`` loaded as plugins (each area of the code keeps its own)."""
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+flags = os.environ.get("QTWEBENGINE_CHROMIUM_FLAGS", "")
+if "--no-sandbox" not in flags:
+    os.environ["QTWEBENGINE_CHROMIUM_FLAGS"] = (flags + " --no-sandbox").strip()
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+SPEC = ROOT.parent / "shared" / "spec"
+
+pytest_plugins = sorted(
+    f"tests.{p.stem}" for p in (ROOT / "tests").glob("fixtures_*.py")
+)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    """Nothing reads or writes the developer's real settings or data."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    yield
+
+
+@pytest.fixture
+def spec_dir() -> pathlib.Path:
+    return SPEC
+
+
+@pytest.fixture
+def example_caseload_path() -> pathlib.Path:
+    return SPEC / "examples" / "caseload.json"
+
+
+@pytest.fixture
+def example_feed_path() -> pathlib.Path:
+    return SPEC / "examples" / "feed.ndjson"
