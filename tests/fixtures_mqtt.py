@@ -1,0 +1,335 @@
+"""Fixtures for the MQTT tests: a real Mosquitto of the test's own on a free port (plain, or TLS
+with a CA and certificates made at test time with the ``openssl`` command), a publisher, the
+``monitorapp monitor`` program as a subprocess read through its JSON log lines, and a guard that
+fails a test leaving a paho thread or a broker connection behind."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def mosquitto_binary() -> str:
+    path = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+    if path is None:
+        pytest.fail("mosquitto is not installed: run 'make broker' (Debian package mosquitto)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(cond, timeout: float, what: str, interval: float = 0.02):
+    """Poll ``cond`` until it returns a true value; fail the test naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def established_connections(port: int) -> int:
+    """TCP connections to 127.0.0.1:port in state ESTABLISHED (from /proc/net/tcp)."""
+    n = 0
+    hexport = f"{port:04X}"
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = pathlib.Path(name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[1].endswith(":" + hexport) and f[3] == "01":
+                n += 1
+    return n
+
+
+class Certificates:
+    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate."""
+
+    def __init__(self, d: pathlib.Path):
+        self.dir = d
+        d.mkdir(parents=True, exist_ok=True)
+        self.ca, self.ca_key = d / "ca.crt", d / "ca.key"
+        self.server, self.server_key = d / "server.crt", d / "server.key"
+        self.client, self.client_key = d / "client.crt", d / "client.key"
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        self._run(["req", "-x509", *ec, "-keyout", self.ca_key, "-out", self.ca, "-days", "2",
+                   "-subj", "/CN=monitorapp test CA",
+                   "-addext", "basicConstraints=critical,CA:TRUE",
+                   "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        self._leaf("server", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                   "extendedKeyUsage=serverAuth\n")
+        self._leaf("client", "workstation-1", "extendedKeyUsage=clientAuth\n")
+
+    def _leaf(self, name: str, cn: str, ext: str):
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        csr, extfile = self.dir / f"{name}.csr", self.dir / f"{name}.ext"
+        extfile.write_text(ext)
+        self._run(["req", *ec, "-keyout", self.dir / f"{name}.key", "-out", csr, "-subj", f"/CN={cn}"])
+        self._run(["x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.ca_key, "-CAcreateserial",
+                   "-out", self.dir / f"{name}.crt", "-days", "2", "-extfile", extfile])
+
+    @staticmethod
+    def _run(args):
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=60)
+
+
+class Broker:
+    """A Mosquitto process of our own, persistence in its own directory."""
+
+    def __init__(self, workdir: pathlib.Path, certs: Certificates | None = None,
+                 passwords: dict[str, str] | None = None):
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.certs = certs
+        self.proc: subprocess.Popen | None = None
+        lines = [f"listener {self.port} 127.0.0.1", "persistence true",
+                 f"persistence_location {self.dir}/", f"log_dest file {self.dir / 'mosquitto.log'}",
+                 "log_type error", "log_type warning", "log_type notice", "log_type information",
+                 "max_queued_messages 0", "persistent_client_expiration 1d"]
+        if os.geteuid() == 0:
+            lines.append("user root")
+        if passwords:
+            pwfile = self.dir / "passwords"
+            pwfile.touch()
+            for user, pw in passwords.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(pwfile), user, pw], check=True,
+                               capture_output=True, timeout=30)
+            lines += [f"password_file {pwfile}", "allow_anonymous false"]
+        else:
+            lines.append("allow_anonymous true")
+        if certs:
+            lines += [f"cafile {certs.ca}", f"certfile {certs.server}", f"keyfile {certs.server_key}",
+                      "require_certificate true", "tls_version tlsv1.2"]
+        self.conf = self.dir / "mosquitto.conf"
+        self.conf.write_text("\n".join(lines) + "\n")
+
+    @property
+    def url(self) -> str:
+        return f"{'mqtts' if self.certs else 'mqtt'}://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> "Broker":
+        self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def accepting():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"mosquitto exited: {self.proc.stderr.read().decode(errors='replace')}"
+                                     f"{self.log()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return True
+            except OSError:
+                return False
+        wait_until(accepting, timeout, f"mosquitto to accept on port {self.port}")
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM: Mosquitto saves its persistence file and exits."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        p = self.dir / "mosquitto.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+
+def _paho_threads() -> set:
+    return {t for t in threading.enumerate() if t.name.startswith("paho-mqtt")}
+
+
+@pytest.fixture
+def no_leftovers():
+    """Fails the test if it leaves a paho network thread running."""
+    before = _paho_threads()
+    yield
+    try:
+        wait_until(lambda: not (_paho_threads() - before), 5, "paho threads to stop")
+    except AssertionError:
+        pytest.fail(f"test left MQTT threads running: {[t.name for t in _paho_threads() - before]}")
+
+
+def _broker_fixture(tmp_path, certs=None, passwords=None):
+    b = Broker(tmp_path / f"broker-{free_port()}", certs, passwords).start()
+    try:
+        yield b
+        if b.proc is not None:
+            try:
+                wait_until(lambda: established_connections(b.port) == 0, 5,
+                           "clients to disconnect from the broker")
+            except AssertionError:
+                pytest.fail(f"test left {established_connections(b.port)} connection(s) open to the broker")
+    finally:
+        b.stop()
+
+
+@pytest.fixture
+def broker(tmp_path, no_leftovers):
+    """A plain ``mqtt://`` Mosquitto of this test's own."""
+    yield from _broker_fixture(tmp_path)
+
+
+@pytest.fixture
+def certificates(tmp_path) -> Certificates:
+    return Certificates(tmp_path / "certs")
+
+
+@pytest.fixture
+def tls_broker(tmp_path, certificates, no_leftovers):
+    """An ``mqtts://`` Mosquitto requiring a client certificate signed by the test CA."""
+    yield from _broker_fixture(tmp_path, certs=certificates)
+
+
+@pytest.fixture
+def auth_broker(tmp_path, no_leftovers):
+    """A Mosquitto that requires user ``operator`` with password ``s3cret-pw``."""
+    yield from _broker_fixture(tmp_path, passwords={"operator": "s3cret-pw"})
+
+
+class Publisher:
+    """A plain paho publisher (QoS 1) for tests: ``publish`` waits until the broker has it."""
+
+    def __init__(self, url: str, client_id: str = "test-publisher"):
+        import paho.mqtt.client as mqtt
+        from monitorapp.mqttconfig import MqttSettings
+        from monitorapp.mqttfeed import connect_async, make_client
+        self.settings = MqttSettings.from_url(url, client_id=client_id)
+        self.client = make_client(self.settings, clean=True)
+        self.client.max_inflight_messages_set(100)
+        self._connected = threading.Event()
+        self.client.on_connect = lambda c, u, f, rc, p: self._connected.set()
+        connect_async(self.client, self.settings, clean=True)
+        if not self._connected.wait(10):
+            self.close()
+            raise AssertionError(f"publisher could not connect to {url}")
+        self._mqtt = mqtt
+
+    def publish(self, items, retain: bool = False, timeout: float = 30) -> None:
+        infos = [self.client.publish(topic, payload, qos=1, retain=retain) for topic, payload in items]
+        for info in infos:
+            info.wait_for_publish(timeout)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def publisher_factory():
+    made = []
+
+    def make(url, client_id="test-publisher"):
+        p = Publisher(url, client_id)
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        p.close()
+
+
+class MonitorProcess:
+    """``python -m monitorapp monitor ...`` as a subprocess; its stdout (stats lines) and stderr
+    (JSON log lines) are read into queues so a test can wait on them."""
+
+    def __init__(self, args: list[str], cwd: pathlib.Path):
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen([sys.executable, "-m", "monitorapp", "monitor", *args], cwd=cwd,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self.stats: list[dict] = []
+        self.logs: list[dict] = []
+        self.raw_err: list[str] = []
+        self._threads = [threading.Thread(target=self._read, args=(self.proc.stdout, self.stats), daemon=True),
+                         threading.Thread(target=self._read, args=(self.proc.stderr, self.logs), daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _read(self, stream, sink):
+        for line in iter(stream.readline, b""):
+            text = line.decode(errors="replace").strip()
+            try:
+                sink.append(json.loads(text))
+            except ValueError:
+                self.raw_err.append(text)
+
+    def wait_log(self, event: str, timeout: float = 30, start: int = 0) -> dict:
+        def found():
+            if self.proc.poll() is not None and not any(r.get("event") == event for r in self.logs[start:]):
+                raise AssertionError(f"monitor exited ({self.proc.returncode}) before {event!r}: "
+                                     f"{self.logs[-5:]} {self.raw_err[-20:]}")
+            return next((r for r in self.logs[start:] if r.get("event") == event), None)
+        return wait_until(found, timeout, f"monitor log event {event!r}")
+
+    def wait_stats(self, cond, timeout: float = 60) -> dict:
+        def found():
+            for s in reversed(self.stats):
+                if cond(s):
+                    return s
+            if self.proc.poll() is not None:
+                raise AssertionError(f"monitor exited ({self.proc.returncode}): {self.logs[-5:]} {self.raw_err[-20:]}")
+            return None
+        return wait_until(found, timeout, "a monitor stats line")
+
+    def terminate(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        self._join()
+        return rc
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self._join()
+
+    def _join(self):
+        for t in self._threads:
+            t.join(5)
+
+
+@pytest.fixture
+def monitor_factory(tmp_path):
+    made = []
+
+    def run(args):
+        m = MonitorProcess([str(a) for a in args], tmp_path)
+        made.append(m)
+        return m
+    yield run
+    for m in made:
+        if m.proc.poll() is None:
+            m.kill()
