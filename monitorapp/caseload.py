@@ -1,0 +1,319 @@
+"""The caseload file (spec §3): load, validate, and hold it for the engine.
+
+``load_caseload(path)`` reads and validates the whole file and raises ``CaseloadError`` listing
+*every* problem, each with its place (``offender OFF-0003 requirement R-0003-C: ...``,
+``zone Z-EXCL-0001: ...``), so whoever edits the file fixes it in one go.
+
+Decisions where the spec is silent:
+  * Offender ids, device ids, zone ids and requirement ids must each be unique across the file.
+  * ``fix_interval_s`` defaults to 60 and must be 1–86,400; curfew ``grace_s`` defaults to 600 and
+    appointment ``grace_s`` to 300, both 0–86,400.
+  * A curfew must have a non-empty schedule; an exclusion schedule may be null (always).
+  * A circle's ``radius_m`` must be 1 m–100 km; polygons must have closed rings of at least
+    four positions within ±180/±90; an invalid (self-intersecting) polygon is an error rather
+    than being repaired, since the zone boundary is a court's condition.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import pathlib
+import re
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shapely.geometry import shape
+
+from monitorapp.schedule import DAYS, parse_hhmm
+from monitorapp.timeutil import TimeFormatError, parse_time
+
+_DEVICE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+REQUIREMENT_TYPES = ("exclusion", "curfew", "appointment")
+
+
+class CaseloadError(ValueError):
+    def __init__(self, problems: list[str], source: str = "caseload"):
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+@dataclass
+class Zone:
+    id: str
+    name: str
+    geometry: dict
+    radius_m: float | None = None
+    properties: dict = field(default_factory=dict)
+    version: int = 1
+
+    def feature(self) -> dict:
+        props = dict(self.properties, name=self.name)
+        if self.radius_m is not None:
+            props["radius_m"] = self.radius_m
+        return {"type": "Feature", "id": self.id, "properties": props, "geometry": self.geometry}
+
+
+@dataclass
+class Requirement:
+    id: str
+    type: str
+    zone: str
+    schedule: list[dict] | None = None
+    grace_s: float = 0.0
+    start: float | None = None   # appointments
+    end: float | None = None
+    raw: dict = field(default_factory=dict)
+
+
+@dataclass
+class Offender:
+    id: str
+    name: str
+    risk: str
+    borough: str
+    device: str
+    fix_interval_s: float
+    requirements: list[Requirement]
+    raw: dict = field(default_factory=dict)
+
+
+@dataclass
+class Caseload:
+    tz: str
+    zones: dict[str, Zone]
+    offenders: dict[str, Offender]
+    raw: dict
+
+    @property
+    def by_device(self) -> dict[str, Offender]:
+        return {o.device: o for o in self.offenders.values()}
+
+    def devices(self) -> set[str]:
+        return {o.device for o in self.offenders.values()}
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+
+
+def _check_window(w, where: str, problems: list[str]) -> None:
+    if not isinstance(w, dict):
+        problems.append(f"{where}: a schedule window must be an object")
+        return
+    days = w.get("days")
+    if days != "daily":
+        if not isinstance(days, list) or not days or not all(d in DAYS for d in days):
+            problems.append(f"{where}: days must be \"daily\" or a non-empty list of {', '.join(DAYS)}")
+    for k in ("start", "end"):
+        try:
+            parse_hhmm(w.get(k))
+        except ValueError as e:
+            problems.append(f"{where}: {k}: {e}")
+
+
+def _check_geometry(zid: str, f: dict, problems: list[str]) -> None:
+    where = f"zone {zid}"
+    g = f.get("geometry")
+    props = f.get("properties") if isinstance(f.get("properties"), dict) else {}
+    if not isinstance(g, dict):
+        problems.append(f"{where}: geometry is missing")
+        return
+    gt = g.get("type")
+    coords = g.get("coordinates")
+    if gt == "Point":
+        if not (isinstance(coords, list) and len(coords) >= 2 and all(_is_num(c) for c in coords[:2])
+                and -180 <= coords[0] <= 180 and -90 <= coords[1] <= 90):
+            problems.append(f"{where}: a Point needs [lon, lat] within ±180/±90")
+        r = props.get("radius_m")
+        if not _is_num(r) or not 1 <= r <= 100_000:
+            problems.append(f"{where}: a Point zone needs properties.radius_m between 1 and 100000 metres")
+        return
+    if gt not in ("Polygon", "MultiPolygon"):
+        problems.append(f"{where}: geometry type {gt!r} is not Polygon, MultiPolygon or Point")
+        return
+    polys = [coords] if gt == "Polygon" else coords
+    if not isinstance(polys, list) or not polys:
+        problems.append(f"{where}: {gt} has no coordinates")
+        return
+    for poly in polys:
+        if not isinstance(poly, list) or not poly:
+            problems.append(f"{where}: a polygon has no rings")
+            return
+        for ring in poly:
+            if not isinstance(ring, list) or len(ring) < 4:
+                problems.append(f"{where}: a ring needs at least 4 positions")
+                return
+            for p in ring:
+                if not (isinstance(p, list) and len(p) >= 2 and _is_num(p[0]) and _is_num(p[1])
+                        and -180 <= p[0] <= 180 and -90 <= p[1] <= 90):
+                    problems.append(f"{where}: position {str(p)[:40]} is not [lon, lat] within ±180/±90")
+                    return
+            if ring[0][:2] != ring[-1][:2]:
+                problems.append(f"{where}: a ring is not closed (first and last positions differ)")
+                return
+    try:
+        geom = shape(g)
+        if not geom.is_valid:
+            from shapely.validation import explain_validity
+            problems.append(f"{where}: polygon is not valid ({explain_validity(geom)})")
+        elif geom.area == 0:
+            problems.append(f"{where}: polygon has no area")
+    except Exception as e:  # shapely refuses some shapes outright
+        problems.append(f"{where}: geometry cannot be read ({e})")
+
+
+def parse_caseload(doc: object, source: str = "caseload") -> Caseload:
+    """Validate a caseload document (already parsed JSON); raise CaseloadError with every problem."""
+    problems: list[str] = []
+    if not isinstance(doc, dict):
+        raise CaseloadError(["the caseload must be a JSON object"], source)
+    if doc.get("version") != 1:
+        problems.append(f"version must be 1, not {doc.get('version')!r}")
+    tz = doc.get("tz")
+    try:
+        if not isinstance(tz, str):
+            raise ZoneInfoNotFoundError
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"tz {tz!r} is not a known time zone (e.g. \"Europe/London\")")
+        tz = None
+    zones: dict[str, Zone] = {}
+    zdoc = doc.get("zones")
+    feats = zdoc.get("features") if isinstance(zdoc, dict) else None
+    if not isinstance(zdoc, dict) or zdoc.get("type") != "FeatureCollection" or not isinstance(feats, list):
+        problems.append("zones must be a GeoJSON FeatureCollection with a features list")
+        feats = []
+    for i, f in enumerate(feats):
+        if not isinstance(f, dict) or f.get("type") != "Feature":
+            problems.append(f"zones feature #{i + 1}: not a GeoJSON Feature")
+            continue
+        zid = f.get("id")
+        if not isinstance(zid, str) or not zid:
+            problems.append(f"zones feature #{i + 1}: id must be a non-empty string")
+            continue
+        if zid in zones:
+            problems.append(f"zone {zid}: id is used twice")
+            continue
+        props = f.get("properties") if isinstance(f.get("properties"), dict) else {}
+        if not isinstance(props.get("name"), str):
+            problems.append(f"zone {zid}: properties.name must be a string")
+        n = len(problems)
+        _check_geometry(zid, f, problems)
+        if len(problems) == n:
+            r = props.get("radius_m") if f["geometry"]["type"] == "Point" else None
+            zones[zid] = Zone(zid, str(props.get("name", zid)), f["geometry"], float(r) if r is not None else None,
+                              {k: v for k, v in props.items() if k not in ("name", "radius_m")})
+        else:
+            zones[zid] = None  # type: ignore[assignment]  # known id, bad geometry
+    offenders: dict[str, Offender] = {}
+    devices: dict[str, str] = {}
+    req_ids: set[str] = set()
+    odoc = doc.get("offenders")
+    if not isinstance(odoc, list):
+        problems.append("offenders must be a list")
+        odoc = []
+    for i, o in enumerate(odoc):
+        if not isinstance(o, dict):
+            problems.append(f"offenders #{i + 1}: not an object")
+            continue
+        oid = o.get("id")
+        if not isinstance(oid, str) or not oid:
+            problems.append(f"offenders #{i + 1}: id must be a non-empty string")
+            continue
+        where = f"offender {oid}"
+        if oid in offenders:
+            problems.append(f"{where}: id is used twice")
+            continue
+        for k in ("name", "risk", "borough"):
+            if k in o and not isinstance(o[k], str):
+                problems.append(f"{where}: {k} must be a string")
+        dev = o.get("device")
+        if not isinstance(dev, str) or not _DEVICE_RE.fullmatch(dev):
+            problems.append(f"{where}: device must match [A-Za-z0-9_.-]{{1,64}}")
+        elif dev in devices:
+            problems.append(f"{where}: device {dev} is already assigned to offender {devices[dev]}")
+        else:
+            devices[dev] = oid
+        fi = o.get("fix_interval_s", 60)
+        if not _is_num(fi) or not 1 <= fi <= 86_400:
+            problems.append(f"{where}: fix_interval_s must be a number of seconds 1–86400")
+            fi = 60
+        reqs: list[Requirement] = []
+        rdoc = o.get("requirements", [])
+        if not isinstance(rdoc, list):
+            problems.append(f"{where}: requirements must be a list")
+            rdoc = []
+        for j, r in enumerate(rdoc):
+            req = _parse_requirement(r, f"{where} requirement #{j + 1}", zones, req_ids, problems, oid)
+            if req is not None:
+                reqs.append(req)
+        offenders[oid] = Offender(oid, str(o.get("name", oid)), str(o.get("risk", "")),
+                                  str(o.get("borough", "")), dev if isinstance(dev, str) else "",
+                                  float(fi), reqs, copy.deepcopy(o))
+    if problems:
+        raise CaseloadError(problems, source)
+    return Caseload(tz, {k: v for k, v in zones.items() if v is not None}, offenders, doc)
+
+
+def _parse_requirement(r, where, zones, req_ids, problems, oid) -> Requirement | None:
+    if not isinstance(r, dict):
+        problems.append(f"{where}: not an object")
+        return None
+    rid = r.get("id")
+    if not isinstance(rid, str) or not rid:
+        problems.append(f"{where}: id must be a non-empty string")
+        return None
+    where = f"offender {oid} requirement {rid}"
+    if rid in req_ids:
+        problems.append(f"{where}: id is used twice")
+        return None
+    req_ids.add(rid)
+    n = len(problems)
+    rtype = r.get("type")
+    if rtype not in REQUIREMENT_TYPES:
+        problems.append(f"{where}: type {rtype!r} is not exclusion, curfew or appointment")
+        return None
+    zid = r.get("zone")
+    if not isinstance(zid, str) or zid not in zones:
+        problems.append(f"{where}: zone {zid!r} is not in the zones collection")
+    sched = r.get("schedule")
+    if rtype == "exclusion" and sched is not None and not isinstance(sched, list):
+        problems.append(f"{where}: schedule must be null or a list of windows")
+    if rtype == "curfew" and (not isinstance(sched, list) or not sched):
+        problems.append(f"{where}: a curfew needs a non-empty schedule")
+    if rtype != "appointment" and isinstance(sched, list):
+        for k, w in enumerate(sched):
+            _check_window(w, f"{where} window #{k + 1}", problems)
+    grace_default = {"curfew": 600, "appointment": 300}.get(rtype, 0)
+    grace = r.get("grace_s", grace_default)
+    if not _is_num(grace) or not 0 <= grace <= 86_400:
+        problems.append(f"{where}: grace_s must be a number of seconds 0–86400")
+        grace = grace_default
+    start = end = None
+    if rtype == "appointment":
+        try:
+            start = parse_time(r.get("start"))
+            end = parse_time(r.get("end"))
+            if end <= start:
+                problems.append(f"{where}: end must be after start")
+        except TimeFormatError as e:
+            problems.append(f"{where}: start/end: {e}")
+    if len(problems) > n:
+        return None
+    return Requirement(rid, rtype, zid, sched if rtype != "appointment" else None, float(grace),
+                       start, end, copy.deepcopy(r))
+
+
+def load_caseload(path: str | pathlib.Path) -> Caseload:
+    """Read and validate a caseload file; CaseloadError names the file and every problem."""
+    p = pathlib.Path(path)
+    try:
+        text = p.read_bytes()
+    except OSError as e:
+        raise CaseloadError([f"cannot be read ({e.strerror or e})"], str(p)) from None
+    try:
+        doc = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CaseloadError([f"is not valid JSON ({e})"], str(p)) from None
+    return parse_caseload(doc, str(p))

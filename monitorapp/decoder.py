@@ -1,0 +1,271 @@
+"""Feed protocol v1 decoding (spec §2): bytes in, a Fix/Event/Heartbeat or a Rejection out.
+
+``FixDecoder.decode`` never raises, whatever the bytes: anything that is not a valid v1
+message becomes a ``Rejection`` with a reason code, a sentence naming the field and the raw
+bytes kept for inspection. Reason codes:
+
+==================  ===========================================================
+``oversize``        more than 64 KiB
+``bad_encoding``    not UTF-8
+``bad_json``        not JSON, or JSON that is not an object
+``bad_version``     ``v`` is not 1
+``bad_kind``        ``kind`` is not fix, event or heartbeat
+``missing_field``   a required field is absent
+``bad_type``        a field has the wrong JSON type
+``bad_device``      a device id outside ``[A-Za-z0-9_.-]{1,64}``
+``bad_seq``         ``seq`` negative
+``bad_time``        ``t`` or ``rx`` does not parse as RFC 3339
+``t_in_future``     ``t`` more than 5 minutes after ``rx``
+``lat_out_of_range`` / ``lon_out_of_range`` / ``acc_out_of_range`` / ``batt_out_of_range``
+``bad_value``       another field out of its range (``src``, ``hdg``, ``spd``, ``sats``)
+``bad_event_type``  an event ``type`` not in the spec's list
+``unknown_device``  a tag that is in no offender's record
+``topic_mismatch``  the topic names another device or kind than the payload
+==================  ===========================================================
+
+``SequenceTracker`` drops duplicates (same device and seq) and counts seq gaps per tag.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from typing import Callable, Container
+
+import orjson
+
+from monitorapp.messages import EVENT_TYPES, FIX_SOURCES, Event, Fix, Heartbeat, Rejection
+from monitorapp.timeutil import TimeFormatError, parse_time
+
+MAX_BYTES = 64 * 1024
+FUTURE_LIMIT_S = 300.0
+_DEVICE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_INT = int
+_FLOAT = float
+
+
+class _Bad(Exception):
+    def __init__(self, reason: str, text: str, device: str | None = None):
+        self.reason, self.text, self.device = reason, text, device
+
+
+def _num(obj: dict, name: str, required: bool = True):
+    v = obj.get(name)
+    if v is None:
+        if required:
+            raise _Bad("missing_field", f"field {name!r} is missing")
+        return None
+    tv = type(v)
+    if tv is _FLOAT:
+        if v != v or v in (math.inf, -math.inf):  # NaN/inf cannot come from JSON, but be sure
+            raise _Bad(f"{name}_out_of_range" if name in ("lat", "lon", "acc", "batt") else "bad_value",
+                       f"field {name!r} is not a finite number")
+        return v
+    if tv is _INT:
+        return float(v)
+    raise _Bad("bad_type", f"field {name!r} must be a number, not {tv.__name__}")
+
+
+def _time(obj: dict, name: str) -> float:
+    v = obj.get(name)
+    if v is None:
+        raise _Bad("missing_field", f"field {name!r} is missing")
+    try:
+        return parse_time(v)
+    except TimeFormatError as e:
+        raise _Bad("bad_time", f"field {name!r}: {e}") from None
+
+
+class FixDecoder:
+    """Decodes protocol v1 messages.
+
+    ``known_devices`` is a container of tag ids (or a callable returning one, so the caseload
+    can change under a running decoder); ``None`` accepts any well-formed device id.
+    """
+
+    def __init__(self, known_devices: Container[str] | Callable[[], Container[str]] | None = None):
+        self._known = known_devices
+
+    def decode(self, raw: bytes | str, rx: float | None = None, topic: str | None = None):
+        if isinstance(raw, str):
+            try:
+                raw = raw.encode("utf-8")
+            except UnicodeEncodeError:
+                raw = raw.encode("utf-8", "surrogateescape")
+        try:
+            if len(raw) > MAX_BYTES:
+                raise _Bad("oversize", f"message is {len(raw)} bytes; the limit is {MAX_BYTES}")
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError as e:
+                if isinstance(e.__cause__, UnicodeDecodeError) or "utf-8" in str(e).lower():
+                    raise _Bad("bad_encoding", "message is not valid UTF-8") from None
+                raise _Bad("bad_json", f"not JSON: {str(e)[:120]}") from None
+            if type(obj) is not dict:
+                raise _Bad("bad_json", f"message is a JSON {type(obj).__name__}, not an object")
+            return self._decode_obj(obj, raw, rx, topic)
+        except _Bad as b:
+            return Rejection(b.reason, b.text, bytes(raw), rx if rx is not None else math.nan,
+                             topic, b.device)
+        except Exception as e:  # last line of defence: a bad message never stops the feed
+            return Rejection("bad_value", f"undecodable message ({type(e).__name__}: {e})"[:200],
+                             bytes(raw) if isinstance(raw, (bytes, bytearray)) else b"",
+                             rx if rx is not None else math.nan, topic, None)
+
+    def decode_obj(self, obj: dict, rx: float | None = None, topic: str | None = None, raw: bytes = b""):
+        """Decode an already parsed v1 dict (the Traccar and OwnTracks adapters make these)."""
+        try:
+            if type(obj) is not dict:
+                raise _Bad("bad_json", "message is not an object")
+            return self._decode_obj(obj, raw or orjson.dumps(obj), rx, topic)
+        except _Bad as b:
+            return Rejection(b.reason, b.text, raw or b"", rx if rx is not None else math.nan, topic, b.device)
+
+    def _decode_obj(self, obj: dict, raw: bytes, rx_arrival: float | None, topic: str | None):
+        v = obj.get("v")
+        if v != 1 or type(v) is not int:
+            if v is None:
+                raise _Bad("missing_field", "field 'v' is missing")
+            raise _Bad("bad_version", f"protocol version {str(v)[:20]!r} is not 1")
+        kind = obj.get("kind")
+        if kind is None:
+            raise _Bad("missing_field", "field 'kind' is missing")
+        t = _time(obj, "t")
+        if "rx" in obj:
+            rx = _time(obj, "rx")
+        elif rx_arrival is not None:
+            rx = rx_arrival
+        else:
+            raise _Bad("missing_field", "field 'rx' is missing (a replay file must carry it)")
+        if t - rx > FUTURE_LIMIT_S:
+            raise _Bad("t_in_future", f"t is {t - rx:.0f} s after rx (limit {FUTURE_LIMIT_S:.0f} s)")
+        if kind == "heartbeat":
+            gw = obj.get("gateway")
+            if gw is None:
+                raise _Bad("missing_field", "field 'gateway' is missing")
+            if type(gw) is not str or not gw or len(gw) > 128:
+                raise _Bad("bad_type", "field 'gateway' must be a non-empty string of at most 128 characters")
+            return Heartbeat(gw, t, rx)
+        if kind != "fix" and kind != "event":
+            raise _Bad("bad_kind", f"kind {str(kind)[:20]!r} is not fix, event or heartbeat")
+        device = obj.get("device")
+        if device is None:
+            raise _Bad("missing_field", "field 'device' is missing")
+        if type(device) is not str or not _DEVICE_RE.fullmatch(device):
+            raise _Bad("bad_device", f"device id {str(device)[:70]!r} is not [A-Za-z0-9_.-]{{1,64}}")
+        seq = obj.get("seq")
+        if seq is None:
+            raise _Bad("missing_field", "field 'seq' is missing", device)
+        if type(seq) is not int:
+            raise _Bad("bad_type", "field 'seq' must be an integer", device)
+        if seq < 0:
+            raise _Bad("bad_seq", f"seq {seq} is negative", device)
+        if topic is not None:
+            parts = topic.split("/")
+            if len(parts) == 4 and parts[0] == "em" and parts[1] == "v1":
+                if parts[2] != kind or parts[3] != device:
+                    raise _Bad("topic_mismatch", f"topic {topic[:100]!r} does not match kind {kind!r} device {device!r}", device)
+        known = self._known
+        if known is not None:
+            if callable(known):
+                known = known()
+            if device not in known:
+                raise _Bad("unknown_device", f"device {device!r} is in no offender's record", device)
+        if kind == "fix":
+            try:
+                return self._fix(obj, device, seq, t, rx)
+            except _Bad as b:
+                b.device = device
+                raise
+        etype = obj.get("type")
+        if etype is None:
+            raise _Bad("missing_field", "field 'type' is missing", device)
+        if etype not in EVENT_TYPES:
+            raise _Bad("bad_event_type", f"event type {str(etype)[:40]!r} is not one the spec names", device)
+        detail = obj.get("detail")
+        if detail is not None and type(detail) is not str:
+            raise _Bad("bad_type", "field 'detail' must be a string", device)
+        return Event(device, seq, t, rx, etype, detail[:1000] if detail else None)
+
+    @staticmethod
+    def _fix(obj: dict, device: str, seq: int, t: float, rx: float) -> Fix:
+        lat = _num(obj, "lat")
+        if not -90.0 <= lat <= 90.0:
+            raise _Bad("lat_out_of_range", f"lat {lat} is outside ±90")
+        lon = _num(obj, "lon")
+        if not -180.0 <= lon <= 180.0:
+            raise _Bad("lon_out_of_range", f"lon {lon} is outside ±180")
+        acc = _num(obj, "acc")
+        if not acc > 0.0 or acc > 1e6:
+            raise _Bad("acc_out_of_range", f"acc {acc} must be > 0 metres (and at most 1,000 km)")
+        src = obj.get("src")
+        if src is None:
+            raise _Bad("missing_field", "field 'src' is missing")
+        if src not in FIX_SOURCES:
+            raise _Bad("bad_value", f"src {str(src)[:20]!r} is not gps, wifi or cell")
+        spd = hdg = batt = None
+        sats = None
+        if len(obj) > 9:  # optional fields present
+            spd = _num(obj, "spd", False)
+            if spd is not None and not 0.0 <= spd <= 1000.0:
+                raise _Bad("bad_value", f"spd {spd} is outside 0–1000 m/s")
+            hdg = _num(obj, "hdg", False)
+            if hdg is not None and not 0.0 <= hdg <= 360.0:
+                raise _Bad("bad_value", f"hdg {hdg} is outside 0–360 degrees")
+            sats = obj.get("sats")
+            if sats is not None and (type(sats) is not int or not 0 <= sats <= 1000):
+                raise _Bad("bad_value", "sats must be a whole number 0–1000")
+            batt = _num(obj, "batt", False)
+            if batt is not None and not 0.0 <= batt <= 1.0:
+                raise _Bad("batt_out_of_range", f"batt {batt} is outside 0–1")
+        return Fix(device, seq, t, rx, lat, lon, acc, src, spd, hdg, sats, batt)
+
+
+class SequenceTracker:
+    """Per-tag sequence numbers: a repeat is a duplicate (dropped), a jump forward is a gap.
+
+    Remembers the last ``window`` seqs of each tag, enough for a tag's buffered upload after a
+    long coverage gap to be told apart from retransmissions.
+    """
+
+    def __init__(self, window: int = 4096):
+        self.window = window
+        self._seen: dict[str, tuple[set, deque]] = {}
+        self.highest: dict[str, int] = {}
+        self.gaps: dict[str, int] = {}
+
+    def is_duplicate(self, device: str, seq: int) -> bool:
+        entry = self._seen.get(device)
+        if entry is None:
+            entry = self._seen[device] = (set(), deque())
+        seen, order = entry
+        if seq in seen:
+            return True
+        seen.add(seq)
+        order.append(seq)
+        if len(order) > self.window:
+            seen.discard(order.popleft())
+        hi = self.highest.get(device)
+        if hi is None:
+            self.highest[device] = seq
+        elif seq > hi:
+            if seq > hi + 1:
+                self.gaps[device] = self.gaps.get(device, 0) + (seq - hi - 1)
+            self.highest[device] = seq
+        elif hi - seq <= self.window:
+            # a late arrival fills part of a gap counted before
+            if self.gaps.get(device):
+                self.gaps[device] -= 1
+        return False
+
+    def snapshot(self) -> dict:
+        return {d: {"seen": list(o), "highest": self.highest.get(d), "gaps": self.gaps.get(d, 0)}
+                for d, (_, o) in self._seen.items()}
+
+    def restore(self, snap: dict) -> None:
+        for d, s in snap.items():
+            order = deque(s["seen"])
+            self._seen[d] = (set(order), order)
+            if s.get("highest") is not None:
+                self.highest[d] = s["highest"]
+            self.gaps[d] = s.get("gaps", 0)

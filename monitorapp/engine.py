@@ -1,0 +1,473 @@
+"""The monitoring engine: decoded feed messages in, alerts out (spec §4).
+
+One ``Engine`` holds a caseload, the per-tag state and every alert. It is driven by two calls:
+``submit`` (a message arrives) and ``advance`` (the processing clock moves). The processing clock
+is injected: a replay drives it from each message's ``rx``, the live monitor from the wall
+clock, tests from whatever they like. Timers (signal lost, feed lost, curfew grace and window
+edges, appointment end) fire at their due time on that clock, in due order, even when the
+clock jumps from one ``rx`` to the next.
+
+Rules (breach confirmation is in ``monitorapp.rules``):
+
+* ``exclusion_entered`` (critical): confirmed inside an exclusion zone while its schedule is
+  active. Cleared when confirmed outside again or the schedule ends.
+* ``curfew_absent`` (high): confirmed outside the curfew zone while the curfew is active; the
+  absence starts at the first outside fix of the confirming run, or at the window start if the
+  tag was already out; raised when the absence has lasted ``grace_s`` (a timer). Cleared when
+  confirmed home or the window ends.
+* ``appointment_missed`` (medium): at ``end + grace_s``, no fix with ``t`` in [start, end]
+  plausibly inside the zone (signed depth ≥ −acc). It is a fact about the past, not an ongoing
+  condition, so it is raised and cleared at once; the operator still acknowledges and closes it.
+* ``strap_tamper`` (critical): a ``strap_tamper``/``case_tamper`` event; cleared by
+  ``strap_restored``.
+* ``signal_lost`` (high): no message from a tag for ``max(300, 3 × fix_interval_s)``; start is
+  the measurement time of its last message (or the engine's start for a tag never heard).
+  Cleared by the next message. While ``feed_lost`` is active no tag raises it, and after the
+  feed returns every tag's count starts again from the recovery.
+* ``battery_low`` (low): an event, or ``batt`` < 0.15; once per discharge, re-armed (and
+  cleared) above 0.30 or when charging starts.
+* ``feed_lost`` (critical): no message at all for 60 s; one system alert; cleared by the next.
+
+One cause, one alert: at most one active alert per (type, offender, requirement). If the
+same cause comes back within ``REACTIVATE_WITHIN_S`` of clearing, the cleared alert is
+re-activated (its count goes up) rather than a new one raised, so a tag lingering on a
+boundary does not flood the queue. Alert ids are derived from (type, offender, requirement,
+start), so a replay gives the same ids on every run.
+
+An alert is ``late`` when the message that decided it reached us more than ``LATE_AFTER_S``
+after it was measured (a buffered upload after a coverage gap).
+
+Out-of-order fixes of a tag are inserted into its evidence in measurement order and the
+decision is re-taken; a fix older than the tag's last four informative fixes for a zone is
+kept (and stored) but cannot change a decision that newer fixes have made.
+
+Events ``gps_jamming``, ``device_fault``, ``power_off`` and ``charging_stopped`` raise no alert
+of their own (the spec names none); they are kept in the tag's state and shown to operators.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+
+from monitorapp import rules
+from monitorapp.alerts import PRIORITY, Alert, alert_id
+from monitorapp.caseload import Caseload, Offender, Requirement, Zone, parse_caseload
+from monitorapp.decoder import FixDecoder, SequenceTracker
+from monitorapp.geo import Projector, ZoneShape
+from monitorapp.messages import Event, FeedCounters, Fix, Heartbeat, Rejection
+from monitorapp.schedule import Schedule
+from monitorapp.timeutil import fmt_time
+from monitorapp.zonerules import AppointmentRule, CurfewRule, ExclusionRule
+
+FEED_LOST_S = 60.0
+SIGNAL_MIN_S = 300.0
+LATE_AFTER_S = 60.0
+REACTIVATE_WITHIN_S = 600.0
+BATT_LOW, BATT_REARM = 0.15, 0.30
+
+
+class TagState:
+    """What the engine knows of one tag."""
+
+    __slots__ = ("device", "offender", "threshold", "last_rx", "last_msg_t", "last_fix", "last_t",
+                 "batt", "batt_armed", "timer_pending", "events", "rules")
+
+    def __init__(self, device: str, offender: Offender):
+        self.device = device
+        self.offender = offender
+        self.threshold = max(SIGNAL_MIN_S, 3.0 * offender.fix_interval_s)
+        self.last_rx: float | None = None       # processing time of its last message
+        self.last_msg_t: float | None = None    # measurement time of its last message
+        self.last_fix: Fix | None = None        # latest by t
+        self.last_t = -math.inf
+        self.batt: float | None = None
+        self.batt_armed = True
+        self.timer_pending = False
+        self.events: list[tuple[float, str]] = []   # recent events (t, type)
+        self.rules: list = []
+
+
+class Engine:
+    def __init__(self, caseload: Caseload, start: float | None = None, state: dict | None = None):
+        self.caseload = caseload
+        self.counters = FeedCounters()
+        self.alerts: dict[str, Alert] = {}
+        self._active: dict[tuple, Alert] = {}
+        self._last_cleared: dict[tuple, Alert] = {}
+        self._listeners: dict[str, list] = {k: [] for k in ("alert", "fix", "event", "rejected", "position")}
+        self._heap: list = []
+        self._tiebreak = itertools.count()
+        self.now: float | None = None
+        self.origin: float | None = None
+        self.last_rx_any: float | None = None
+        self.feed_recovered_at: float | None = None
+        self._feed_timer = False
+        self.seqs = SequenceTracker()
+        self.tags: dict[str, TagState] = {}
+        self.zone_versions: dict[str, int] = {}
+        self.zone_shapes: dict[str, ZoneShape] = {}
+        self._edited_zones: dict[str, dict] = {}
+        self._edited_reqs: dict[str, list] = {}
+        pts = []
+        for z in caseload.zones.values():
+            pts.extend(_zone_points(z.geometry))
+        self.projector = Projector(pts)
+        self.decoder = FixDecoder(self.tags)
+        for z in caseload.zones.values():
+            self._install_zone(z)
+        for off in caseload.offenders.values():
+            self._install_offender(off)
+        if state is not None:
+            from monitorapp.enginestate import restore
+            restore(self, state)
+        elif start is not None:
+            self._start_clock(start)
+
+    # ------------------------------------------------------------------ set-up
+    def _install_zone(self, z: Zone) -> None:
+        self.zone_versions[z.id] = max(self.zone_versions.get(z.id, 0), z.version)
+        self.zone_shapes[z.id] = ZoneShape(z.id, z.geometry, z.radius_m, self.projector)
+
+    def _install_offender(self, off: Offender) -> None:
+        tag = self.tags.get(off.device)
+        if tag is None:
+            tag = self.tags[off.device] = TagState(off.device, off)
+        tag.offender = off
+        tag.rules = []
+        tz = self.caseload.tz
+        for req in off.requirements:
+            shape = self.zone_shapes.get(req.zone)
+            if shape is None:
+                continue
+            if req.type == "exclusion":
+                sched = Schedule(req.schedule, tz) if req.schedule else None
+                tag.rules.append(ExclusionRule(self, off, req, shape, sched))
+            elif req.type == "curfew":
+                tag.rules.append(CurfewRule(self, off, req, shape, Schedule(req.schedule, tz)))
+            elif req.type == "appointment":
+                tag.rules.append(AppointmentRule(self, off, req, shape))
+
+    def _start_clock(self, t: float) -> None:
+        self.origin = self.now = t
+        for tag in self.tags.values():
+            self._arm_signal(tag)
+        for tag in self.tags.values():
+            for r in tag.rules:
+                r.start(t)
+
+    def add_listener(self, on_alert=None, on_fix=None, on_event=None, on_rejected=None, on_position=None):
+        for k, cb in (("alert", on_alert), ("fix", on_fix), ("event", on_event),
+                      ("rejected", on_rejected), ("position", on_position)):
+            if cb is not None:
+                self._listeners[k].append(cb)
+
+    # ------------------------------------------------------------------ timers
+    def schedule(self, due: float, target, token=None) -> None:
+        """Call ``target.on_timer(due, token)`` when the processing clock reaches ``due``."""
+        heapq.heappush(self._heap, (due, next(self._tiebreak), target, token))
+
+    def advance(self, now: float) -> None:
+        """Move the processing clock to ``now`` (never backwards), firing due timers in order."""
+        if self.now is None:
+            self._start_clock(now)
+            return
+        if now < self.now:
+            return
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            due, _, target, token = heapq.heappop(heap)
+            if due > self.now:
+                self.now = due
+            target.on_timer(due, token)
+        self.now = now
+
+    def _arm_signal(self, tag: TagState) -> None:
+        if not tag.timer_pending:
+            tag.timer_pending = True
+            self.schedule(self._signal_due(tag), _SignalTimer(self, tag))
+
+    def _signal_due(self, tag: TagState) -> float:
+        base = tag.last_rx if tag.last_rx is not None else self.origin
+        if self.feed_recovered_at is not None and self.feed_recovered_at > base:
+            base = self.feed_recovered_at
+        return base + tag.threshold
+
+    def on_timer(self, due: float, token) -> None:      # the feed timer
+        self._feed_timer = False
+        actual = self.last_rx_any + FEED_LOST_S
+        if actual > due:
+            self._feed_timer = True
+            self.schedule(actual, self)
+            return
+        if ("feed_lost", None, None) not in self._active:
+            self.raise_alert("feed_lost", None, None, None, self.last_rx_any, due, False,
+                             {"last_message_rx": fmt_time(self.last_rx_any), "silence_s": FEED_LOST_S})
+
+    def feed_is_lost(self) -> bool:
+        return ("feed_lost", None, None) in self._active
+
+    # ------------------------------------------------------------------ input
+    def submit(self, raw: bytes | str, rx: float | None = None, topic: str | None = None):
+        """Decode and process one v1 message. ``rx`` is the arrival time live (the processing
+        clock); in a replay leave it None and the message's own ``rx`` is used. Never raises."""
+        msg = self.decoder.decode(raw, rx, topic)
+        return self.submit_message(msg, rx)
+
+    def submit_message(self, msg, now: float | None = None):
+        if now is None:
+            now = msg.rx
+        if now != now:  # a rejection without any time: process at the current clock
+            now = self.now if self.now is not None else 0.0
+        self.advance(now)
+        c = self.counters
+        c.messages += 1
+        kind = msg.kind
+        if kind == "rejected":
+            c.rejected += 1
+            c.rejected_by_reason[msg.reason] = c.rejected_by_reason.get(msg.reason, 0) + 1
+            for cb in self._listeners["rejected"]:
+                cb(msg)
+            return msg
+        self._heard(self.now)
+        if kind == "heartbeat":
+            c.heartbeats += 1
+            return msg
+        tag = self.tags[msg.device]
+        if self.seqs.is_duplicate(msg.device, msg.seq):
+            c.duplicates += 1
+            if kind == "fix":
+                for cb in self._listeners["fix"]:
+                    cb(msg, False)
+            return msg
+        tag.last_rx = self.now
+        if tag.last_msg_t is None or msg.t > tag.last_msg_t:
+            tag.last_msg_t = msg.t
+        sig = self._active.get(("signal_lost", tag.offender.id, None))
+        if sig is not None:
+            self.clear_alert(sig, self.now)
+        if not tag.timer_pending:
+            self._arm_signal(tag)
+        if kind == "fix":
+            c.fixes += 1
+            self._fix(tag, msg)
+        else:
+            c.events += 1
+            self._event(tag, msg)
+        return msg
+
+    def _heard(self, now: float) -> None:
+        self.last_rx_any = now
+        fl = self._active.get(("feed_lost", None, None))
+        if fl is not None:
+            self.clear_alert(fl, now)
+            self.feed_recovered_at = now
+            for tag in self.tags.values():
+                self._arm_signal(tag)
+        if not self._feed_timer:
+            self._feed_timer = True
+            self.schedule(now + FEED_LOST_S, self)
+
+    def _fix(self, tag: TagState, fix: Fix) -> None:
+        in_order = fix.t >= tag.last_t
+        if in_order:
+            tag.last_t = fix.t
+            tag.last_fix = fix
+        for r in tag.rules:
+            r.on_fix(fix)
+        if in_order and fix.batt is not None:
+            self._battery(tag, fix.batt, fix.t, fix)
+        for cb in self._listeners["fix"]:
+            cb(fix, True)
+        if in_order:
+            for cb in self._listeners["position"]:
+                cb(tag.device, fix)
+
+    def _battery(self, tag: TagState, batt: float | None, t: float, source, low_event=False) -> None:
+        """``source`` is the Fix that reported ``batt``, or the evidence dict of an event."""
+        if batt is not None:
+            tag.batt = batt
+        if (low_event or (batt is not None and batt < BATT_LOW)) and tag.batt_armed:
+            tag.batt_armed = False
+            evidence = dict(source) if isinstance(source, dict) else {"fix": _fix_evidence(source)}
+            evidence["batt"] = batt
+            self.raise_alert("battery_low", tag.offender, tag.device, None, t, self.now,
+                             self.now - t > LATE_AFTER_S, evidence)
+        elif batt is not None and batt > BATT_REARM and not tag.batt_armed:
+            self._rearm_battery(tag)
+
+    def _rearm_battery(self, tag: TagState) -> None:
+        tag.batt_armed = True
+        a = self._active.get(("battery_low", tag.offender.id, None))
+        if a is not None:
+            self.clear_alert(a, self.now)
+
+    def _event(self, tag: TagState, ev: Event) -> None:
+        tag.events.append((ev.t, ev.type))
+        del tag.events[:-20]
+        et = ev.type
+        evidence = {"event": {"type": et, "t": fmt_time(ev.t), "rx": fmt_time(ev.rx), "seq": ev.seq,
+                              "detail": ev.detail}}
+        late = self.now - ev.t > LATE_AFTER_S
+        if et in ("strap_tamper", "case_tamper"):
+            self.raise_alert("strap_tamper", tag.offender, tag.device, None, ev.t, self.now, late, evidence)
+        elif et == "strap_restored":
+            a = self._active.get(("strap_tamper", tag.offender.id, None))
+            if a is not None:
+                self.clear_alert(a, self.now)
+        elif et in ("battery_low", "battery_critical"):
+            self._battery(tag, None, ev.t, evidence, low_event=True)
+        elif et == "charging_started":
+            self._rearm_battery(tag)
+        for cb in self._listeners["event"]:
+            cb(ev)
+
+    # ------------------------------------------------------------------ alerts
+    def raise_alert(self, type_: str, offender: Offender | None, device: str | None,
+                    req: Requirement | None, start: float, raised_at: float, late: bool,
+                    evidence: dict) -> Alert:
+        oid = offender.id if offender else None
+        rid = req.id if req else None
+        key = (type_, oid, rid)
+        a = self._active.get(key)
+        if a is not None:
+            return a
+        prev = self._last_cleared.get(key)
+        aid = alert_id(type_, oid, rid, start)
+        existing = self.alerts.get(aid)
+        if existing is None and prev is not None and raised_at - prev.cleared_at <= REACTIVATE_WITHIN_S:
+            existing = prev
+        if existing is not None:
+            existing.state = "active"
+            existing.cleared_at = None
+            existing.reactivations += 1
+            self._active[key] = existing
+            self._emit(existing, "reactivated")
+            return existing
+        zone = req.zone if req else None
+        a = Alert(aid, type_, PRIORITY[type_], oid, device, rid, zone, start, raised_at, late, evidence,
+                  zone_version=self.zone_versions.get(zone) if zone else None)
+        self.alerts[aid] = a
+        self._active[key] = a
+        self.counters.alerts += 1
+        self._emit(a, "raised")
+        return a
+
+    def clear_alert(self, a: Alert, at: float) -> None:
+        key = (a.type, a.offender, a.requirement)
+        if self._active.get(key) is a:
+            del self._active[key]
+        a.state = "cleared"
+        a.cleared_at = at
+        self._last_cleared[key] = a
+        self._emit(a, "cleared")
+
+    def active_alert(self, type_: str, offender_id: str | None, requirement_id: str | None) -> Alert | None:
+        return self._active.get((type_, offender_id, requirement_id))
+
+    def open_alerts(self) -> list[Alert]:
+        return list(self._active.values())
+
+    def _emit(self, a: Alert, change: str) -> None:
+        for cb in self._listeners["alert"]:
+            cb(a, change)
+
+    # ------------------------------------------------------------------ edits
+    def update_zone(self, feature: dict) -> int:
+        """Apply a new or edited zone (a GeoJSON Feature with an id); return its new version.
+        Raises CaseloadError if the feature is not a valid zone."""
+        zid = feature.get("id")
+        doc = {"version": 1, "tz": self.caseload.tz,
+               "zones": {"type": "FeatureCollection", "features": [feature]}, "offenders": []}
+        zone = parse_caseload(doc, "zone").zones[zid]
+        zone.version = self.zone_versions.get(zid, 0) + 1
+        self.caseload.zones[zid] = zone
+        self._install_zone(zone)
+        self._edited_zones[zid] = zone.feature()
+        self._reinstall_rules_using(zid)
+        return zone.version
+
+    def remove_zone(self, zone_id: str) -> None:
+        self.caseload.zones.pop(zone_id, None)
+        self.zone_shapes.pop(zone_id, None)
+        self.zone_versions[zone_id] = self.zone_versions.get(zone_id, 0) + 1
+        self._edited_zones[zone_id] = None
+        self._reinstall_rules_using(zone_id)
+
+    def set_requirements(self, offender_id: str, requirements: list[dict]) -> None:
+        """Replace an offender's requirements (spec §3 dicts); raises CaseloadError if invalid."""
+        off = self.caseload.offenders[offender_id]
+        doc = {"version": 1, "tz": self.caseload.tz,
+               "zones": {"type": "FeatureCollection",
+                         "features": [z.feature() for z in self.caseload.zones.values()]},
+               "offenders": [dict(off.raw, requirements=requirements)]}
+        new = parse_caseload(doc, f"offender {offender_id}").offenders[offender_id]
+        off.requirements = new.requirements
+        off.raw = new.raw
+        self._edited_reqs[offender_id] = requirements
+        self._install_offender(off)
+        if self.now is not None:
+            for r in self.tags[off.device].rules:
+                r.start(self.now)
+
+    def _reinstall_rules_using(self, zone_id: str) -> None:
+        for off in self.caseload.offenders.values():
+            if any(r.zone == zone_id for r in off.requirements):
+                old = {r.req.id: r for r in self.tags[off.device].rules}
+                self._install_offender(off)
+                for r in self.tags[off.device].rules:
+                    prev = old.get(r.req.id)
+                    if prev is not None:
+                        r.inherit(prev)
+                    if self.now is not None:
+                        r.start(self.now)
+
+    # ------------------------------------------------------------------ state
+    def snapshot(self) -> dict:
+        from monitorapp.enginestate import snapshot
+        return snapshot(self)
+
+
+class _SignalTimer:
+    __slots__ = ("engine", "tag")
+
+    def __init__(self, engine: Engine, tag: TagState):
+        self.engine, self.tag = engine, tag
+
+    def on_timer(self, due: float, token) -> None:
+        eng, tag = self.engine, self.tag
+        tag.timer_pending = False
+        actual = eng._signal_due(tag)
+        if actual > due:
+            tag.timer_pending = True
+            eng.schedule(actual, self)
+            return
+        if eng.feed_is_lost():
+            return  # re-armed for every tag when the feed comes back
+        key = ("signal_lost", tag.offender.id, None)
+        if key in eng._active:
+            return
+        start = tag.last_msg_t if tag.last_msg_t is not None else eng.origin
+        ev = {"silence_s": tag.threshold, "last_rx": fmt_time(tag.last_rx) if tag.last_rx is not None else None}
+        if tag.last_fix is not None:
+            ev["last_fix"] = _fix_evidence(tag.last_fix)
+        eng.raise_alert("signal_lost", tag.offender, tag.device, None, start, due, False, ev)
+
+
+def _fix_evidence(f: Fix, depth: float | None = None) -> dict:
+    d = {"t": fmt_time(f.t), "rx": fmt_time(f.rx), "seq": f.seq, "lat": f.lat, "lon": f.lon, "acc": f.acc}
+    if depth is not None:
+        d["depth_m"] = round(depth, 1)
+    return d
+
+
+def _zone_points(g: dict) -> list[tuple[float, float]]:
+    t = g.get("type")
+    c = g.get("coordinates")
+    if t == "Point":
+        return [(c[0], c[1])]
+    if t == "Polygon":
+        return [(p[0], p[1]) for ring in c for p in ring]
+    if t == "MultiPolygon":
+        return [(p[0], p[1]) for poly in c for ring in poly for p in ring]
+    return []
