@@ -1,0 +1,124 @@
+"""Operator handling of alerts (spec §4): acknowledge, close, shelve, unshelve.
+
+Every step appends a record to the hash-chained acknowledgement log and updates the alert's
+current handling state in the same transaction. The functions here run inside the store
+writer's transaction (``StoreWriter.call``); a refused step raises :class:`HandlingError` and
+is rolled back alone.
+
+Handling states: ``unacknowledged`` → ``acknowledged`` (with an action code and a note) →
+``closed``. ``shelved`` (with a reason and an expiry) hides an alert until the expiry or an
+``unshelve``; it then returns to the state it had. A closed alert takes no further steps.
+"""
+from __future__ import annotations
+
+import math
+import sqlite3
+
+from localdb import hashchain
+
+ACTION_CODES = ("contacted_subject", "contacted_probation", "police_informed",
+                "false_alarm_gps", "device_fault", "other")
+HANDLING_STATES = ("unacknowledged", "acknowledged", "shelved", "closed")
+
+
+class HandlingError(ValueError):
+    """An operator step that is not allowed (unknown alert, wrong state, missing field)."""
+
+
+def _require_text(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise HandlingError(f"{what} is required")
+    return value.strip()
+
+
+def current(conn: sqlite3.Connection, alert_id: str) -> dict:
+    if conn.execute("SELECT 1 FROM alerts WHERE alert_id=?", (alert_id,)).fetchone() is None:
+        raise HandlingError(f"no such alert: {alert_id}")
+    row = conn.execute("SELECT handling, acknowledged, shelved_until FROM alert_handling"
+                       " WHERE alert_id=?", (alert_id,)).fetchone()
+    if row is None:
+        return {"handling": "unacknowledged", "acknowledged": False, "shelved_until": None}
+    return {"handling": row[0], "acknowledged": bool(row[1]), "shelved_until": row[2]}
+
+
+def effective_handling(handling: str | None, acknowledged: bool, shelved_until: float | None,
+                       now: float) -> str:
+    """The handling state an operator sees: an expired shelving has ended by itself."""
+    if handling is None:
+        return "unacknowledged"
+    if handling == "shelved" and shelved_until is not None and shelved_until <= now:
+        return "acknowledged" if acknowledged else "unacknowledged"
+    return handling
+
+
+def _set(conn, alert_id, handling, operator, at, *, action_code=None, acknowledged=False,
+         reason=None, until=None) -> None:
+    conn.execute(
+        "INSERT INTO alert_handling (alert_id, handling, operator, at, action_code, acknowledged,"
+        " shelved_reason, shelved_until) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(alert_id) DO UPDATE"
+        " SET handling=excluded.handling, operator=excluded.operator, at=excluded.at,"
+        " action_code=coalesce(excluded.action_code, action_code),"
+        " acknowledged=max(acknowledged, excluded.acknowledged),"
+        " shelved_reason=excluded.shelved_reason, shelved_until=excluded.shelved_until",
+        (alert_id, handling, operator, at, action_code, 1 if acknowledged else 0, reason, until))
+
+
+def acknowledge(conn, alert_id: str, operator: str, action_code: str, note: str | None,
+                at: float) -> dict:
+    operator = _require_text(operator, "operator")
+    if action_code not in ACTION_CODES:
+        raise HandlingError(f"unknown action code {action_code!r}; one of {', '.join(ACTION_CODES)}")
+    if note is not None and not isinstance(note, str):
+        raise HandlingError("note must be text")
+    if action_code == "other" and not (note or "").strip():
+        raise HandlingError("action code 'other' needs a note saying what was done")
+    state = effective_handling(**current(conn, alert_id), now=at)
+    if state == "closed":
+        raise HandlingError(f"alert {alert_id} is closed")
+    row = hashchain.append(conn, "ack_log", {
+        "alert_id": alert_id, "at": at, "operator": operator, "action": "acknowledge",
+        "action_code": action_code, "note": note})
+    _set(conn, alert_id, "acknowledged", operator, at, action_code=action_code, acknowledged=True)
+    return row
+
+
+def close(conn, alert_id: str, operator: str, note: str | None, at: float) -> dict:
+    operator = _require_text(operator, "operator")
+    state = effective_handling(**current(conn, alert_id), now=at)
+    if state == "closed":
+        raise HandlingError(f"alert {alert_id} is already closed")
+    if state != "acknowledged":
+        raise HandlingError(f"alert {alert_id} must be acknowledged before it is closed")
+    row = hashchain.append(conn, "ack_log", {
+        "alert_id": alert_id, "at": at, "operator": operator, "action": "close", "note": note})
+    _set(conn, alert_id, "closed", operator, at, acknowledged=True)
+    return row
+
+
+def shelve(conn, alert_id: str, operator: str, reason: str, until: float, at: float) -> dict:
+    operator = _require_text(operator, "operator")
+    reason = _require_text(reason, "a reason for shelving")
+    if not isinstance(until, (int, float)) or not math.isfinite(until) or until <= at:
+        raise HandlingError("a shelving needs an expiry time in the future")
+    cur = current(conn, alert_id)
+    state = effective_handling(**cur, now=at)
+    if state == "closed":
+        raise HandlingError(f"alert {alert_id} is closed")
+    row = hashchain.append(conn, "ack_log", {
+        "alert_id": alert_id, "at": at, "operator": operator, "action": "shelve",
+        "reason": reason, "until": float(until)})
+    _set(conn, alert_id, "shelved", operator, at, acknowledged=cur["acknowledged"],
+         reason=reason, until=float(until))
+    return row
+
+
+def unshelve(conn, alert_id: str, operator: str, at: float) -> dict:
+    operator = _require_text(operator, "operator")
+    cur = current(conn, alert_id)
+    if effective_handling(**cur, now=at) != "shelved":
+        raise HandlingError(f"alert {alert_id} is not shelved")
+    row = hashchain.append(conn, "ack_log", {
+        "alert_id": alert_id, "at": at, "operator": operator, "action": "unshelve"})
+    back = "acknowledged" if cur["acknowledged"] else "unacknowledged"
+    _set(conn, alert_id, back, operator, at, acknowledged=cur["acknowledged"])
+    return row
