@@ -1,0 +1,167 @@
+/* The map page's entry points and its one QWebChannel bridge to Python (ui/mapview.py).
+ * Python calls EM.* functions with JSON arguments (json.dumps on the Python side); the page
+ * calls slots of the `bridge` object: pageReady (the handshake), batchApplied, zoneCreated,
+ * zoneEdited, zoneRemoved, markerClicked, mapClicked, jsError. */
+(function () {
+  'use strict';
+  const EM = (window.EM = window.EM || {});
+  EM.bridge = null;
+  EM.ready = false;
+  EM.errors = [];
+  EM.batches = 0;
+
+  EM.emit = function (slot) {
+    const args = Array.prototype.slice.call(arguments, 1);
+    if (EM.bridge && typeof EM.bridge[slot] === 'function') EM.bridge[slot].apply(EM.bridge, args);
+  };
+
+  window.addEventListener('error', function (ev) {
+    const text = (ev.message || 'error') + ' at ' + (ev.filename || '?') + ':' + (ev.lineno || 0);
+    EM.errors.push(text);
+    EM.emit('jsError', text);
+  });
+
+  const DRAW_SHAPES = { polygon: 'Polygon', rectangle: 'Rectangle', circle: 'Circle' };
+
+  EM.init = function (map, options) {
+    EM.map = map;
+    EM.theme = options.theme === 'dark' ? 'dark' : 'light';
+    map.attributionControl.setPrefix(false);
+    EM.basemap.init(map, options);
+    EM.layers.init(map, options);
+    EM.initDrawing(map);
+    map.on('click', function (e) {
+      if (map.pm && (map.pm.globalDrawModeEnabled() || map.pm.globalRemovalModeEnabled())) return;
+      EM.emit('mapClicked', e.latlng.lat, e.latlng.lng);
+    });
+    EM.setTheme(EM.theme);
+    if (typeof QWebChannel === 'undefined' || !window.qt || !qt.webChannelTransport) {
+      EM.errors.push('Qt WebChannel is not available');
+      console.error('Qt WebChannel is not available: the page runs without its bridge');
+      return;
+    }
+    new QWebChannel(qt.webChannelTransport, function (channel) {
+      EM.bridge = channel.objects.bridge;
+      EM.ready = true;
+      EM.bridge.pageReady(JSON.stringify({
+        leaflet: L.version, geoman: !!(L.PM && map.pm), sinceNavigationMs: performance.now(),
+      }));
+    });
+  };
+
+  // ---- Geoman: drawing, editing, deleting zones ----
+  EM.initDrawing = function (map) {
+    if (!map.pm) { EM.errors.push('Leaflet-Geoman did not load'); return; }
+    map.pm.setGlobalOptions({ snappable: false, allowSelfIntersection: false,
+      templineStyle: { color: '#3d4650' }, hintlineStyle: { color: '#3d4650', dashArray: '5 5' },
+      pathOptions: { color: '#3d4650', weight: 2, fillOpacity: 0.08, dashArray: '4 4' } });
+    map.pm.addControls({ position: 'topleft', drawMarker: false, drawCircleMarker: false,
+      drawPolyline: false, drawText: false, cutPolygon: false, rotateMode: false,
+      dragMode: false, drawPolygon: true, drawRectangle: true, drawCircle: true,
+      editMode: true, removalMode: true });
+    map.on('pm:create', function (e) {
+      const layer = e.layer;
+      map.removeLayer(layer);
+      EM.layers.drafts.addLayer(layer);
+      const shape = String(e.shape || '').toLowerCase();
+      EM.emit('zoneCreated', JSON.stringify(EM.layers.toFeature(layer, { shape: shape })));
+    });
+    map.on('pm:remove', function (e) {
+      const f = e.layer && e.layer.feature;
+      if (!f) return;
+      const id = String(f.id != null ? f.id : f.properties.id);
+      if (EM.layers.zones.get(id) === e.layer) {
+        EM.layers.zones.delete(id);
+        EM.emit('zoneRemoved', id);
+      }
+    });
+    map.on('layeradd', function (e) {     // every zone layer reports its edits
+      const layer = e.layer;
+      if (!layer.feature || layer._emEditHooked || !layer.pm) return;
+      layer._emEditHooked = true;
+      layer.on('pm:edit', function () { EM.zoneEdited(layer); });
+    });
+  };
+
+  EM.zoneEdited = function (layer) {
+    const props = Object.assign({}, layer.feature.properties);
+    const f = EM.layers.toFeature(layer, props);
+    if (layer.feature.id != null) f.id = layer.feature.id;
+    layer.feature = f;
+    EM.emit('zoneEdited', JSON.stringify(f));
+  };
+
+  EM.startDrawing = function (shape) {
+    const pmShape = DRAW_SHAPES[shape];
+    if (!pmShape) throw new Error('unknown shape ' + shape);
+    EM.map.pm.enableDraw(pmShape);
+  };
+
+  EM.enableEditing = function (zoneId) {
+    const layer = EM.layers.zones.get(String(zoneId));
+    if (!layer) return false;
+    for (const other of EM.layers.zones.values()) if (other !== layer && other.pm) other.pm.disable();
+    layer.pm.enable({ allowSelfIntersection: false });
+    return true;
+  };
+
+  EM.stopEditing = function () {
+    if (!EM.map.pm) return;
+    EM.map.pm.disableDraw();
+    for (const layer of EM.layers.zones.values()) if (layer.pm && layer.pm.enabled()) layer.pm.disable();
+  };
+
+  // ---- the API Python calls ----
+  EM.applyMarkers = function (rows, removed) {
+    const t0 = performance.now();
+    EM.layers.applyMarkers(rows);
+    if (removed && removed.length) EM.layers.removeMarkers(removed);
+    EM.layers.flush();
+    const ms = performance.now() - t0;
+    EM.batches += 1;
+    EM.emit('batchApplied', ms, rows.length);
+    return ms;
+  };
+
+  EM.setZones = function (features) { EM.layers.setZones(features); EM.layers.flush(); };
+  EM.clearDrafts = function () { EM.layers.drafts.clearLayers(); };
+  EM.select = function (args) { EM.layers.select(args); EM.layers.flush(); };
+  EM.panTo = function (lat, lon, zoom) {
+    if (zoom == null) EM.map.panTo([lat, lon]); else EM.map.setView([lat, lon], zoom);
+  };
+  EM.setBasemap = function (spec) { EM.basemap.set(spec); };
+
+  EM.setTheme = function (theme) {
+    EM.theme = theme === 'dark' ? 'dark' : 'light';
+    document.body.classList.remove('theme-light', 'theme-dark');
+    document.body.classList.add('theme-' + EM.theme);
+    EM.basemap.restyle();
+    EM.layers.restyleAll();
+    EM.layers.flush();
+  };
+
+  // A summary of what the page shows, for tests and diagnostics.
+  EM.state = function () {
+    const alerts = {};
+    for (const m of EM.layers.markers.values()) {
+      if (m.data.priority) alerts[m.data.device] = m.data.priority;
+    }
+    const zones = {};
+    for (const [id, layer] of EM.layers.zones) zones[id] = layer.feature.properties.kind || null;
+    const onMap = [];
+    EM.layers.markerGroup.eachLayer(function (l) { if (l._map) onMap.push(l); });
+    return {
+      ready: EM.ready, theme: EM.theme, basemap: EM.basemap.kind, tileErrors: EM.basemap.tileErrors,
+      markers: EM.layers.markers.size, markerLayersOnMap: onMap.length, alerts: alerts,
+      zones: zones, drafts: EM.layers.drafts.getLayers().length, selected: EM.layers.selected,
+      trail: EM.layers.trailCounts || null, batches: EM.batches, errors: EM.errors.slice(),
+      boroughLabels: document.querySelectorAll('.em-borough').length,
+      center: EM.map.getCenter(), zoom: EM.map.getZoom(),
+    };
+  };
+  EM.markerData = function (device) {
+    const m = EM.layers.markers.get(device);
+    return m ? Object.assign({}, m.data, { shape: m.layer.options.shape, fillColor: m.layer.options.fillColor,
+      ring: !!m.ring, tooltip: m.layer.getTooltip() ? m.layer.getTooltip().getContent() : null }) : null;
+  };
+})();

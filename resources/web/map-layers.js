@@ -1,0 +1,323 @@
+/* The map's live layers: tag markers (canvas, batched), zones (GeoJSON, editable with Geoman),
+ * and the selected tag's accuracy circle, last-fix age and trail.
+ * ISA-101: markers are grey; colour only for alerts, always backed by a shape, a "!" glyph and a
+ * text label (critical: red triangle with a ring, high: orange diamond with a ring, medium:
+ * yellow square, low: blue circle). Stale tags are hollow with a dashed outline. */
+(function () {
+  'use strict';
+  const EM = (window.EM = window.EM || {});
+
+  const PRIORITY = {
+    critical: { color: '#c62828', shape: 'triangle', radius: 11, ring: true, word: 'CRITICAL' },
+    high: { color: '#e07b00', shape: 'diamond', radius: 10, ring: true, word: 'HIGH' },
+    medium: { color: '#d6b400', shape: 'square', radius: 8, ring: false, word: 'MEDIUM' },
+    low: { color: '#2f6fb0', shape: 'circle', radius: 8, ring: false, word: 'LOW' },
+  };
+  EM.PRIORITY = PRIORITY;
+  const ZONE_STYLE = {
+    exclusion: { color: '#a8453f', dashArray: '7 5', fillOpacity: 0.10, word: 'EXCLUSION' },
+    curfew: { color: '#3f7d4e', dashArray: null, fillOpacity: 0.07, word: 'CURFEW' },
+    appointment: { color: '#4f6f91', dashArray: '2 5', fillOpacity: 0.06, word: 'APPOINTMENT' },
+  };
+
+  // A canvas marker drawn as a circle, triangle, diamond or square, with an optional glyph.
+  L.Canvas.include({
+    _updateShapeMarker: function (layer) {
+      if (!this._drawing || layer._empty()) { return; }
+      const p = layer._point, ctx = this._ctx, r = Math.max(Math.round(layer._radius), 1);
+      ctx.beginPath();
+      switch (layer.options.shape) {
+        case 'triangle':
+          ctx.moveTo(p.x, p.y - r * 1.15); ctx.lineTo(p.x + r, p.y + r * 0.75);
+          ctx.lineTo(p.x - r, p.y + r * 0.75); ctx.closePath(); break;
+        case 'diamond':
+          ctx.moveTo(p.x, p.y - r); ctx.lineTo(p.x + r, p.y); ctx.lineTo(p.x, p.y + r);
+          ctx.lineTo(p.x - r, p.y); ctx.closePath(); break;
+        case 'square':
+          ctx.rect(p.x - r * 0.85, p.y - r * 0.85, r * 1.7, r * 1.7); break;
+        default:
+          ctx.arc(p.x, p.y, r, 0, Math.PI * 2, false);
+      }
+      this._fillStroke(ctx, layer);
+      if (layer.options.glyph) {
+        ctx.globalAlpha = 1;
+        ctx.fillStyle = layer.options.glyphColor || '#fff';
+        ctx.font = 'bold ' + Math.round(r * 1.2) + 'px sans-serif';
+        ctx.textAlign = 'center'; ctx.textBaseline = 'middle';
+        ctx.fillText(layer.options.glyph, p.x, p.y + (layer.options.shape === 'triangle' ? r * 0.15 : 0) + 1);
+      }
+    },
+  });
+  const ShapeMarker = L.CircleMarker.extend({
+    options: { shape: 'circle', glyph: null, glyphColor: '#fff' },
+    _updatePath: function () { this._renderer._updateShapeMarker(this); },
+  });
+
+  function markerStyle(d) {
+    const pal = EM.pal();
+    const pr = d.priority && PRIORITY[d.priority];
+    if (pr) {
+      return { shape: pr.shape, radius: pr.radius, color: pal.select, weight: 1.5, opacity: 1,
+        fill: true, fillColor: pr.color, fillOpacity: 1, dashArray: null,
+        glyph: '!', glyphColor: d.priority === 'medium' ? '#1d1d1d' : '#ffffff' };
+    }
+    if (d.stale) {
+      return { shape: 'circle', radius: 5, color: pal.stale, weight: 1.5, opacity: 1,
+        fill: true, fillColor: pal.ground, fillOpacity: 0.6, dashArray: '2 2', glyph: null };
+    }
+    return { shape: 'circle', radius: 5, color: pal.markerEdge, weight: 1, opacity: 0.9,
+      fill: true, fillColor: pal.marker, fillOpacity: 0.95, dashArray: null, glyph: null };
+  }
+
+  function labelText(d) {
+    const pr = d.priority && PRIORITY[d.priority];
+    return (pr ? '! ' + pr.word + ' · ' : '') + (d.label || d.device) + (d.stale ? ' (stale)' : '');
+  }
+
+  EM.layers = {
+    markers: new Map(),    // device -> {layer, ring, data}
+    zones: new Map(),      // zone id -> layer (feature kept on layer.feature)
+    drafts: null,
+    selection: null,
+    selected: null,
+
+    init: function (map) {
+      this.map = map;
+      map.createPane('emZones').style.zIndex = 410;
+      map.createPane('emTrail').style.zIndex = 420;
+      map.createPane('emMarkers').style.zIndex = 630;
+      this.zoneRenderer = L.canvas({ pane: 'emZones', padding: 0.2 });
+      this.trailRenderer = L.canvas({ pane: 'emTrail', padding: 0.2 });
+      this.markerRenderer = L.canvas({ pane: 'emMarkers', padding: 0.2, tolerance: 4 });
+      this.markerGroup = L.layerGroup([], { pmIgnore: true }).addTo(map);
+      this.zoneGroup = L.featureGroup([], { pmIgnore: false }).addTo(map);
+      this.drafts = L.featureGroup([]).addTo(map);
+      this.selection = L.layerGroup([], { pmIgnore: true }).addTo(map);
+      this.ageTimer = setInterval(() => this.refreshAge(), 1000);
+    },
+
+    // rows: [device, lat, lon, acc, label, priority, stale, t] (compact: 5,000 tags a batch).
+    applyMarkers: function (rows) {
+      for (const r of rows) {
+        const d = { device: r[0], lat: r[1], lon: r[2], acc: r[3], label: r[4],
+          priority: r[5] || null, stale: !!r[6], t: r[7] };
+        if (!(Number.isFinite(d.lat) && Number.isFinite(d.lon))) continue;
+        const m = this.markers.get(d.device);
+        if (!m) {
+          const layer = new ShapeMarker([d.lat, d.lon], Object.assign(
+            { renderer: this.markerRenderer, pane: 'emMarkers', pmIgnore: true, bubblingMouseEvents: false },
+            markerStyle(d)));
+          layer.on('click', () => EM.emit('markerClicked', d.device));
+          layer.bindTooltip('', { direction: 'right', offset: [8, 0], className: 'em-tip' });
+          const entry = { layer: layer, data: d };
+          this.markers.set(d.device, entry);
+          this.styleMarker(entry, null);
+          layer.addTo(this.markerGroup);
+          if (d.priority) layer.bringToFront();
+          continue;
+        }
+        const old = m.data;
+        m.data = d;
+        if (old.lat !== d.lat || old.lon !== d.lon) m.layer.setLatLng([d.lat, d.lon]);
+        if (old.priority !== d.priority || old.stale !== d.stale || old.label !== d.label) {
+          this.styleMarker(m, old);
+        }
+        if (this.selected === d.device) this.moveSelection(d);
+      }
+    },
+
+    styleMarker: function (entry, old) {
+      const d = entry.data, layer = entry.layer;
+      L.setOptions(layer, markerStyle(d));
+      layer.setRadius(layer.options.radius);
+      layer.setStyle({});
+      layer.setTooltipContent(EM.escape(labelText(d)));
+      const wasAlert = !!(old && old.priority);
+      if (d.priority) {
+        // Alerts keep their label on screen: the colour is never the only cue.
+        layer.unbindTooltip();
+        layer.bindTooltip(EM.escape(labelText(d)), { permanent: true, direction: 'right',
+          offset: [12, 0], className: 'em-tip em-alert-tip em-' + d.priority });
+        if (!entry.ring && PRIORITY[d.priority].ring) {
+          entry.ring = L.circleMarker([d.lat, d.lon], { renderer: this.markerRenderer,
+            pane: 'emMarkers', radius: 17, fill: false, weight: 2.5, interactive: false, pmIgnore: true });
+          entry.ring.addTo(this.markerGroup);
+        }
+        layer.bringToFront();
+      } else if (wasAlert) {
+        layer.unbindTooltip();
+        layer.bindTooltip(EM.escape(labelText(d)), { direction: 'right', offset: [8, 0], className: 'em-tip' });
+      }
+      if (entry.ring && !(d.priority && PRIORITY[d.priority].ring)) {
+        this.markerGroup.removeLayer(entry.ring); entry.ring = null;
+      }
+      if (entry.ring) {
+        entry.ring.setLatLng([d.lat, d.lon]);
+        entry.ring.setStyle({ color: PRIORITY[d.priority].color, opacity: 0.9 });
+      }
+    },
+
+    restyleAll: function () {
+      for (const entry of this.markers.values()) this.styleMarker(entry, entry.data);
+      for (const layer of this.zones.values()) this.styleZone(layer);
+      if (this.selected) this.select(this.selectedArgs);
+    },
+
+    removeMarkers: function (devices) {
+      for (const dev of devices) {
+        const m = this.markers.get(dev);
+        if (!m) continue;
+        this.markerGroup.removeLayer(m.layer);
+        if (m.ring) this.markerGroup.removeLayer(m.ring);
+        this.markers.delete(dev);
+        if (this.selected === dev) this.select(null);
+      }
+    },
+
+    // Leaflet redraws canvases on the next animation frame; draw now so the batch time we
+    // report includes the painting, and hidden views stay current.
+    flush: function () {
+      for (const r of [this.markerRenderer, this.zoneRenderer, this.trailRenderer]) {
+        if (r._redrawRequest) { L.Util.cancelAnimFrame(r._redrawRequest); r._redraw(); }
+      }
+    },
+
+    // ---- zones ----
+    setZones: function (features) {
+      for (const layer of this.zones.values()) this.zoneGroup.removeLayer(layer);
+      this.zones.clear();
+      this.drafts.clearLayers();
+      for (const f of features) {
+        const layer = this.zoneLayer(f);
+        if (!layer) continue;
+        layer.feature = f;
+        this.zones.set(String(f.id != null ? f.id : f.properties.id), layer);
+        this.styleZone(layer);
+        layer.addTo(this.zoneGroup);
+      }
+    },
+
+    zoneLayer: function (f) {
+      const g = f && f.geometry;
+      if (!g) return null;
+      const opts = { renderer: this.zoneRenderer, pane: 'emZones' };
+      if (g.type === 'Point') {
+        const radius = Number((f.properties || {}).radius_m);
+        if (!(radius > 0)) return null;
+        return L.circle([g.coordinates[1], g.coordinates[0]], Object.assign({ radius: radius }, opts));
+      }
+      if (g.type === 'Polygon' || g.type === 'MultiPolygon') {
+        const rings = L.GeoJSON.coordsToLatLngs(g.coordinates, g.type === 'Polygon' ? 1 : 2);
+        return L.polygon(rings, opts);
+      }
+      return null;
+    },
+
+    styleZone: function (layer) {
+      const p = (layer.feature && layer.feature.properties) || {};
+      const st = ZONE_STYLE[p.kind] || ZONE_STYLE.appointment;
+      layer.setStyle({ color: st.color, weight: 2, opacity: 0.85, dashArray: st.dashArray,
+        fill: true, fillColor: st.color, fillOpacity: st.fillOpacity });
+      layer.unbindTooltip();
+      layer.bindTooltip(EM.escape(st.word + ' · ' + (p.name || p.id || '')), {
+        permanent: true, direction: 'center', className: 'em-zone-label em-zone-' + (p.kind || 'other') });
+    },
+
+    // GeoJSON of a zone layer: circles as a Point with properties.radius_m (spec §3).
+    toFeature: function (layer, properties) {
+      const props = Object.assign({}, properties || {});
+      let geometry;
+      if (layer instanceof L.Circle) {
+        const c = layer.getLatLng();
+        geometry = { type: 'Point', coordinates: [c.lng, c.lat] };
+        props.radius_m = Math.round(layer.getRadius() * 10) / 10;
+      } else {
+        geometry = layer.toGeoJSON(7).geometry;
+        delete props.radius_m;
+      }
+      const f = { type: 'Feature', geometry: geometry, properties: props };
+      if (props.id != null) f.id = props.id;
+      return f;
+    },
+
+    // ---- selection: accuracy circle, last-fix age, trail ----
+    select: function (args) {
+      this.selection.clearLayers();
+      this.selected = args ? args.device : null;
+      this.selectedArgs = args;
+      if (!args) return;
+      const pal = EM.pal();
+      const m = this.markers.get(args.device);
+      const trail = args.trail || [];
+      const last = trail.length ? trail[trail.length - 1] : null;
+      const here = m ? m.data : (last ? { lat: last.lat, lon: last.lon, acc: last.acc } : null);
+      this.clockOffset = (args.now != null ? args.now : Date.now() / 1000) - Date.now() / 1000;
+      this.lastFixT = m && m.data.t != null ? m.data.t : (last ? last.t : null);
+      this.drawTrail(trail, args.gapWarn || 120, args.gapBreak || 600, pal);
+      if (!here) return;
+      this.accuracy = L.circle([here.lat, here.lon], { radius: Math.max(here.acc || 0, 1),
+        renderer: this.trailRenderer, pane: 'emTrail', color: pal.accuracy, weight: 1,
+        fillColor: pal.accuracy, fillOpacity: 0.12, interactive: false, pmIgnore: true }).addTo(this.selection);
+      this.selectRing = L.circleMarker([here.lat, here.lon], { renderer: this.markerRenderer,
+        pane: 'emMarkers', radius: 14, color: pal.select, weight: 3, fill: false,
+        interactive: false, pmIgnore: true }).addTo(this.selection);
+      this.selectRing.bindTooltip('', { permanent: true, direction: 'left', offset: [-14, 0],
+        className: 'em-tip em-selected-tip' });
+      this.refreshAge();
+    },
+
+    moveSelection: function (d) {
+      if (this.accuracy) { this.accuracy.setLatLng([d.lat, d.lon]); this.accuracy.setRadius(Math.max(d.acc || 0, 1)); }
+      if (this.selectRing) this.selectRing.setLatLng([d.lat, d.lon]);
+      if (d.t != null) this.lastFixT = d.t;
+    },
+
+    drawTrail: function (trail, gapWarn, gapBreak, pal) {
+      const solid = [], dashed = [];
+      let run = [];
+      for (let i = 0; i < trail.length; i++) {
+        const p = trail[i], ll = [p.lat, p.lon];
+        if (i > 0) {
+          const gap = p.t - trail[i - 1].t, prev = [trail[i - 1].lat, trail[i - 1].lon];
+          if (gap > gapBreak) {           // over 10 min: the line is broken
+            if (run.length > 1) solid.push(run);
+            run = [ll];
+            L.circleMarker(prev, { renderer: this.trailRenderer, pane: 'emTrail', radius: 3,
+              color: pal.trail, weight: 1.5, fill: false, interactive: false, pmIgnore: true })
+              .addTo(this.selection);
+            continue;
+          }
+          if (gap > gapWarn) {            // over 2 min: dashed
+            if (run.length > 1) solid.push(run);
+            dashed.push([prev, ll]);
+            run = [ll];
+            continue;
+          }
+        }
+        run.push(ll);
+      }
+      if (run.length > 1) solid.push(run);
+      const common = { renderer: this.trailRenderer, pane: 'emTrail', color: pal.trail,
+        interactive: false, pmIgnore: true, opacity: 0.85 };
+      if (solid.length) L.polyline(solid, Object.assign({ weight: 2.5 }, common)).addTo(this.selection);
+      if (dashed.length) L.polyline(dashed, Object.assign({ weight: 2, dashArray: '6 6' }, common)).addTo(this.selection);
+      this.trailCounts = { solid: solid.length, dashed: dashed.length, points: trail.length };
+    },
+
+    ageText: function () {
+      if (this.lastFixT == null) return 'no fix';
+      const age = Math.max(0, Date.now() / 1000 + this.clockOffset - this.lastFixT);
+      if (age < 90) return 'last fix ' + Math.round(age) + ' s ago';
+      if (age < 5400) return 'last fix ' + Math.round(age / 60) + ' min ago';
+      return 'last fix ' + (age / 3600).toFixed(1) + ' h ago';
+    },
+
+    refreshAge: function () {
+      if (!this.selected || !this.selectRing) return;
+      const m = this.markers.get(this.selected);
+      const name = m ? (m.data.label || m.data.device) : this.selected;
+      const acc = m && m.data.acc != null ? ' · ±' + Math.round(m.data.acc) + ' m' : '';
+      this.selectRing.setTooltipContent(EM.escape(name + ' · ' + this.ageText() + acc));
+    },
+  };
+})();

@@ -1,0 +1,374 @@
+"""The operator console's live map: a QWebEngineView showing the folium/Leaflet page.
+
+``MapView`` is the only widget the main window uses. Everything live reaches the page through
+one ``QWebChannel`` bridge object (``MapBridge``) after a ready handshake: calls made before the
+page says ready are queued and replayed in order; callbacks that arrive after the view is gone
+are ignored. Every JavaScript argument is produced by ``json.dumps``.
+
+Markers are coalesced: ``update_markers`` only records the latest state per device and a
+``QTimer`` throttle (``THROTTLE_MS``) sends the devices whose state changed since the last
+batch, as one call; the page applies it on a canvas and reports the time it took (``jsTiming``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import pathlib
+import time
+
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, QUrl, Signal, Slot
+from PySide6.QtWebChannel import QWebChannel
+from PySide6.QtWebEngineCore import QWebEnginePage, QWebEngineProfile, QWebEngineSettings
+from PySide6.QtWebEngineWidgets import QWebEngineView
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from ui import mapscheme
+from ui.basemap import Basemap, parse_basemap
+from ui.mappage import DEFAULT_CENTRE, DEFAULT_ZOOM, build_page, load_manifest
+
+log = logging.getLogger(__name__)
+
+# Qt only accepts URL schemes registered before the QApplication exists: importing this module
+# first (as the console's main and the tests do) registers them in time.
+if QCoreApplication.instance() is None:
+    mapscheme.register_schemes()
+
+THROTTLE_MS = 250
+PRIORITIES = (None, "critical", "high", "medium", "low")
+ZONE_KINDS = ("exclusion", "curfew", "appointment")
+DRAW_SHAPES = ("polygon", "rectangle", "circle")
+
+
+class MapBridge(QObject):
+    """The page's one bridge object; its slots are what JavaScript may call."""
+
+    def __init__(self, view: "MapView"):
+        super().__init__()
+        self._view: MapView | None = view
+
+    def detach(self) -> None:
+        self._view = None
+
+    def _alive(self) -> "MapView | None":
+        return self._view
+
+    @Slot(str)
+    def pageReady(self, info: str) -> None:  # noqa: N802 (called from JavaScript)
+        if view := self._alive():
+            view._on_page_ready(_loads(info) or {})
+
+    @Slot(float, int)
+    def batchApplied(self, ms: float, count: int) -> None:  # noqa: N802
+        if view := self._alive():
+            view.jsTiming.emit(float(ms))
+
+    @Slot(str)
+    def zoneCreated(self, feature: str) -> None:  # noqa: N802
+        if (view := self._alive()) and (f := _loads(feature)) is not None:
+            view.zoneDrawn.emit(f)
+
+    @Slot(str)
+    def zoneEdited(self, feature: str) -> None:  # noqa: N802
+        if (view := self._alive()) and (f := _loads(feature)) is not None:
+            view.zoneEdited.emit(f)
+
+    @Slot(str)
+    def zoneRemoved(self, zone_id: str) -> None:  # noqa: N802
+        if view := self._alive():
+            view.zoneDeleted.emit(str(zone_id))
+
+    @Slot(str)
+    def markerClicked(self, device: str) -> None:  # noqa: N802
+        if view := self._alive():
+            view.markerClicked.emit(str(device))
+
+    @Slot(float, float)
+    def mapClicked(self, lat: float, lon: float) -> None:  # noqa: N802
+        if view := self._alive():
+            view.mapClicked.emit(float(lat), float(lon))
+
+    @Slot(str)
+    def jsError(self, text: str) -> None:  # noqa: N802
+        if view := self._alive():
+            view.js_errors.append(str(text))
+            log.error("map page error: %s", text)
+
+
+def _loads(text: str):
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        log.error("map page sent invalid JSON: %.200r", text)
+        return None
+
+
+class MapPage(QWebEnginePage):
+    """Routes the page's console to Python logging (and remembers errors)."""
+
+    def __init__(self, profile: QWebEngineProfile, parent: QObject, errors: list[str]):
+        super().__init__(profile, parent)
+        self._errors = errors
+
+    def javaScriptConsoleMessage(self, level, message, line, source):  # noqa: N802 (Qt API)
+        text = f"{message} ({source}:{line})"
+        if level == QWebEnginePage.JavaScriptConsoleMessageLevel.ErrorMessageLevel:
+            self._errors.append(text)
+            log.error("map page: %s", text)
+        elif level == QWebEnginePage.JavaScriptConsoleMessageLevel.WarningMessageLevel:
+            log.warning("map page: %s", text)
+        else:
+            log.debug("map page: %s", text)
+
+
+def _marker_row(m: dict) -> list:
+    """The compact row the page takes: [device, lat, lon, acc, label, priority, stale, t]."""
+    try:
+        device = str(m["device"])
+        lat, lon = float(m["lat"]), float(m["lon"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"marker needs device, lat and lon: {m!r} ({exc})") from None
+    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+        raise ValueError(f"marker {device!r} has an invalid position ({lat}, {lon})")
+    priority = m.get("priority")
+    if priority not in PRIORITIES:
+        raise ValueError(f"marker {device!r} has an unknown priority {priority!r}; expected one of {PRIORITIES}")
+    acc = m.get("acc")
+    t = m.get("t")
+    return [device, round(lat, 7), round(lon, 7), None if acc is None else round(float(acc), 1),
+            str(m.get("label") or device), priority, bool(m.get("stale", False)),
+            None if t is None else float(t)]
+
+
+class MapView(QWidget):
+    """The live map widget (see the module docstring)."""
+
+    ready = Signal()
+    zoneDrawn = Signal(dict)        # GeoJSON Feature: Polygon, or Point + properties.radius_m
+    zoneEdited = Signal(dict)
+    zoneDeleted = Signal(str)
+    markerClicked = Signal(str)
+    mapClicked = Signal(float, float)
+    jsTiming = Signal(float)        # ms JavaScript spent applying (and painting) the last batch
+
+    def __init__(self, parent: QWidget | None = None, *, theme: str = "light",
+                 basemap: str | pathlib.Path | None = None,
+                 centre: tuple[float, float] = DEFAULT_CENTRE, zoom: int = DEFAULT_ZOOM,
+                 throttle_ms: int = THROTTLE_MS):
+        super().__init__(parent)
+        self.js_errors: list[str] = []
+        self.is_ready = False
+        self.page_info: dict = {}
+        self._queue: list[str] = []
+        self._pending: dict[str, list] = {}     # device -> row not yet sent
+        self._sent: dict[str, list] = {}        # device -> row the page shows
+        self._removed: set[str] = set()
+        self._basemap: Basemap = parse_basemap(basemap)
+        self._theme = _check_theme(theme)
+
+        if not mapscheme.is_registered():
+            raise RuntimeError("the map's URL schemes were not registered: import ui.mapview "
+                               "before creating the QApplication")
+        manifest = load_manifest()
+        html = build_page(theme=self._theme, centre=centre, zoom=zoom, manifest=manifest)
+
+        # Teardown order matters: a profile must outlive its pages, so once the page exists the
+        # profile becomes the page's child (deleted right after it, whoever deletes the view).
+        self.view = QWebEngineView(self)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)
+        self.profile = QWebEngineProfile(self)               # off the record: nothing on disk
+        self.assets = mapscheme.AssetSchemeHandler(html, list(manifest["packages"]), parent=self.profile)
+        self.tiles = mapscheme.TileSchemeHandler(parent=self.profile)
+        self.profile.installUrlSchemeHandler(mapscheme.APP_SCHEME, self.assets)
+        self.profile.installUrlSchemeHandler(mapscheme.TILE_SCHEME, self.tiles)
+        self.requests = mapscheme.LocalOnlyInterceptor(self.profile)
+        self.profile.setUrlRequestInterceptor(self.requests)
+        self.page = MapPage(self.profile, self.view, self.js_errors)
+        self.profile.setParent(self.page)
+        settings = self.page.settings()
+        settings.setAttribute(QWebEngineSettings.WebAttribute.LocalContentCanAccessRemoteUrls, True)
+        settings.setAttribute(QWebEngineSettings.WebAttribute.LocalContentCanAccessFileUrls, False)
+        self.bridge = MapBridge(self)
+        self.channel = QWebChannel(self.page)
+        self.channel.registerObject("bridge", self.bridge)
+        self.page.setWebChannel(self.channel)
+        self.view.setPage(self.page)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view)
+
+        self._throttle = QTimer(self)
+        self._throttle.setSingleShot(True)
+        self._throttle.setInterval(int(throttle_ms))
+        self._throttle.timeout.connect(self.flush_markers)
+        self.destroyed.connect(self.bridge.detach)
+
+        if self._basemap.kind != "fallback":
+            self._apply_basemap(self._basemap)
+        self.created_at = time.perf_counter()
+        self.view.load(QUrl(mapscheme.PAGE_URL))
+
+    # ---- plumbing ----
+    def _on_page_ready(self, info: dict) -> None:
+        if self.is_ready:
+            return
+        self.is_ready = True
+        self.page_info = dict(info, readyAfterS=time.perf_counter() - self.created_at)
+        queued, self._queue = self._queue, []
+        for script in queued:
+            self.page.runJavaScript(script)
+        self.ready.emit()
+
+    def _call(self, function: str, *args) -> None:
+        """Run ``EM.<function>(args...)`` in the page now or, before the handshake, later."""
+        script = f"EM.{function}({', '.join(json.dumps(a, allow_nan=False) for a in args)});"
+        if self.is_ready:
+            self.page.runJavaScript(script)
+        else:
+            self._queue.append(script)
+
+    def run_js_for_test(self, script: str, callback=None) -> None:
+        """Evaluate ``script`` in the page; ``callback(result)`` gets its JSON-able value."""
+        if callback is None:
+            self.page.runJavaScript(script)
+        else:
+            self.page.runJavaScript(script, 0, callback)
+
+    def shutdown(self) -> None:
+        """Stop talking to the page; later callbacks from it are ignored."""
+        self._throttle.stop()
+        self.bridge.detach()
+        if self.tiles is not None:
+            self.tiles.close()
+
+    def closeEvent(self, event):  # noqa: N802 (Qt API)
+        self.shutdown()
+        super().closeEvent(event)
+
+    # ---- markers ----
+    def update_markers(self, markers: list[dict]) -> None:
+        """Record the latest state of these tags; the throttle sends what changed."""
+        for m in markers:
+            row = _marker_row(m)
+            device = row[0]
+            self._removed.discard(device)
+            if self._sent.get(device) == row:
+                self._pending.pop(device, None)
+            else:
+                self._pending[device] = row
+        if (self._pending or self._removed) and not self._throttle.isActive():
+            self._throttle.start()
+
+    def remove_markers(self, devices: list[str]) -> None:
+        for device in devices:
+            self._pending.pop(device, None)
+            if device in self._sent:
+                self._removed.add(device)
+        if self._removed and not self._throttle.isActive():
+            self._throttle.start()
+
+    def flush_markers(self) -> int:
+        """Send the pending batch now; returns the number of markers sent."""
+        self._throttle.stop()
+        rows = list(self._pending.values())
+        removed = sorted(self._removed)
+        if not rows and not removed:
+            return 0
+        self._pending.clear()
+        self._removed.clear()
+        for row in rows:
+            self._sent[row[0]] = row
+        for device in removed:
+            self._sent.pop(device, None)
+        self._call("applyMarkers", rows, removed)
+        return len(rows)
+
+    @property
+    def marker_count(self) -> int:
+        return len(self._sent) + sum(1 for d in self._pending if d not in self._sent)
+
+    # ---- zones ----
+    def set_zones(self, features: list[dict]) -> None:
+        """Replace the zones shown (GeoJSON Features with properties kind, id, name)."""
+        clean = []
+        for f in features:
+            props = dict(f.get("properties") or {})
+            zone_id = f.get("id", props.get("id"))
+            if zone_id is None:
+                raise ValueError(f"zone feature has no id: {str(f)[:200]}")
+            kind = props.get("kind")
+            if kind not in ZONE_KINDS:
+                raise ValueError(f"zone {zone_id!r} has kind {kind!r}; expected one of {ZONE_KINDS}")
+            geometry = f.get("geometry") or {}
+            if geometry.get("type") not in ("Polygon", "MultiPolygon", "Point"):
+                raise ValueError(f"zone {zone_id!r} has unsupported geometry {geometry.get('type')!r}")
+            if geometry["type"] == "Point" and not (float(props.get("radius_m") or 0) > 0):
+                raise ValueError(f"zone {zone_id!r} is a Point without a positive properties.radius_m")
+            props["id"] = str(zone_id)
+            clean.append({"type": "Feature", "id": str(zone_id), "geometry": geometry, "properties": props})
+        self._call("setZones", clean)
+
+    def start_drawing(self, shape: str) -> None:
+        if shape not in DRAW_SHAPES:
+            raise ValueError(f"cannot draw a {shape!r}; expected one of {DRAW_SHAPES}")
+        self._call("startDrawing", shape)
+
+    def enable_editing(self, zone_id: str) -> None:
+        self._call("enableEditing", str(zone_id))
+
+    def stop_editing(self) -> None:
+        self._call("stopEditing")
+
+    def clear_drafts(self) -> None:
+        """Remove shapes drawn but not (yet) saved as zones."""
+        self._call("clearDrafts")
+
+    # ---- selection and view ----
+    def select_device(self, device: str | None, trail: list[dict] = (), *, now: float | None = None,
+                      gap_warn_s: float = 120, gap_break_s: float = 600) -> None:
+        """Highlight a tag: accuracy circle, last-fix age, and its trail (gaps over
+        ``gap_warn_s`` dashed, over ``gap_break_s`` broken). ``device=None`` clears it."""
+        if device is None:
+            self._call("select", None)
+            return
+        points = []
+        for p in trail:
+            try:
+                points.append({"lat": float(p["lat"]), "lon": float(p["lon"]), "t": float(p["t"]),
+                               "acc": None if p.get("acc") is None else float(p["acc"])})
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"trail point needs lat, lon and t: {p!r}") from None
+        points.sort(key=lambda p: p["t"])
+        self._call("select", {"device": str(device), "trail": points,
+                              "now": time.time() if now is None else float(now),
+                              "gapWarn": float(gap_warn_s), "gapBreak": float(gap_break_s)})
+
+    def pan_to(self, lat: float, lon: float, zoom: int | None = None) -> None:
+        self._call("panTo", float(lat), float(lon), None if zoom is None else int(zoom))
+
+    def set_theme(self, theme: str) -> None:
+        self._theme = _check_theme(theme)
+        self._call("setTheme", self._theme)
+
+    def set_basemap(self, value: str | pathlib.Path | None) -> Basemap:
+        """A tile URL, an MBTiles path or None (built-in fallback); raises BasemapError."""
+        basemap = parse_basemap(value)
+        self._apply_basemap(basemap)
+        return basemap
+
+    def _apply_basemap(self, basemap: Basemap) -> None:
+        self.tiles.set_archive(basemap.path if basemap.kind == "mbtiles" else None)
+        self.requests.allowed_hosts = basemap.hosts()
+        self._basemap = basemap
+        self._call("setBasemap", basemap.to_js())
+
+    @property
+    def basemap(self) -> Basemap:
+        return self._basemap
+
+
+def _check_theme(theme: str) -> str:
+    if theme not in ("light", "dark"):
+        raise ValueError(f"theme must be 'light' or 'dark', not {theme!r}")
+    return theme
