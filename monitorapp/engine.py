@@ -63,6 +63,7 @@ from monitorapp.zonerules import AppointmentRule, CurfewRule, ExclusionRule
 FEED_LOST_S = 60.0
 SIGNAL_MIN_S = 300.0
 LATE_AFTER_S = 60.0
+LATE_HOLD_S = 2.0
 REACTIVATE_WITHIN_S = 600.0
 BATT_LOW, BATT_REARM = 0.15, 0.30
 
@@ -71,7 +72,7 @@ class TagState:
     """What the engine knows of one tag."""
 
     __slots__ = ("device", "offender", "threshold", "last_rx", "last_msg_t", "last_fix", "last_t",
-                 "batt", "batt_armed", "timer_pending", "events", "rules")
+                 "batt", "batt_armed", "timer_pending", "events", "rules", "late_buf", "late_token")
 
     def __init__(self, device: str, offender: Offender):
         self.device = device
@@ -86,6 +87,8 @@ class TagState:
         self.timer_pending = False
         self.events: list[tuple[float, str]] = []   # recent events (t, type)
         self.rules: list = []
+        self.late_buf: list[Fix] = []   # late fixes held briefly to be put in measurement order
+        self.late_token = 0
 
 
 class Engine:
@@ -269,6 +272,31 @@ class Engine:
             self.schedule(now + FEED_LOST_S, self)
 
     def _fix(self, tag: TagState, fix: Fix) -> None:
+        """Late fixes (a buffered upload after a coverage gap) come in bursts, in any order: they
+        are held for ``LATE_HOLD_S`` of processing time after the last of the burst, then taken in
+        measurement order. A fix on time first flushes whatever of its tag is held."""
+        if self.now - fix.t > LATE_AFTER_S:
+            tag.late_buf.append(fix)
+            tag.late_token += 1
+            self.schedule(self.now + LATE_HOLD_S, _LateFlush(self, tag), tag.late_token)
+            return
+        if tag.late_buf:
+            self._flush_late(tag)
+        self._use_fix(tag, fix)
+
+    def _flush_late(self, tag: TagState) -> None:
+        buf = sorted(tag.late_buf, key=lambda f: (f.t, f.seq))
+        tag.late_buf = []
+        for f in buf:
+            self._use_fix(tag, f)
+
+    def flush(self) -> None:
+        """Take every held late fix now (the end of a replay file)."""
+        for tag in self.tags.values():
+            if tag.late_buf:
+                self._flush_late(tag)
+
+    def _use_fix(self, tag: TagState, fix: Fix) -> None:
         in_order = fix.t >= tag.last_t
         if in_order:
             tag.last_t = fix.t
@@ -426,6 +454,17 @@ class Engine:
     def snapshot(self) -> dict:
         from monitorapp.enginestate import snapshot
         return snapshot(self)
+
+
+class _LateFlush:
+    __slots__ = ("engine", "tag")
+
+    def __init__(self, engine: Engine, tag: TagState):
+        self.engine, self.tag = engine, tag
+
+    def on_timer(self, due: float, token) -> None:
+        if token == self.tag.late_token and self.tag.late_buf:
+            self.engine._flush_late(self.tag)
 
 
 class _SignalTimer:

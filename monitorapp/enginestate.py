@@ -33,7 +33,7 @@ def snapshot(eng) -> dict:
         "requirements": eng._edited_reqs,
         "tags": {d: {"last_rx": t.last_rx, "last_msg_t": t.last_msg_t, "last_t": t.last_t if t.last_fix else None,
                      "last_fix": _fix_to_list(t.last_fix), "batt": t.batt, "batt_armed": t.batt_armed,
-                     "events": t.events,
+                     "events": t.events, "late_buf": [_fix_to_list(f) for f in t.late_buf],
                      "rules": {r.req.id: r.state() for r in t.rules}}
                  for d, t in eng.tags.items()},
         "alerts": [dict(_alert_fields(a)) for a in eng.alerts.values()],
@@ -87,13 +87,18 @@ def restore(eng, s: dict) -> None:
             tag.last_t = ts["last_t"]
         tag.batt, tag.batt_armed = ts["batt"], ts["batt_armed"]
         tag.events = [tuple(e) for e in ts.get("events", [])]
+        tag.late_buf = [Fix(*f) for f in ts.get("late_buf", [])]
         rs = ts.get("rules", {})
         for r in tag.rules:
             if r.req.id in rs:
                 r.load_state(rs[r.req.id])
     if eng.now is not None:
+        from monitorapp.engine import LATE_HOLD_S, _LateFlush
         for tag in eng.tags.values():
             eng._arm_signal(tag)
+            if tag.late_buf:
+                tag.late_token += 1
+                eng.schedule(eng.now + LATE_HOLD_S, _LateFlush(eng, tag), tag.late_token)
             for r in tag.rules:
                 r.start(eng.now)
         if eng.last_rx_any is not None and not eng.feed_is_lost():

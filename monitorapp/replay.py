@@ -29,6 +29,7 @@ def replay_lines(engine: Engine, lines, on_line=None) -> None:
             submit(line.rstrip(b"\r\n") if isinstance(line, bytes) else line)
         if on_line is not None:
             on_line()
+    engine.flush()
 
 
 def parser() -> argparse.ArgumentParser:
