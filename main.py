@@ -1,0 +1,42 @@
+"""The operator console: ``python main.py --demo`` (training) or ``python main.py --broker URL
+--caseload FILE [--db FILE]`` (live). Prints structured JSON log lines to stdout."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def parse_args(argv: list[str]):
+    p = argparse.ArgumentParser(prog="main.py", description="GPS electronic-monitoring operator console")
+    p.add_argument("--demo", action="store_true", help="training mode: simulated feed, its own store, no broker")
+    p.add_argument("--broker", help="MQTT broker URL of the live feed (live mode)")
+    p.add_argument("--caseload", help="caseload file (live mode)")
+    p.add_argument("--db", help="SQLite store file")
+    p.add_argument("--operator", help="operator name for the acknowledgement log")
+    p.add_argument("--speed", type=int, choices=(1, 10, 60), help="training speed")
+    p.add_argument("--offenders", type=int, default=100, help="size of the demo caseload (training)")
+    p.add_argument("--quit-after", type=float, metavar="SECONDS", help="quit after this many seconds (tests)")
+    p.add_argument("--screenshot", metavar="PNG", help="with --quit-after: save the window to this file first")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.demo and args.broker:
+        print("main.py: training mode (--demo) cannot use a live broker; drop --broker", file=sys.stderr)
+        return 2
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        flags = os.environ.get("QTWEBENGINE_CHROMIUM_FLAGS", "")
+        if "--no-sandbox" not in flags:    # Chromium refuses to run sandboxed as root
+            os.environ["QTWEBENGINE_CHROMIUM_FLAGS"] = (flags + " --no-sandbox").strip()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import ui.mapview  # noqa: F401  (registers the map's URL schemes before the QApplication)
+    from ui.app import Options, run
+    return run(Options(demo=args.demo, broker=args.broker, caseload=args.caseload, db=args.db,
+                       operator=args.operator, speed=args.speed, offenders=args.offenders,
+                       quit_after=args.quit_after, screenshot=args.screenshot))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

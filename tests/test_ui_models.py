@@ -1,0 +1,101 @@
+"""Every console model passes Qt's model tester, with real data in it; the queue's order and
+filters do what the operator expects."""
+from __future__ import annotations
+
+import copy
+
+from monitorapp.alerts import PRIORITY, Alert, alert_id
+from monitorapp.caseload import parse_caseload
+from tests.fixtures_ui import T0, ui_caseload_doc
+from ui.alertmodel import COL_PRIORITY, AlertFilterProxy, AlertTableModel, Handling
+from ui.alertqueue import ShelvedListModel
+from ui.caseloadlist import CaseloadModel
+
+
+def make_alert(type_, offender, start, state="active"):
+    return Alert(alert_id(type_, offender, None, start), type_, PRIORITY[type_], offender, f"TAG-{offender[4:]}",
+                 None, None, start, start + 5, state=state)
+
+
+def filled_model():
+    m = AlertTableModel(escalation={"critical": 60, "high": 180, "medium": 900})
+    m.set_offenders({f"OFF-{i}": (f"Person {i}", "Camden" if i % 2 else "Hackney") for i in range(1, 9)})
+    batch = [("raised", make_alert("battery_low", "OFF-1", T0)),
+             ("raised", make_alert("curfew_absent", "OFF-2", T0 + 10)),
+             ("raised", make_alert("strap_tamper", "OFF-3", T0 + 20)),
+             ("raised", make_alert("strap_tamper", "OFF-4", T0 + 5)),
+             ("raised", make_alert("appointment_missed", "OFF-5", T0 + 1, state="cleared"))]
+    m.apply_changes(batch, T0 + 30)
+    return m, batch
+
+
+def test_alert_model_and_proxy_pass_modeltester(qtmodeltester):
+    m, batch = filled_model()
+    qtmodeltester.check(m)
+    proxy = AlertFilterProxy(m)
+    qtmodeltester.check(proxy)
+    # live changes under the tester: a new batch, a tick, a handling change, a flood re-sort
+    a = copy.copy(batch[1][1])
+    a.state = "cleared"
+    m.apply_changes([("cleared", a), ("raised", make_alert("signal_lost", "OFF-6", T0 + 40))], T0 + 50)
+    m.tick(T0 + 100, True)
+    m.set_handling(batch[0][1].alert_id, Handling(state="acknowledged", acked_at=T0 + 60, acked_by="x", action="other"))
+    proxy.set_flood(True)
+    proxy.set_filters(priorities=["critical"], text="off")
+    qtmodeltester.check(proxy)
+
+
+def test_queue_order_priority_then_oldest_unacknowledged():
+    m, _ = filled_model()
+    proxy = AlertFilterProxy(m)
+    order = [m.row(proxy.alert_id_at(r)).alert for r in range(proxy.rowCount())]
+    assert [(a.priority, a.offender) for a in order] == [
+        ("critical", "OFF-4"), ("critical", "OFF-3"), ("high", "OFF-2"), ("medium", "OFF-5"), ("low", "OFF-1")]
+    # acknowledging the oldest critical puts the other (unacknowledged) critical first
+    m.set_handling(order[0].alert_id, Handling(state="acknowledged", acked_at=T0 + 60))
+    assert m.row(proxy.alert_id_at(0)).alert.offender == "OFF-3"
+    assert proxy.data(proxy.index(0, COL_PRIORITY)) == "▲ CRITICAL"
+
+
+def test_filters_priority_type_state_borough():
+    m, batch = filled_model()
+    proxy = AlertFilterProxy(m)
+    proxy.set_filters(priorities=["critical"])
+    assert proxy.rowCount() == 2
+    proxy.set_filters(priorities=[], types=["battery_low"])
+    assert proxy.rowCount() == 1
+    proxy.set_filters(types=[], borough="Camden")
+    assert {m.row(proxy.alert_id_at(r)).borough for r in range(proxy.rowCount())} == {"Camden"}
+    proxy.set_filters(borough="", state="active")
+    assert proxy.rowCount() == 4            # the appointment alert has cleared
+    m.set_handling(batch[0][1].alert_id, Handling(state="shelved", shelved_until=T0 + 999))
+    proxy.set_filters(state="open")
+    assert batch[0][1].alert_id not in {proxy.alert_id_at(r) for r in range(proxy.rowCount())}
+
+
+def test_new_batch_is_one_insert(qtbot):
+    m, _ = filled_model()
+    inserts = []
+    m.rowsInserted.connect(lambda parent, first, last: inserts.append((first, last)))
+    resets = []
+    m.modelReset.connect(lambda: resets.append(1))
+    m.apply_changes([("raised", make_alert("signal_lost", f"OFF-{i}", T0 + 100 + i)) for i in range(1, 5)], T0 + 200)
+    assert inserts == [(5, 8)] and not resets
+
+
+def test_shelved_and_caseload_models_pass_modeltester(qtmodeltester):
+    m, batch = filled_model()
+    shelved = ShelvedListModel(m)
+    m.set_handling(batch[0][1].alert_id, Handling(state="shelved", shelved_until=T0 + 900, shelved_by="x",
+                                                   shelve_reason="known"))
+    shelved.refresh()
+    qtmodeltester.check(shelved)
+    assert shelved.rowCount() == 1 and "back in" in shelved.data(shelved.index(0, 0))
+    cl = CaseloadModel(parse_caseload(ui_caseload_doc(4), "t"))
+    cl.set_positions([{"device": "TAG-1", "lat": 51.5, "lon": -0.1, "acc": 5, "t": T0, "batt": 0.5}])
+    cl.set_alert("OFF-1", "A-1", "high", True)
+    cl.set_alert("OFF-1", "A-2", "critical", True)
+    cl.tick(T0 + 65)
+    qtmodeltester.check(cl)
+    assert cl.worst("OFF-1") == "critical"
+    assert cl.data(cl.index(0, 5)) == "1:05 ago"

@@ -1,0 +1,93 @@
+"""The acknowledge dialog: an action code and a note, the note required for critical and high.
+
+Acknowledging says "an operator has taken this alert and done something about it"; the action
+code says what. The dialog only collects and validates; the queue controller writes the result
+to the store's acknowledgement log under the operator's name.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
+                               QPlainTextEdit, QVBoxLayout)
+
+from monitorapp.alerts import Alert
+from ui.alertmodel import TYPE_TEXT
+from ui.theme import PRIORITY_TEXT
+
+ACTION_CODES: tuple[tuple[str, str], ...] = (
+    ("contacted_subject", "Contacted the subject"),
+    ("contacted_probation", "Contacted probation"),
+    ("police_informed", "Police informed"),
+    ("false_alarm_gps", "False alarm: GPS"),
+    ("device_fault", "Device fault"),
+    ("other", "Other"),
+)
+ACTION_LABEL = dict(ACTION_CODES)
+NOTE_REQUIRED = frozenset({"critical", "high"})
+
+
+def ack_problem(priority: str, action: str | None, note: str) -> str | None:
+    """Why an acknowledgement cannot be recorded as given, or None when it can."""
+    if action not in ACTION_LABEL:
+        return "Choose an action code."
+    if priority in NOTE_REQUIRED and not note.strip():
+        return f"A note is required for a {priority} alert."
+    if action == "other" and not note.strip():
+        return "Say what was done in the note (action 'Other')."
+    return None
+
+
+class AckDialog(QDialog):
+    """Collects (action code, note) for one alert."""
+
+    def __init__(self, alert: Alert, offender_label: str = "", parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Acknowledge alert")
+        self.setModal(True)
+        self.alert = alert
+        head = QLabel(f"<b>{PRIORITY_TEXT[alert.priority]}</b> — {TYPE_TEXT.get(alert.type, alert.type)}"
+                      f"<br>{offender_label or alert.offender or 'system'}"
+                      + (f" · zone {alert.zone}" if alert.zone else ""))
+        head.setTextFormat(Qt.TextFormat.RichText)
+        self.action = QComboBox()
+        self.action.addItem("— choose —", None)
+        for i, (code, label) in enumerate(ACTION_CODES, start=1):
+            self.action.addItem(f"{i}  {label}", code)
+        self.action.setAccessibleName("Action code")
+        self.note = QPlainTextEdit()
+        self.note.setPlaceholderText("What was done, who was contacted"
+                                     + (" (required)" if alert.priority in NOTE_REQUIRED else " (optional)"))
+        self.note.setAccessibleName("Note")
+        self.note.setTabChangesFocus(True)
+        self.problem = QLabel()
+        self.problem.setObjectName("dim")
+        form = QFormLayout()
+        form.addRow("&Action:", self.action)
+        form.addRow("&Note:", self.note)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Acknowledge")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(head)
+        lay.addLayout(form)
+        lay.addWidget(self.problem)
+        lay.addWidget(self.buttons)
+        self.action.currentIndexChanged.connect(self._validate)
+        self.note.textChanged.connect(self._validate)
+        self._validate()
+        self.action.setFocus()
+
+    def values(self) -> tuple[str, str]:
+        return self.action.currentData(), self.note.toPlainText().strip()
+
+    def _validate(self) -> None:
+        action, note = self.values()
+        problem = ack_problem(self.alert.priority, action, note)
+        self.problem.setText(problem or "")
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(problem is None)
+
+    def accept(self) -> None:
+        action, note = self.values()
+        if ack_problem(self.alert.priority, action, note) is None:
+            super().accept()

@@ -1,0 +1,177 @@
+"""Assembles the console: settings, store, engine, feed, worker thread, map and main window,
+for training mode or live mode, and prints structured JSON log lines to stdout (one object per
+line, ``{"event": ..., "t": ...}``) that operators' tooling and the end-to-end tests read.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+import time
+from dataclasses import dataclass
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from ui.settings import Settings, data_dir
+
+T0 = time.perf_counter()
+
+
+def log_event(event: str, **fields) -> None:
+    rec = {"event": event, "t": round(time.time(), 3), "uptime_s": round(time.perf_counter() - T0, 3)}
+    rec.update(fields)
+    sys.stdout.write(json.dumps(rec, default=str) + "\n")
+    sys.stdout.flush()
+
+
+class ConsoleError(Exception):
+    """The console cannot start as asked (the message says why, for the command line)."""
+
+
+@dataclass
+class Options:
+    demo: bool = False
+    broker: str | None = None
+    caseload: str | None = None
+    db: str | None = None
+    operator: str | None = None
+    speed: int | None = None
+    offenders: int = 100
+    quit_after: float | None = None
+    screenshot: str | None = None
+
+
+class Console:
+    """Everything one running console owns; ``shutdown()`` stops it in order."""
+
+    def __init__(self, opts: Options, settings: Settings | None = None):
+        from monitorapp.engine import Engine
+        from localdb.store import Store
+        from ui.alertqueue import AlarmSound, AlertQueueController
+        from ui.engineworker import EngineWorker
+        from ui.mainwindow import MainWindow
+
+        self.opts = opts
+        self.settings = settings or Settings()
+        if opts.operator:
+            self.settings.set("operator/name", opts.operator)
+        self.operator = self.settings.operator()
+        self.training = opts.demo
+        if self.training:
+            from ui.training import SPEEDS, TrainingSession, check_training_args, training_store_path
+            check_training_args(opts.broker, opts.db, self.settings.get("store/db_path") or None)
+            speed = opts.speed or self.settings.get("training/speed")
+            session = TrainingSession(n_offenders=opts.offenders, speed=speed)
+            self.caseload, source, speeds = session.caseload, session.feed, SPEEDS
+            self.store_path = training_store_path(opts.db)
+            start = session.start
+        else:
+            from monitorapp.caseload import load_caseload
+            from monitorapp.mqttconfig import MqttSettings
+            from monitorapp.mqttfeed import FeedClient
+            from ui.engineworker import MqttFeed
+            broker = opts.broker or self.settings.get("feed/broker_url")
+            cpath = opts.caseload or self.settings.get("feed/caseload_path")
+            if not broker:
+                raise ConsoleError("live mode needs a broker: --broker URL (or feed/broker_url in settings); "
+                                   "use --demo for training")
+            if not cpath:
+                raise ConsoleError("live mode needs a caseload: --caseload FILE (or feed/caseload_path)")
+            self.caseload = load_caseload(cpath)
+            source = MqttFeed(FeedClient(MqttSettings.from_url(broker)))
+            speeds = ()
+            self.store_path = pathlib.Path(opts.db or self.settings.get("store/db_path")
+                                           or data_dir() / "monitor.sqlite")
+            self.store_path.parent.mkdir(parents=True, exist_ok=True)
+            start = None
+        self.source = source
+        # the store records handling at the console's clock (the simulated one in training)
+        self.store = Store(self.store_path, clock=source.now)
+        self.engine = Engine(self.caseload, start=start)
+        self.store.attach(self.engine)
+        try:
+            self.store.record_caseload(self.caseload, "system")
+        except Exception as e:     # the caseload history is a record, not a reason to stop
+            log_event("warning", text=f"caseload not recorded: {e}")
+        self.worker = EngineWorker(self.engine, source, store=self.store)
+        tz = _zone(self.caseload.tz)
+        self.controller = AlertQueueController(
+            self.store, self.operator, escalation=self.settings.escalation_limits(),
+            flood_count=self.settings.get("alarm/flood_count"),
+            flood_window_s=self.settings.get("alarm/flood_window_s"),
+            max_shelve_hours=self.settings.get("shelve/max_hours"),
+            sound=AlarmSound(self.settings.get("alarm/sound")), tz=tz)
+        self.map = _make_map(self.settings)
+        self.window = MainWindow(controller=self.controller, worker=self.worker, caseload=self.caseload,
+                                 store=self.store, settings=self.settings, map_widget=self.map,
+                                 clock=source.now, operator=self.operator, training=self.training,
+                                 speeds=speeds)
+        self.window.event.connect(lambda name, fields: log_event(name, **fields))
+        log_event("console_started", mode="training" if self.training else "live",
+                  operator=self.operator, store=str(self.store_path), offenders=len(self.caseload.offenders),
+                  sound=self.controller.sound.backend)
+        self._stopped = False
+
+    def start(self) -> None:
+        self.worker.start()
+        self.window.show()
+
+    def shutdown(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self.worker.stop()
+        try:
+            self.store.flush()
+        finally:
+            self.store.close()
+
+
+def _zone(name: str):
+    from zoneinfo import ZoneInfo
+    try:
+        return ZoneInfo(name)
+    except Exception:
+        return None
+
+
+def _make_map(settings: Settings):
+    from ui.mapview import MapView
+    basemap = settings.get("map/mbtiles") or settings.get("map/tile_url") or None
+    try:
+        return MapView(theme=settings.get("ui/theme"), basemap=basemap)
+    except ValueError as e:   # a bad basemap setting: fall back to the built-in map, say so
+        log_event("warning", text=f"basemap not usable ({e}); using the built-in fallback")
+        return MapView(theme=settings.get("ui/theme"))
+
+
+def run(opts: Options) -> int:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("monitorapp")
+    app.setOrganizationName("monitorapp")
+    try:
+        console = Console(opts)
+    except ConsoleError as e:
+        log_event("error", text=str(e))
+        print(f"main.py: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:    # a bad caseload or store file: one clear line, no traceback
+        log_event("error", text=f"{e.__class__.__name__}: {e}")
+        print(f"main.py: cannot start: {e}", file=sys.stderr)
+        return 2
+    console.window.map.ready.connect(lambda: log_event("first_paint_ready", seconds=round(time.perf_counter() - T0, 3)))
+    console.start()
+    if opts.quit_after:
+        def finish():
+            if opts.screenshot:
+                console.window.grab().save(opts.screenshot)
+                log_event("screenshot", path=opts.screenshot)
+            console.window.close()
+            app.quit()
+        QTimer.singleShot(int(opts.quit_after * 1000), finish)
+    app.aboutToQuit.connect(console.shutdown)
+    rc = app.exec()
+    console.shutdown()
+    log_event("quit", code=rc)
+    return rc

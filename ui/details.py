@@ -1,0 +1,133 @@
+"""The details panel for the selected offender or alert: who, what the order requires, the tag's
+state, the open alerts, and pyqtgraph charts of the last 24 hours (distance to the nearest
+exclusion-zone boundary with its zero line, speed, battery).
+
+The engine worker computes the figures in its own thread (``EngineWorker.request_details``);
+this panel only draws the dictionary it gets back.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+
+from ui.alertmodel import TYPE_TEXT, fmt_duration
+from ui.theme import LIGHT, PRIORITY_TEXT, Palette
+
+
+def _schedule_text(schedule) -> str:
+    if not schedule:
+        return "always"
+    parts = []
+    for w in schedule:
+        days = w.get("days")
+        days = "daily" if days == "daily" else ",".join(days or [])
+        parts.append(f"{days} {w.get('start')}–{w.get('end')}")
+    return "; ".join(parts)
+
+
+class DetailsPanel(QWidget):
+    def __init__(self, parent=None, tz=None):
+        super().__init__(parent)
+        self.tz = tz or dt.timezone.utc
+        self.title = QLabel("Select an alert or an offender")
+        self.title.setStyleSheet("font-size: 15pt; font-weight: bold;")
+        self.title.setWordWrap(True)
+        self.body = QLabel("")
+        self.body.setTextFormat(Qt.TextFormat.RichText)
+        self.body.setWordWrap(True)
+        self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.plots = pg.GraphicsLayoutWidget()
+        self.plots.setMinimumHeight(360)
+        self.dist = self.plots.addPlot(row=0, col=0, axisItems={"bottom": pg.DateAxisItem()})
+        self.speed = self.plots.addPlot(row=1, col=0, axisItems={"bottom": pg.DateAxisItem()})
+        self.batt = self.plots.addPlot(row=2, col=0, axisItems={"bottom": pg.DateAxisItem()})
+        for p, label in ((self.dist, "Distance to exclusion boundary (m)"), (self.speed, "Speed (m/s)"),
+                         (self.batt, "Battery (%)")):
+            p.setTitle(label)
+            p.showGrid(x=True, y=True, alpha=0.2)
+            p.setMouseEnabled(x=True, y=False)
+        self.speed.setXLink(self.dist)
+        self.batt.setXLink(self.dist)
+        self.zero = pg.InfiniteLine(pos=0, angle=0, movable=False, label="boundary",
+                                    labelOpts={"position": 0.05})
+        self.dist.addItem(self.zero)
+        self.curves = {"dist": self.dist.plot([], []), "speed": self.speed.plot([], []),
+                       "batt": self.batt.plot([], [])}
+        self.batt.setYRange(0, 100)
+        inner = QWidget()
+        lay = QVBoxLayout(inner)
+        lay.addWidget(self.title)
+        lay.addWidget(self.body)
+        lay.addWidget(self.plots, 1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(inner)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self.palette = LIGHT
+        self.offender: str | None = None
+        self.set_palette(LIGHT)
+
+    def set_palette(self, p: Palette) -> None:
+        self.palette = p
+        self.plots.setBackground(p.base)
+        pen = pg.mkPen(p.text, width=2)
+        for c in self.curves.values():
+            c.setPen(pen)
+        self.zero.setPen(pg.mkPen(p.priority["critical"], width=2, style=Qt.PenStyle.DashLine))
+        for plot in (self.dist, self.speed, self.batt):
+            for ax in ("left", "bottom"):
+                plot.getAxis(ax).setPen(pg.mkPen(p.dim_text))
+                plot.getAxis(ax).setTextPen(pg.mkPen(p.text))
+            plot.titleLabel.setText(plot.titleLabel.text, color=p.text)
+
+    def _time(self, t: float | None) -> str:
+        if t is None:
+            return "—"
+        return dt.datetime.fromtimestamp(t, self.tz).strftime("%d %b %H:%M:%S")
+
+    def show_details(self, d: dict, open_alerts: list | None = None) -> None:
+        """Draw a details dictionary from the engine worker; open_alerts: [(priority, type, id)]."""
+        if d.get("error"):
+            self.title.setText(f"{d.get('offender')}: {d['error']}")
+            return
+        self.offender = d["offender"]
+        self.title.setText(f"{d['offender']}  {d['name']}")
+        now = d.get("now", 0.0)
+        last = d.get("last")
+        reqs = "".join(f"<li>{r['type']} — {r['zone_name']} ({_schedule_text(r['schedule'])})</li>"
+                       for r in d.get("requirements", []))
+        if last:
+            batt = "—" if last.get("batt") is None else f"{last['batt'] * 100:.0f} %"
+            tag = (f"battery {batt} · last fix {self._time(last['t'])} "
+                   f"({fmt_duration(now - last['t'])} ago) · accuracy {last['acc']:.0f} m")
+        else:
+            tag = "no fix received"
+        sig = d.get("tag", {})
+        if isinstance(sig.get("last_fix"), dict) and sig["last_fix"].get("sats") is not None:
+            tag += f" · {sig['last_fix']['sats']} satellites ({sig['last_fix'].get('src')})"
+        elif last:
+            overdue = now - last["t"] > 3 * d.get("fix_interval_s", 60)
+            tag += " · signal " + ("▲ OVERDUE" if overdue else "ok")
+        alerts = "".join(f"<li><b>{PRIORITY_TEXT[p]}</b> {TYPE_TEXT.get(t, t)} <small>{aid}</small></li>"
+                         for p, t, aid in (open_alerts or [])) or "<li>none</li>"
+        self.body.setText(
+            f"<p>{d['borough']} · risk <b>{d['risk']}</b> · tag <b>{d['device']}</b> "
+            f"(fix every {d['fix_interval_s']:g} s)</p>"
+            f"<p><b>Tag:</b> {tag}</p><p><b>Order requirements</b></p><ul>{reqs or '<li>none</li>'}</ul>"
+            f"<p><b>Open alerts</b></p><ul>{alerts}</ul>")
+        t = d.get("t", [])
+        dist = d.get("distance_m", [])
+        self.curves["dist"].setData(t if dist else [], dist)
+        self.dist.setTitle("Distance to exclusion boundary (m; below 0 = inside)" if dist
+                           else "Distance to exclusion boundary: no exclusion zone", color=self.palette.text)
+        self.curves["speed"].setData(t, d.get("speed_ms", []))
+        batt = [b * 100 if b is not None and not math.isnan(b) else math.nan for b in d.get("battery", [])]
+        self.curves["batt"].setData(t, batt, connect="finite")
+        if t:
+            self.dist.setXRange(max(t[0], now - 24 * 3600), now, padding=0.02)

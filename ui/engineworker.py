@@ -1,0 +1,400 @@
+"""Runs the engine and its feed off the GUI thread and hands results to the main thread.
+
+``EngineWorker`` is a ``QObject`` moved to its own ``QThread``. A timer in that thread drains the
+feed source (the simulator in training mode, the MQTT ``FeedClient`` live), submits every message
+to the engine, advances the processing clock, and collects what the engine reports through its
+listeners. A few times a second it emits *one* batch per kind through queued signals:
+alert changes, latest positions, feed statistics. The main thread never calls the engine; it
+asks through queued slots (zone edits, details of one offender) and gets answers as signals.
+
+Feed sources are plain objects with ``now()``, ``poll(max_items)`` and ``connected``:
+``SimulatedFeed`` (training) and ``MqttFeed`` (live).
+"""
+from __future__ import annotations
+
+import collections
+import copy
+import math
+import time
+
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+
+from monitorapp.geo import Projector, ZoneShape
+
+HISTORY_S = 24 * 3600
+HISTORY_MAX = 3000          # fixes kept per tag for the details charts
+TICK_MS = 100               # drain the feed this often
+EMIT_MS = 250               # ... and hand results to the GUI this often
+CHUNK = 400                 # messages submitted between checks of the time budget
+BUDGET_S = 0.040            # longest stretch of ingestion before yielding to the event loop
+
+
+class SimulatedFeed:
+    """Training mode: the simulator's messages on a clock that runs ``speed`` times real time."""
+
+    def __init__(self, simulator, start: float, speed: float = 1.0):
+        self.sim = simulator
+        self.start = start
+        self.speed = float(speed)
+        self._mono0 = time.monotonic()
+        self._base = start
+        self.connected = True
+        self._pending: collections.deque = collections.deque()
+
+    def now(self) -> float:
+        return self._base + (time.monotonic() - self._mono0) * self.speed
+
+    def set_speed(self, speed: float) -> None:
+        self._base = self.now()
+        self._mono0 = time.monotonic()
+        self.speed = float(speed)
+
+    def poll(self, max_items: int) -> list[tuple[float | None, bytes, str | None]]:
+        if len(self._pending) < max_items:
+            self._pending.extend((rx, raw, None) for rx, raw in self.sim.step_until(self.now()))
+        n = min(max_items, len(self._pending))
+        return [self._pending.popleft() for _ in range(n)]
+
+    def ack(self, items) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class ReplayFeed:
+    """Recorded messages ``[(rx, raw)]`` played on a clock from the first ``rx`` (or ``start``)
+    at ``speed`` times real time: a replay file in the console, and scripted scenarios."""
+
+    def __init__(self, messages, start: float | None = None, speed: float = 1.0):
+        self._msgs = collections.deque(sorted(messages, key=lambda m: m[0]))
+        first = self._msgs[0][0] if self._msgs else 0.0
+        self.start = first if start is None else start
+        self.speed = float(speed)
+        self._base = self.start
+        self._mono0 = time.monotonic()
+        self.connected = True
+
+    def now(self) -> float:
+        return self._base + (time.monotonic() - self._mono0) * self.speed
+
+    def set_speed(self, speed: float) -> None:
+        self._base = self.now()
+        self._mono0 = time.monotonic()
+        self.speed = float(speed)
+
+    def poll(self, max_items: int):
+        now = self.now()
+        out = []
+        while self._msgs and len(out) < max_items and self._msgs[0][0] <= now:
+            rx, raw = self._msgs.popleft()
+            out.append((rx, raw, None))
+        return out
+
+    def remaining(self) -> int:
+        return len(self._msgs)
+
+    def ack(self, items) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class MqttFeed:
+    """Live mode: the broker's messages through ``monitorapp.mqttfeed.FeedClient``."""
+
+    def __init__(self, client):
+        self.client = client
+        self._started = False
+
+    @property
+    def connected(self) -> bool:
+        return self.client.connected
+
+    def now(self) -> float:
+        return time.time()
+
+    def poll(self, max_items: int):
+        if not self._started:
+            self.client.start()
+            self._started = True
+        return self.client.get_batch(max_items, timeout=0)
+
+    def ack(self, items) -> None:
+        self.client.ack(items)
+
+    def stop(self) -> None:
+        if self._started:
+            self.client.stop()
+
+
+class EngineWorker(QObject):
+    """The engine's thread. Create it, ``start()`` it, talk to it only through signals."""
+
+    alertBatch = Signal(list, float)       # [(change, Alert copy)], processing clock
+    positions = Signal(list)               # [{device, lat, lon, acc, t, batt}]
+    stats = Signal(dict)                   # feed health
+    details = Signal(dict)                 # answer to requestDetails
+    zoneApplied = Signal(str, int)         # zone id, new version
+    failed = Signal(str)                   # a request the engine refused (message)
+
+    _requestDetails = Signal(str)
+    _updateZone = Signal(dict)
+    _removeZone = Signal(str)
+    _attachZone = Signal(dict, str, dict)
+    _setSpeed = Signal(float)
+    _stop = Signal()
+
+    def __init__(self, engine, source, *, store=None):
+        super().__init__()
+        self.engine = engine
+        self.source = source
+        self.caseload = engine.caseload      # the engine edits it; read it only in this thread
+        self.store = store
+        self._alerts: list = []
+        self._moved: dict[str, dict] = {}
+        self._history: dict[str, collections.deque] = {}
+        self._msgs_window: collections.deque = collections.deque()
+        self._lag_s = 0.0
+        self._last_emit = 0.0
+        self.thread = QThread()
+        self.thread.setObjectName("engine")
+        self.moveToThread(self.thread)
+        self._timer: QTimer | None = None
+        self.thread.started.connect(self._begin)
+        self._requestDetails.connect(self._details)
+        self._updateZone.connect(self._update_zone)
+        self._removeZone.connect(self._remove_zone)
+        self._attachZone.connect(self._attach_zone)
+        self._setSpeed.connect(self._set_speed)
+        self._stop.connect(self._end)
+        engine.add_listener(on_alert=self._on_alert, on_position=self._on_position)
+        self._proj = None
+        self._exclusion_shapes: dict[str, ZoneShape] = {}
+        self._build_shapes()
+
+    # ----- the main thread's side ----------------------------------------------------------
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout_ms: int = 5000) -> None:
+        if self.thread.isRunning():
+            self._stop.emit()
+            self.thread.wait(timeout_ms)
+
+    def request_details(self, offender_id: str) -> None:
+        self._requestDetails.emit(offender_id)
+
+    def update_zone(self, feature: dict) -> None:
+        self._updateZone.emit(feature)
+
+    def remove_zone(self, zone_id: str) -> None:
+        self._removeZone.emit(zone_id)
+
+    def attach_zone(self, feature: dict, offender_id: str, requirement: dict) -> None:
+        """A new zone and the requirement of ``offender_id`` that uses it."""
+        self._attachZone.emit(feature, offender_id, requirement)
+
+    def set_speed(self, speed: float) -> None:
+        self._setSpeed.emit(float(speed))
+
+    # ----- the worker thread ---------------------------------------------------------------
+    @Slot()
+    def _begin(self) -> None:
+        self._timer = QTimer(self)
+        self._timer.setInterval(TICK_MS)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+
+    @Slot()
+    def _end(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        try:
+            self.source.stop()
+        finally:
+            self.thread.quit()
+
+    def _on_alert(self, alert, change: str) -> None:
+        self._alerts.append((change, copy.copy(alert)))
+
+    def _on_position(self, device: str, fix) -> None:
+        self._moved[device] = {"device": device, "lat": fix.lat, "lon": fix.lon, "acc": fix.acc,
+                               "t": fix.t, "batt": fix.batt}
+        h = self._history.get(device)
+        if h is None:
+            h = self._history[device] = collections.deque(maxlen=HISTORY_MAX)
+        h.append((fix.t, fix.lat, fix.lon, fix.acc, fix.spd, fix.batt))
+
+    @Slot()
+    def _tick(self) -> None:
+        t0 = time.monotonic()
+        submit = self.engine.submit
+        n = 0
+        while True:
+            batch = self.source.poll(CHUNK)
+            for item in batch:
+                rx, raw, topic = item[0], item[1], item[2]
+                if hasattr(item, "arrival"):          # an MQTT Delivery
+                    rx, raw, topic = item.arrival, item.payload, item.topic
+                submit(raw, rx=rx, topic=topic)
+            if batch:
+                self.source.ack(batch)
+                n += len(batch)
+                last = batch[-1]
+                rx = getattr(last, "arrival", None) or last[0]
+                if rx:
+                    self._lag_s = max(0.0, self.source.now() - rx)
+            if len(batch) < CHUNK or time.monotonic() - t0 > BUDGET_S:
+                break
+        self.engine.advance(self.source.now())
+        mono = time.monotonic()
+        self._msgs_window.append((mono, n))
+        while self._msgs_window and mono - self._msgs_window[0][0] > 5.0:
+            self._msgs_window.popleft()
+        if mono - self._last_emit >= EMIT_MS / 1000:
+            self._last_emit = mono
+            self._emit()
+
+    def _emit(self) -> None:
+        now = self.source.now()
+        if self._alerts:
+            batch, self._alerts = self._alerts, []
+            self.alertBatch.emit(batch, now)
+        if self._moved:
+            moved, self._moved = list(self._moved.values()), {}
+            self.positions.emit(moved)
+        span = max(1e-3, (self._msgs_window[-1][0] - self._msgs_window[0][0])) if len(self._msgs_window) > 1 else 1.0
+        rate = sum(n for _, n in self._msgs_window) / span
+        c = self.engine.counters
+        self.stats.emit({"now": now, "connected": bool(self.source.connected), "msgs_per_s": rate,
+                         "lag_s": self._lag_s, "messages": c.messages, "rejected": c.rejected,
+                         "alerts": c.alerts, "speed": getattr(self.source, "speed", 1.0)})
+
+    @Slot(float)
+    def _set_speed(self, speed: float) -> None:
+        if hasattr(self.source, "set_speed"):
+            self.source.set_speed(speed)
+
+    @Slot(dict)
+    def _update_zone(self, feature: dict) -> None:
+        try:
+            version = self.engine.update_zone(feature)
+        except Exception as e:     # a bad zone is refused with its reason, the engine goes on
+            self.failed.emit(f"zone {feature.get('id')!r} refused: {e}")
+            return
+        self._build_shapes()
+        self.zoneApplied.emit(str(feature.get("id")), int(version or 0))
+
+    @Slot(dict, str, dict)
+    def _attach_zone(self, feature: dict, offender_id: str, requirement: dict) -> None:
+        try:
+            version = self.engine.update_zone(feature)
+            off = self.engine.caseload.offenders[offender_id]
+            reqs = [dict(r) for r in off.raw.get("requirements", [])]
+            reqs = [r for r in reqs if r.get("id") != requirement["id"]] + [requirement]
+            self.engine.set_requirements(offender_id, reqs)
+        except Exception as e:
+            self.failed.emit(f"zone {feature.get('id')!r} for {offender_id} refused: {e}")
+            return
+        self._build_shapes()
+        self.zoneApplied.emit(str(feature.get("id")), int(version or 0))
+
+    @Slot(str)
+    def _remove_zone(self, zone_id: str) -> None:
+        try:
+            self.engine.remove_zone(zone_id)
+        except Exception as e:
+            self.failed.emit(f"zone {zone_id!r} not removed: {e}")
+            return
+        self._build_shapes()
+        self.zoneApplied.emit(zone_id, 0)
+
+    # ----- details of one offender -----------------------------------------------------------
+    def _build_shapes(self) -> None:
+        """Projected exclusion zones, for the distance-to-boundary chart."""
+        zones = self.caseload.zones
+        if self._proj is None:
+            pts = []
+            for z in zones.values():
+                g = z.geometry
+                if g["type"] == "Point":
+                    pts.append(tuple(g["coordinates"][:2]))
+                else:
+                    ring = g["coordinates"][0] if g["type"] == "Polygon" else g["coordinates"][0][0]
+                    pts.extend(tuple(p[:2]) for p in ring)
+            self._proj = Projector(pts)
+        self._exclusion_by_offender: dict[str, list[ZoneShape]] = {}
+        for o in self.caseload.offenders.values():
+            shapes = []
+            for r in o.requirements:
+                if r.type == "exclusion" and r.zone in zones:
+                    z = zones[r.zone]
+                    shapes.append(ZoneShape(z.id, z.geometry, z.radius_m, self._proj))
+            self._exclusion_by_offender[o.id] = shapes
+
+    @Slot(str)
+    def _details(self, offender_id: str) -> None:
+        o = self.caseload.offenders.get(offender_id)
+        if o is None:
+            self.details.emit({"offender": offender_id, "error": "unknown offender"})
+            return
+        now = self.source.now()
+        hist = [h for h in self._history.get(o.device, ()) if h[0] >= now - HISTORY_S]
+        ts = [h[0] for h in hist]
+        shapes = self._exclusion_by_offender.get(o.id, [])
+        dist = []
+        for t, lat, lon, *_ in hist:
+            if shapes:
+                # signed depth > 0 inside; the chart shows distance outside the boundary (> 0 safe)
+                dist.append(-max(s.depth_xy(*s.proj.to_xy(lon, lat)) for s in shapes))
+        speed = []
+        prev = None
+        for t, lat, lon, acc, spd, batt in hist:
+            if spd is not None:
+                speed.append(spd)
+            elif prev is not None and t > prev[0]:
+                d = _haversine_m(prev[1], prev[2], lat, lon)
+                speed.append(d / (t - prev[0]))
+            else:
+                speed.append(0.0)
+            prev = (t, lat, lon)
+        batt = [h[5] if h[5] is not None else math.nan for h in hist]
+        tag = self.engine.tags.get(o.device)
+        tag_info = {}
+        if tag is not None:
+            for name in ("last_fix", "last_rx", "battery", "batt", "acc", "last_t", "signal", "sats", "src"):
+                v = getattr(tag, name, None)
+                if v is not None and not callable(v):
+                    tag_info[name] = v
+        last = hist[-1] if hist else None
+        self.details.emit({
+            "offender": o.id, "name": o.name, "borough": o.borough, "risk": o.risk, "device": o.device,
+            "fix_interval_s": o.fix_interval_s,
+            "requirements": [{"id": r.id, "type": r.type, "zone": r.zone,
+                              "zone_name": self.caseload.zones[r.zone].name if r.zone in self.caseload.zones else r.zone,
+                              "schedule": r.schedule} for r in o.requirements],
+            "now": now, "t": ts, "distance_m": dist, "speed_ms": speed, "battery": batt,
+            "last": {"t": last[0], "lat": last[1], "lon": last[2], "acc": last[3], "batt": last[5]} if last else None,
+            "tag": _jsonable(tag_info),
+            "trail": [{"lat": h[1], "lon": h[2], "t": h[0], "acc": h[3]} for h in hist[-720:]],
+        })
+
+
+def _jsonable(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, (int, float, str, bool)):
+            out[k] = v
+        elif hasattr(v, "lat") and hasattr(v, "lon"):
+            out[k] = {"lat": v.lat, "lon": v.lon, "acc": getattr(v, "acc", None), "t": getattr(v, "t", None),
+                      "sats": getattr(v, "sats", None), "src": getattr(v, "src", None)}
+    return out
+
+
+def _haversine_m(lat1, lon1, lat2, lon2) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371000.0 * math.asin(math.sqrt(a))

@@ -1,0 +1,514 @@
+"""The operator console's main window: the map in the centre, docks for the alert queue, the
+caseload list and the details panel, a status bar, menus that show every shortcut.
+
+The window wires the pieces together and owns nothing clever: the engine worker reports
+batches (alerts, positions, feed stats) through queued signals; a 500 ms tick refreshes the
+clock-driven columns and the status bar; the map widget throttles its own marker batches.
+Operator actions go through ``AlertQueueController`` (which writes the acknowledgement log)
+and zone edits through the store (a new zone version) and the engine worker.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
+                               QMessageBox, QVBoxLayout, QWidget)
+
+from ui.ackdialog import AckDialog
+from ui.alertmodel import TYPE_TEXT
+from ui.alertqueue import AlertQueueController, AlertQueueDock, HandlingRefused
+from ui.caseloadlist import CaseloadDock, CaseloadModel
+from ui.details import DetailsPanel
+from ui.settings import Settings, window_state
+from ui.shelvedialog import ShelveDialog, shift_end
+from ui.statusbar import ConsoleStatusBar
+from ui.theme import apply_theme, palette
+from ui.zonedialog import ZoneDialog
+
+TICK_MS = 500
+STATE_VERSION = 1
+
+
+def zone_kinds(caseload) -> dict[str, str]:
+    """zone id -> the kind of requirement that uses it (the map colours zones by kind)."""
+    kinds: dict[str, str] = {}
+    for o in caseload.offenders.values():
+        for r in o.requirements:
+            if r.zone and r.zone not in kinds:
+                kinds[r.zone] = r.type
+    return kinds
+
+
+class MainWindow(QMainWindow):
+    """The console. ``events`` receives structured log records (event name, fields)."""
+
+    event = Signal(str, dict)
+
+    def __init__(self, *, controller: AlertQueueController, worker, caseload, store,
+                 settings: Settings, map_widget: QWidget, clock, operator: str,
+                 training: bool = False, speeds: tuple = (), parent=None):
+        super().__init__(parent)
+        self.ctl, self.worker, self.caseload, self.store = controller, worker, caseload, store
+        self.settings, self.map, self.clock, self.operator = settings, map_widget, clock, operator
+        self.training = training
+        self.theme = settings.get("ui/theme")
+        self.setObjectName("console")
+        self.setWindowTitle(("TRAINING — " if training else "") + "Monitoring console")
+        self._positions: dict[str, dict] = {}
+        self._worst: dict[str, str | None] = {}
+        self._selected_device: str | None = None
+        self._selected_offender: str | None = None
+        self._zone_kinds = zone_kinds(caseload)
+        self._extra_zones: dict[str, dict] = {}
+        self._zone_seq = 0
+
+        centre = QWidget()
+        lay = QVBoxLayout(centre)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        self.training_banner = QLabel("TRAINING MODE — simulated feed, not live. "
+                                      "Nothing here reaches police or probation.")
+        self.training_banner.setObjectName("trainingBanner")
+        self.training_banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.training_banner.setVisible(training)
+        lay.addWidget(self.training_banner)
+        lay.addWidget(map_widget, 1)
+        self.setCentralWidget(centre)
+        self.watermark = QLabel("TRAINING", map_widget)
+        self.watermark.setObjectName("watermark")
+        self.watermark.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.watermark.setVisible(training)
+
+        boroughs = sorted({o.borough for o in caseload.offenders.values()})
+        self.queue = AlertQueueDock(controller, boroughs)
+        self.caseload_model = CaseloadModel(caseload, self)
+        self.caseload_list = CaseloadDock(self.caseload_model)
+        self.details = DetailsPanel(tz=controller.model.tz)
+        self.queue_dock = self._dock("Alert queue", "queueDock", self.queue, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.caseload_dock = self._dock("Caseload", "caseloadDock", self.caseload_list, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.details_dock = self._dock("Details", "detailsDock", self.details, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.status = ConsoleStatusBar(operator, tz=controller.model.tz, training=training)
+        self.setStatusBar(self.status)
+        self._build_menus(speeds)
+
+        controller.model.set_offenders({o.id: (o.name, o.borough) for o in caseload.offenders.values()})
+        worker.alertBatch.connect(self._on_alert_batch)
+        worker.positions.connect(self._on_positions)
+        worker.stats.connect(self.status.update_stats)
+        worker.stats.connect(self._on_stats)
+        worker.details.connect(self._on_details)
+        worker.zoneApplied.connect(self._on_zone_applied)
+        worker.failed.connect(self._warn)
+        controller.sounded.connect(lambda aid: self.event.emit("alarm_sounded", {"alert_id": aid}))
+        controller.floodChanged.connect(lambda on, n: self.event.emit("flood", {"on": on, "new_alerts": n}))
+        self.queue.acknowledgeRequested.connect(self.acknowledge)
+        self.queue.closeRequested.connect(self.close_alert)
+        self.queue.shelveRequested.connect(self.shelve)
+        self.queue.unshelveRequested.connect(self.unshelve)
+        self.queue.alertSelected.connect(self.show_alert)
+        self.caseload_list.offenderSelected.connect(self.show_offender)
+        if hasattr(map_widget, "markerClicked"):
+            map_widget.markerClicked.connect(self._marker_clicked)
+            map_widget.zoneDrawn.connect(self._zone_drawn)
+            map_widget.zoneEdited.connect(self._zone_edited)
+            map_widget.zoneDeleted.connect(self._zone_deleted)
+            map_widget.ready.connect(self._map_ready)
+
+        self.apply_theme(self.theme)
+        self.resize(1600, 1000)
+        self._restore_layout()
+        self._tick_timer = QTimer(self)
+        self._tick_timer.setInterval(TICK_MS)
+        self._tick_timer.timeout.connect(self._tick)
+        self._tick_timer.start()
+
+    # ----- construction --------------------------------------------------------------------
+    def _dock(self, title, name, widget, area) -> QDockWidget:
+        d = QDockWidget(title, self)
+        d.setObjectName(name)
+        d.setWidget(widget)
+        d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                      | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                      | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, d)
+        return d
+
+    def _action(self, menu, text, slot, shortcut=None, checkable=False) -> QAction:
+        a = QAction(text, self)
+        if shortcut:
+            a.setShortcut(QKeySequence(shortcut))
+            a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        a.setCheckable(checkable)
+        a.triggered.connect(slot)
+        menu.addAction(a)
+        self.addAction(a)
+        return a
+
+    def _build_menus(self, speeds) -> None:
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        self._action(f, "&Import zones (GeoJSON)…", self.import_zones, "Ctrl+I")
+        self._action(f, "&Export zones (GeoJSON)…", self.export_zones, "Ctrl+E")
+        f.addSeparator()
+        self._action(f, "&Quit", self.close, "Ctrl+Q")
+        a = mb.addMenu("&Alert")
+        self.act_ack = self._action(a, "&Acknowledge…", lambda: self._on_selected(self.acknowledge), "A")
+        self.act_close = self._action(a, "&Close", lambda: self._on_selected(self.close_alert), "C")
+        self.act_shelve = self._action(a, "&Shelve…", lambda: self._on_selected(self.shelve), "S")
+        self._action(a, "&Unshelve first shelved", self.queue._unshelve, "U")
+        a.addSeparator()
+        self._action(a, "Next &unacknowledged", self.next_unacknowledged, "N")
+        self._action(a, "&Focus filter", self.focus_filter, "F")
+        self._action(a, "Si&lence alarm (does not acknowledge)", self.ctl.silence, "Ctrl+M")
+        z = mb.addMenu("&Zones")
+        self._action(z, "Draw &polygon", lambda: self.draw("polygon"), "Ctrl+Shift+P")
+        self._action(z, "Draw &rectangle", lambda: self.draw("rectangle"), "Ctrl+Shift+R")
+        self._action(z, "Draw &circle", lambda: self.draw("circle"), "Ctrl+Shift+C")
+        v = mb.addMenu("&View")
+        self._action(v, "Alert &queue", lambda: self.focus_dock(self.queue_dock, self.queue.table), "Ctrl+1")
+        self._action(v, "&Caseload", lambda: self.focus_dock(self.caseload_dock, self.caseload_list.filter), "Ctrl+2")
+        self._action(v, "&Details", lambda: self.focus_dock(self.details_dock, self.details), "Ctrl+3")
+        self._action(v, "&Map", lambda: self.map.setFocus(), "Ctrl+0")
+        v.addSeparator()
+        self.act_dark = self._action(v, "&Dark theme (night shift)", self.toggle_theme, "Ctrl+Shift+D", checkable=True)
+        self._action(v, "&Reset layout", self.reset_layout)
+        if self.training and speeds:
+            t = mb.addMenu("&Training")
+            group = QActionGroup(self)
+            for i, s in enumerate(speeds, start=1):
+                act = self._action(t, f"Speed ×{s}", lambda _=False, s=s: self.set_speed(s),
+                                   f"Ctrl+Alt+{i}", checkable=True)
+                group.addAction(act)
+                act.setChecked(s == self.settings.get("training/speed"))
+
+    # ----- engine results ------------------------------------------------------------------
+    def _on_alert_batch(self, changes: list, now: float) -> None:
+        self.ctl.on_alert_batch(changes, now)
+        touched = set()
+        for change, alert in changes:
+            open_ = alert.state == "active" or (self.ctl.model.row(alert.alert_id).handling.state
+                                                not in ("closed",))
+            self.caseload_model.set_alert(alert.offender, alert.alert_id, alert.priority, open_)
+            if alert.offender:
+                touched.add(alert.offender)
+            self.event.emit(f"alert_{change}", {"alert_id": alert.alert_id, "type": alert.type,
+                                                "priority": alert.priority, "offender": alert.offender})
+        self._refresh_markers(touched)
+
+    def _on_positions(self, moved: list) -> None:
+        for m in moved:
+            self._positions[m["device"]] = m
+        self.caseload_model.set_positions(moved)
+        self._send_markers([m["device"] for m in moved])
+
+    def _send_markers(self, devices) -> None:
+        if not hasattr(self.map, "update_markers"):
+            return
+        by_device = self.caseload.by_device
+        now = self.clock()
+        out = []
+        for dev in devices:
+            m = self._positions.get(dev)
+            off = by_device.get(dev)
+            if m is None or off is None:
+                continue
+            stale = now - m["t"] > max(300.0, 3 * off.fix_interval_s)
+            out.append({"device": dev, "lat": m["lat"], "lon": m["lon"], "acc": m["acc"],
+                        "label": f"{off.id} {off.name}", "priority": self.caseload_model.worst(off.id),
+                        "stale": stale})
+        if out:
+            self.map.update_markers(out)
+
+    def _refresh_markers(self, offenders) -> None:
+        devs = [self.caseload.offenders[o].device for o in offenders if o in self.caseload.offenders]
+        self._send_markers(devs)
+
+    def _on_stats(self, s: dict) -> None:
+        pass
+
+    def _on_details(self, d: dict) -> None:
+        if d.get("offender") != self._selected_offender:
+            return
+        open_alerts = [(r.alert.priority, r.alert.type, r.alert.alert_id) for r in self.ctl.model.rows()
+                       if r.alert.offender == d["offender"] and r.handling.state != "closed"]
+        self.details.show_details(d, open_alerts)
+        if hasattr(self.map, "select_device") and d.get("device"):
+            self.map.select_device(d["device"], d.get("trail", []), now=d.get("now"))
+
+    # ----- selection -----------------------------------------------------------------------
+    def show_alert(self, alert_id: str) -> None:
+        row = self.ctl.model.row(alert_id)
+        if row is None:
+            return
+        a = row.alert
+        if a.offender:
+            self.show_offender(a.offender)
+        pos = self._positions.get(a.device or "")
+        where = (a.evidence or {}).get("fixes") if isinstance(a.evidence, dict) else None
+        if where and isinstance(where, list) and isinstance(where[-1], dict) and "lat" in where[-1]:
+            self.map.pan_to(where[-1]["lat"], where[-1]["lon"], 16) if hasattr(self.map, "pan_to") else None
+        elif pos and hasattr(self.map, "pan_to"):
+            self.map.pan_to(pos["lat"], pos["lon"], 16)
+
+    def show_offender(self, offender_id: str) -> None:
+        if offender_id not in self.caseload.offenders:
+            return
+        self._selected_offender = offender_id
+        self._selected_device = self.caseload.offenders[offender_id].device
+        self.worker.request_details(offender_id)
+
+    def _marker_clicked(self, device: str) -> None:
+        off = self.caseload.by_device.get(device)
+        if off:
+            self.show_offender(off.id)
+
+    # ----- operator actions ----------------------------------------------------------------
+    def _on_selected(self, fn) -> None:
+        aid = self.queue.selected_alert()
+        if aid:
+            fn(aid)
+        else:
+            self.statusBar().showMessage("Select an alert first (Ctrl+1 to go to the queue)", 4000)
+
+    def acknowledge(self, alert_id: str) -> None:
+        row = self.ctl.model.row(alert_id)
+        if row is None or row.handling.state != "unacknowledged":
+            self.statusBar().showMessage("This alert is not waiting for acknowledgement", 4000)
+            return
+        dlg = AckDialog(row.alert, f"{row.alert.offender or ''} {row.offender_name}".strip(), self)
+        if dlg.exec():
+            action, note = dlg.values()
+            self._do(lambda: self.ctl.acknowledge(alert_id, action, note), "acknowledged", alert_id,
+                     action=action)
+
+    def close_alert(self, alert_id: str) -> None:
+        self._do(lambda: self.ctl.close(alert_id), "closed", alert_id)
+
+    def shelve(self, alert_id: str) -> None:
+        row = self.ctl.model.row(alert_id)
+        from ui.shelvedialog import shelve_refusal
+        problem = shelve_refusal(row.alert) if row else "no such alert"
+        if problem:
+            self.statusBar().showMessage(f"Cannot shelve: {problem}", 6000)
+            self.event.emit("shelve_refused", {"alert_id": alert_id, "reason": problem})
+            return
+        now = self.ctl.now
+        try:
+            end = shift_end(now, self.settings.get("shift/end"), self.ctl.model.tz)
+        except ValueError:
+            end = None
+        dlg = ShelveDialog(row.alert, now, max_hours=self.ctl.max_shelve_hours, shift_end_at=end, parent=self)
+        if dlg.exec():
+            reason, until = dlg.values()
+            self._do(lambda: self.ctl.shelve(alert_id, reason, until), "shelved", alert_id, until=until)
+
+    def unshelve(self, alert_id: str) -> None:
+        self._do(lambda: self.ctl.unshelve(alert_id), "unshelved", alert_id)
+
+    def _do(self, fn, what: str, alert_id: str, **fields) -> None:
+        try:
+            fn()
+        except (HandlingRefused, ValueError) as e:   # HandlingError from the store is a ValueError
+            self._warn(f"Alert not {what}: {e}")
+            return
+        self.event.emit(f"alert_{what}", {"alert_id": alert_id, "operator": self.operator, **fields})
+        self.statusBar().showMessage(f"Alert {what} — recorded in the acknowledgement log", 4000)
+
+    def next_unacknowledged(self) -> None:
+        for r in range(self.ctl.proxy.rowCount()):
+            aid = self.ctl.proxy.alert_id_at(r)
+            if self.ctl.model.row(aid).handling.state == "unacknowledged":
+                self.focus_dock(self.queue_dock, self.queue.table)
+                self.queue.select_alert(aid)
+                return
+
+    def focus_filter(self) -> None:
+        self.focus_dock(self.queue_dock, self.queue.filter)
+        self.queue.filter.selectAll()
+
+    def focus_dock(self, dock: QDockWidget, widget: QWidget) -> None:
+        dock.show()
+        dock.raise_()
+        widget.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    # ----- zones ---------------------------------------------------------------------------
+    def zone_features(self) -> list[dict]:
+        out = []
+        for z in self.caseload.zones.values():
+            f = z.feature() if hasattr(z, "feature") else {"type": "Feature", "id": z.id, "geometry": z.geometry,
+                                                           "properties": {"name": z.name}}
+            f = json.loads(json.dumps(f))
+            f["properties"] = dict(f.get("properties") or {}, kind=self._zone_kinds.get(z.id, "exclusion"),
+                                   id=z.id, name=z.name)
+            if z.radius_m:
+                f["properties"]["radius_m"] = z.radius_m
+            out.append(f)
+        return out
+
+    def _map_ready(self) -> None:
+        self.map.set_zones(self.zone_features())
+        self._send_markers(list(self._positions))
+        self.event.emit("map_ready", {"seconds": getattr(self.map, "page_info", {}).get("readyAfterS")})
+
+    def draw(self, shape: str) -> None:
+        if hasattr(self.map, "start_drawing"):
+            self.map.start_drawing(shape)
+            self.statusBar().showMessage(f"Drawing a {shape}: click on the map; Esc cancels", 8000)
+
+    def _new_zone_id(self) -> str:
+        while True:
+            self._zone_seq += 1
+            zid = f"Z-OP-{self._zone_seq:04d}"
+            if zid not in self.caseload.zones and zid not in self._extra_zones:
+                return zid
+
+    def _zone_drawn(self, feature: dict) -> None:
+        offenders = [(o.id, o.name) for o in sorted(self.caseload.offenders.values(), key=lambda o: o.id)]
+        dlg = ZoneDialog(feature, offenders, zone_id=self._new_zone_id(), preselect=self._selected_offender,
+                         parent=self)
+        if dlg.exec():
+            zone, req = dlg.result_pair()
+            self.save_zone(zone, dlg.offender.currentData(), req)
+        if hasattr(self.map, "clear_drafts"):
+            self.map.clear_drafts()
+
+    def save_zone(self, zone: dict, offender_id: str, requirement: dict) -> None:
+        """A new zone for an offender: a zone version in the store, then the engine."""
+        try:
+            self.store.record_zone_edit(zone, self.operator)
+        except Exception as e:
+            self._warn(f"Zone not saved: {e}")
+            return
+        self._zone_kinds[zone["id"]] = requirement["type"]
+        self._extra_zones[zone["id"]] = zone
+        self.worker.attach_zone(zone, offender_id, requirement)
+        self.event.emit("zone_saved", {"zone": zone["id"], "offender": offender_id, "type": requirement["type"]})
+
+    def _zone_edited(self, feature: dict) -> None:
+        try:
+            self.store.record_zone_edit(feature, self.operator)
+        except Exception as e:
+            self._warn(f"Zone edit not saved: {e}")
+            return
+        self.worker.update_zone(feature)
+
+    def _zone_deleted(self, zone_id: str) -> None:
+        try:
+            self.store.record_zone_edit({"type": "Feature", "id": zone_id, "geometry": None, "properties": {}},
+                                        self.operator, removed=True)
+        except Exception as e:
+            self._warn(f"Zone removal not saved: {e}")
+            return
+        self.worker.remove_zone(zone_id)
+
+    def _on_zone_applied(self, zone_id: str, version: int) -> None:
+        self.event.emit("zone_applied", {"zone": zone_id, "version": version})
+        if hasattr(self.map, "set_zones"):
+            QTimer.singleShot(0, lambda: self.map.set_zones(self.zone_features()))
+
+    def import_zones(self, path: str | None = None) -> None:
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(self, "Import zones", "", "GeoJSON (*.geojson *.json)")
+        if not path:
+            return
+        try:
+            doc = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+            feats = doc["features"] if doc.get("type") == "FeatureCollection" else [doc]
+        except (OSError, ValueError, KeyError, AttributeError) as e:
+            self._warn(f"{path}: not a GeoJSON FeatureCollection ({e})")
+            return
+        for f in feats:
+            if not isinstance(f, dict) or f.get("id") is None:
+                self._warn(f"{path}: every zone needs an id; skipped one")
+                continue
+            self._zone_edited(f)
+
+    def export_zones(self, path: str | None = None) -> None:
+        if not path:
+            path, _ = QFileDialog.getSaveFileName(self, "Export zones", "zones.geojson", "GeoJSON (*.geojson)")
+        if not path:
+            return
+        doc = {"type": "FeatureCollection", "features": self.zone_features()}
+        pathlib.Path(path).write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        self.statusBar().showMessage(f"Zones exported to {path}", 4000)
+
+    # ----- view ----------------------------------------------------------------------------
+    def set_speed(self, speed: int) -> None:
+        self.worker.set_speed(speed)
+        self.settings.set("training/speed", speed)
+        self.event.emit("training_speed", {"speed": speed})
+
+    def toggle_theme(self) -> None:
+        self.apply_theme("light" if self.theme == "dark" else "dark")
+        self.settings.set("ui/theme", self.theme)
+
+    def apply_theme(self, name: str) -> None:
+        self.theme = name
+        p = apply_theme(QApplication.instance(), name, self.settings.get("ui/queue_font_pt"))
+        self.ctl.model.set_palette(p)
+        self.caseload_model.palette = p
+        self.details.set_palette(p)
+        self.act_dark.setChecked(name == "dark")
+        self.watermark.setStyleSheet(f"color: {p.watermark}; background: transparent; font-size: 44pt;"
+                                     f" font-weight: bold; border: 4px solid {p.watermark}; padding: 4px 16px;")
+        if hasattr(self.map, "set_theme"):
+            self.map.set_theme(name)
+
+    def resizeEvent(self, event):  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        self._place_watermark()
+
+    def _place_watermark(self) -> None:
+        self.watermark.adjustSize()
+        w = self.map.width()
+        self.watermark.move(max(0, (w - self.watermark.width()) // 2), 16)
+        self.watermark.raise_()
+
+    def _tick(self) -> None:
+        now = self.clock()
+        self.ctl.tick(now)
+        self.caseload_model.tick(now)
+        self.status.set_time(now)
+        self._place_watermark()
+
+    def _warn(self, text: str) -> None:
+        self.event.emit("warning", {"text": text})
+        self.statusBar().showMessage(text, 8000)
+        if self.isVisible() and QApplication.platformName() not in ("offscreen", "minimal"):
+            QMessageBox.warning(self, "Monitoring console", text)
+
+    # ----- layout persistence --------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        self._default_state = self.saveState(STATE_VERSION)
+        qs = window_state()
+        geo = qs.value("window/geometry")
+        state = qs.value("window/state")
+        if isinstance(geo, QByteArray):
+            self.restoreGeometry(geo)
+        if isinstance(state, QByteArray):
+            self.restoreState(state, STATE_VERSION)
+        header = qs.value("queue/header")
+        if isinstance(header, QByteArray):
+            self.queue.table.horizontalHeader().restoreState(header)
+
+    def save_layout(self) -> None:
+        qs = window_state()
+        qs.setValue("window/geometry", self.saveGeometry())
+        qs.setValue("window/state", self.saveState(STATE_VERSION))
+        qs.setValue("queue/header", self.queue.table.horizontalHeader().saveState())
+        qs.sync()
+
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_state, STATE_VERSION)
+        for d in (self.queue_dock, self.caseload_dock, self.details_dock):
+            d.show()
+
+    def closeEvent(self, event):  # noqa: N802 (Qt API)
+        self.save_layout()
+        self._tick_timer.stop()
+        if hasattr(self.map, "shutdown"):
+            self.map.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,112 @@
+"""ISA-101 look of the console: grey surfaces, colour only for alert priorities.
+
+Two palettes (light for day shifts, dark for night shifts) share one rule: the interface is
+shades of grey, and saturated colour appears only where something is wrong. Every priority
+colour is backed by a shape and a word (``▲ CRITICAL``) so that an operator who cannot tell red
+from orange still reads the priority. Escalation adds a marker (``⏱``) and bold text, never a
+new colour.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtGui import QColor, QFont, QPalette
+from PySide6.QtWidgets import QApplication
+
+PRIORITY_SHAPE = {"critical": "▲", "high": "◆", "medium": "■", "low": "●"}
+PRIORITY_TEXT = {p: f"{s} {p.upper()}" for p, s in PRIORITY_SHAPE.items()}
+ESCALATED_MARK = "⏱"
+
+
+@dataclass(frozen=True)
+class Palette:
+    name: str
+    window: str
+    base: str          # table and input backgrounds
+    alt_base: str
+    panel: str         # docks, toolbars, headers
+    text: str
+    dim_text: str
+    border: str
+    selection: str
+    selection_text: str
+    priority: dict      # priority -> strong colour (text, markers, flashing)
+    priority_tint: dict  # priority -> row background for an unacknowledged alert
+    watermark: str
+
+
+LIGHT = Palette(
+    name="light", window="#d4d4d4", base="#e4e4e4", alt_base="#dcdcdc", panel="#cbcbcb",
+    text="#1c1c1c", dim_text="#5a5a5a", border="#a8a8a8", selection="#8f9aa6",
+    selection_text="#000000",
+    priority={"critical": "#c8102e", "high": "#c75b00", "medium": "#8a6d00", "low": "#2f5f8a"},
+    priority_tint={"critical": "#f2c4c4", "high": "#f3d6ba", "medium": "#ece2b3", "low": "#cfdae6"},
+    watermark="#b00020",
+)
+DARK = Palette(
+    name="dark", window="#232323", base="#1b1b1b", alt_base="#202020", panel="#2c2c2c",
+    text="#c9c9c9", dim_text="#8a8a8a", border="#444444", selection="#4a5560",
+    selection_text="#ffffff",
+    priority={"critical": "#ff5a5a", "high": "#ff9a3c", "medium": "#e0c040", "low": "#7fa8d0"},
+    priority_tint={"critical": "#5a1c1c", "high": "#553514", "medium": "#4a4218", "low": "#24364a"},
+    watermark="#ff4d4d",
+)
+PALETTES = {"light": LIGHT, "dark": DARK}
+
+
+def palette(name: str) -> Palette:
+    return PALETTES.get(name, LIGHT)
+
+
+def stylesheet(p: Palette, queue_font_pt: int = 15) -> str:
+    return f"""
+QWidget {{ background: {p.window}; color: {p.text}; }}
+QMainWindow::separator {{ background: {p.border}; width: 4px; height: 4px; }}
+QDockWidget {{ font-weight: bold; }}
+QDockWidget::title {{ background: {p.panel}; padding: 4px 8px; border-bottom: 1px solid {p.border}; }}
+QTableView, QListView, QTreeView, QLineEdit, QPlainTextEdit, QTextEdit, QComboBox, QSpinBox,
+QDateTimeEdit {{ background: {p.base}; border: 1px solid {p.border};
+  selection-background-color: {p.selection}; selection-color: {p.selection_text}; }}
+QTableView {{ alternate-background-color: {p.alt_base}; gridline-color: {p.border}; }}
+QTableView#alertTable {{ font-size: {queue_font_pt}pt; }}
+QHeaderView::section {{ background: {p.panel}; color: {p.text}; padding: 4px;
+  border: 0; border-right: 1px solid {p.border}; border-bottom: 1px solid {p.border};
+  font-weight: bold; }}
+QPushButton, QToolButton {{ background: {p.panel}; border: 1px solid {p.border};
+  padding: 4px 10px; border-radius: 2px; }}
+QPushButton:hover, QToolButton:hover {{ border-color: {p.text}; }}
+QPushButton:focus, QToolButton:focus, QTableView:focus, QLineEdit:focus, QComboBox:focus {{
+  border: 2px solid {p.text}; }}
+QPushButton:disabled {{ color: {p.dim_text}; }}
+QMenuBar, QMenu, QStatusBar, QToolBar {{ background: {p.panel}; }}
+QMenu::item:selected, QMenuBar::item:selected {{ background: {p.selection}; color: {p.selection_text}; }}
+QStatusBar QLabel {{ padding: 0 8px; background: {p.panel}; }}
+QLabel#dim {{ color: {p.dim_text}; }}
+QLabel#floodBanner {{ background: {p.priority_tint['critical']}; color: {p.text};
+  border: 2px solid {p.priority['critical']}; font-size: {queue_font_pt}pt; font-weight: bold; padding: 6px; }}
+QLabel#trainingBanner {{ background: {p.window}; color: {p.watermark};
+  border: 3px dashed {p.watermark}; font-size: 16pt; font-weight: bold; padding: 4px; }}
+QLabel#shelvedHeader {{ font-weight: bold; }}
+QLabel#feedLost {{ color: {p.priority['critical']}; font-weight: bold; }}
+QGroupBox {{ border: 1px solid {p.border}; margin-top: 14px; font-weight: bold; }}
+QGroupBox::title {{ subcontrol-origin: margin; left: 8px; padding: 0 4px; }}
+"""
+
+
+def apply_theme(app: QApplication, name: str, queue_font_pt: int = 15) -> Palette:
+    """Apply a palette and its stylesheet to the whole application."""
+    p = palette(name)
+    qp = QPalette()
+    for role, colour in ((QPalette.ColorRole.Window, p.window), (QPalette.ColorRole.Base, p.base),
+                         (QPalette.ColorRole.AlternateBase, p.alt_base), (QPalette.ColorRole.Text, p.text),
+                         (QPalette.ColorRole.WindowText, p.text), (QPalette.ColorRole.Button, p.panel),
+                         (QPalette.ColorRole.ButtonText, p.text), (QPalette.ColorRole.Highlight, p.selection),
+                         (QPalette.ColorRole.HighlightedText, p.selection_text),
+                         (QPalette.ColorRole.PlaceholderText, p.dim_text)):
+        qp.setColor(role, QColor(colour))
+    app.setPalette(qp)
+    font = QFont(app.font())
+    font.setPointSize(11)
+    app.setFont(font)
+    app.setStyleSheet(stylesheet(p, queue_font_pt))
+    return p

@@ -1,0 +1,51 @@
+"""Training mode (``python main.py --demo``): the simulator drives the engine in this process.
+
+The demo caseload of the eight boroughs (``monitorapp.demo``) and the live simulator
+(``monitorapp.simulator.LiveSimulator``) make a realistic feed on a clock that runs ×1, ×10 or
+×60; the engine and a store of its own (``training.sqlite`` in the user data directory, never the
+live store) process it exactly as they would live. No broker can be configured in this mode:
+``check_training_args`` refuses one, and nothing in the training session opens a connection.
+"""
+from __future__ import annotations
+
+import pathlib
+import time
+
+from ui.engineworker import SimulatedFeed
+from ui.settings import data_dir
+
+SPEEDS = (1, 10, 60)
+
+
+class TrainingError(ValueError):
+    """Training mode was asked for something it does not allow (e.g. a live broker)."""
+
+
+def check_training_args(broker: str | None, db: str | None, live_store: str | None = None) -> None:
+    if broker:
+        raise TrainingError("training mode (--demo) cannot use a live broker; drop --broker")
+    if db and live_store and pathlib.Path(db).resolve() == pathlib.Path(live_store).resolve():
+        raise TrainingError("training mode cannot write the live store; choose another --db")
+
+
+def training_store_path(db: str | None = None) -> pathlib.Path:
+    p = pathlib.Path(db) if db else data_dir() / "training.sqlite"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+class TrainingSession:
+    """The demo caseload, the simulator and its feed source, for one run of training mode."""
+
+    def __init__(self, *, n_offenders: int = 100, seed: int = 1, speed: int = 10,
+                 start: float | None = None):
+        if speed not in SPEEDS:
+            raise TrainingError(f"training speed must be one of {', '.join(map(str, SPEEDS))}, not {speed}")
+        from monitorapp.caseload import parse_caseload
+        from monitorapp.demo import demo_caseload
+        from monitorapp.simulator import LiveSimulator
+        self.doc = demo_caseload(n_offenders=n_offenders, seed=seed)
+        self.caseload = parse_caseload(self.doc, "demo caseload")
+        self.start = float(start if start is not None else time.time())
+        self.simulator = LiveSimulator(self.doc, self.start, seed)
+        self.feed = SimulatedFeed(self.simulator, self.start, speed)
