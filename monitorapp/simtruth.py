@@ -1,0 +1,132 @@
+"""The ground truth of a simulated feed: what the engine must alert, by when, and what it must
+not, measured on the true tracks (not on the noisy fixes).
+
+Bounds (spec §4, "What counts as right"), written as ``alert_by`` on each breach:
+
+===================== ========================================================================
+exclusion_entered     true entry + 3 × fix interval + 60 s (inside an active zone ≥ 2 min)
+curfew_absent         absence start + grace_s + 3 × fix interval + 60 s (absence > grace_s)
+appointment_missed    end + grace_s
+strap_tamper          the ``rx`` of the event message
+signal_lost           silence start + max(300 s, 3 × fix interval); silence start is a bound
+                      on the tag's last arrival (no message of the tag arrives after it)
+battery_low           the ``rx`` of the ``battery_low`` event (the fix after it also says < 0.15)
+feed_lost             outage start + 60 s (no message of any kind arrives after outage start)
+===================== ========================================================================
+
+``must_not_alert`` records (kind ``must_not_alert``) name an offender, requirement, alert type
+and a time window in which that alert must not start: scripted near-misses (standing
+``NEAR_MISS_M`` outside an exclusion zone or inside the curfew zone by it), single-fix
+multipath jumps, and appointments that were attended.
+"""
+from __future__ import annotations
+
+from monitorapp.simplanner import OffenderWorld
+from monitorapp.simroutines import TruePath, intersect
+from monitorapp.timeutil import fmt_time
+
+MIN_EXCLUSION_S = 120.0
+ROUTINE_ACC_MAX = 60.0
+
+
+def signal_threshold(interval: float) -> float:
+    return max(300.0, 3.0 * interval)
+
+
+def breach(type_: str, world: OffenderWorld | None, req, start: float, end: float | None,
+           alert_by: float, cause: str, **extra) -> dict:
+    d = {"type": type_, "offender": world.id if world else None,
+         "device": world.device if world else None,
+         "requirement": req.id if req is not None else None,
+         "zone": req.zone if req is not None else None,
+         "start": fmt_time(start), "end": fmt_time(end) if end is not None else None,
+         "alert_by": fmt_time(alert_by), "cause": cause,
+         "fix_interval_s": world.interval if world else None}
+    d.update(extra)
+    return d
+
+
+def must_not(type_: str, world: OffenderWorld, req, t_from: float, t_to: float, cause: str, **extra) -> dict:
+    d = {"kind": "must_not_alert", "type": type_, "offender": world.id, "device": world.device,
+         "requirement": req.id if req is not None else None,
+         "zone": req.zone if req is not None else None,
+         "from": fmt_time(t_from), "to": fmt_time(t_to), "cause": cause}
+    d.update(extra)
+    return d
+
+
+def audit_path(world: OffenderWorld, path: TruePath, t0: float, t1: float, scripted: list[tuple],
+               death: float | None = None) -> tuple[list[dict], list[dict], list[dict]]:
+    """(breaches, must_not_alert, warnings) for one offender's true track over [t0, t1).
+
+    ``scripted``: (t_from, t_to, kind) windows of this offender's incidents, to name the cause
+    of a breach; a breach outside every window is reported with cause ``unscripted`` (a
+    simulator defect the tests look for). ``death``: the tag stops then; later breaches are
+    not observable and are left out.
+    """
+    end = min(t1, death) if death is not None else t1
+    breaches, mna, warnings = [], [], []
+    iv = world.interval
+
+    def cause_of(a: float, b: float) -> str:
+        for s, e, kind in scripted:
+            if s - 600 <= b and a <= e + 600:
+                return kind
+        return "unscripted"
+
+    for q in world.exclusions:
+        act = intersect(path.inside_intervals(q.geom, t0, end), _clip(q.active, t0, end))
+        for a, b in act:
+            if b - a >= MIN_EXCLUSION_S:
+                breaches.append(breach("exclusion_entered", world, q, a, b if b < end else None,
+                                       a + 3 * iv + 60, cause_of(a, b)))
+            else:
+                warnings.append(f"{world.id} {q.id}: inside for only {b - a:.0f} s at {fmt_time(a)}")
+    for q in world.curfews:
+        for a, b in _clip(q.active, t0, end):
+            inside = path.inside_intervals(q.geom, a, b)
+            for s, e in _complement(inside, a, b):
+                if e - s > q.grace_s and s + q.grace_s < end:
+                    breaches.append(breach("curfew_absent", world, q, s, e if e < end else None,
+                                           s + q.grace_s + 3 * iv + 60, cause_of(s, e)))
+                elif e - s > 1.0:
+                    mna.append(must_not("curfew_absent", world, q, s, e, "absence_within_grace"))
+    for q in world.appointments:
+        if q.end + q.grace_s > end or q.start < t0:
+            continue
+        if path.inside_intervals(q.geom, q.start, q.end):
+            mna.append(must_not("appointment_missed", world, q, q.start, q.end + q.grace_s + 60,
+                                "attended"))
+        else:
+            breaches.append(breach("appointment_missed", world, q, q.start, q.end,
+                                   q.end + q.grace_s, cause_of(q.start, q.end)))
+    return breaches, mna, warnings
+
+
+def clearance_warnings(world: OffenderWorld, path: TruePath, t0: float, t1: float,
+                       incident_windows: list[tuple[float, float]]) -> list[str]:
+    """Routine travel must stay 2 × the largest routine acc away from exclusion zones."""
+    out = []
+    spans = _complement(sorted(incident_windows), t0, t1)
+    for q in world.exclusions:
+        for a, b in spans:
+            d = path.min_distance(q.geom, a, b)
+            if d < 2 * ROUTINE_ACC_MAX:
+                out.append(f"{world.id} {q.id}: routine track {d:.0f} m from the zone "
+                           f"between {fmt_time(a)} and {fmt_time(b)}")
+    return out
+
+
+def _clip(ivs, t0, t1):
+    return [(max(a, t0), min(b, t1)) for a, b in ivs if b > t0 and a < t1]
+
+
+def _complement(ivs, t0, t1):
+    out, cur = [], t0
+    for a, b in sorted(ivs):
+        if a > cur:
+            out.append((cur, min(a, t1)))
+        cur = max(cur, b)
+    if cur < t1:
+        out.append((cur, t1))
+    return [(a, b) for a, b in out if b > a]
