@@ -1,0 +1,429 @@
+"""``monitorapp monitor``: the headless live engine on an MQTT broker (spec §7, issue 4).
+
+It subscribes to the feed (``FeedClient``), evaluates every message with the engine, stores
+everything (``localdb.Store``), publishes each alert and each change of its state to
+``em/v1/alert/{alert_id}`` (retained), applies acknowledgements and zone edits that arrive
+through the broker (``SharedState``), appends raised alerts to ``--alerts-out`` (the replay
+format) and prints one JSON stats line every ``--stats-interval`` seconds and at exit.
+Its log goes to stderr as JSON lines ``{"ts", "level", "event", ...}``.
+
+Nothing is lost (the commit cycle, every ``--commit-interval`` seconds): the engine's state
+and the feed position are checkpointed in the store, and only then are the messages acknowledged
+to the broker. A process killed at any point restarts from its last checkpoint and the broker
+hands it again every message it had not acknowledged; alert ids are deterministic, so what is
+raised again updates the same row, the same retained message, and ``--alerts-out`` (whose ids
+are read back at start) gets no second line. SIGTERM/SIGINT: finish the batch, checkpoint,
+acknowledge, disconnect, exit 0.
+
+The processing clock (``--clock``): ``wall`` (the default, live) takes each message's arrival
+time and advances the engine from the wall clock once a second, which is what raises
+``feed_lost``; ``feed`` takes each message's own ``rx``, exactly as a replay does, for
+accelerated simulations and for checking that the live path gives the replay's alerts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+
+import orjson
+
+from monitorapp.messages import Rejection
+from monitorapp.mqttconfig import MqttConfigError, MqttSettings
+from monitorapp.mqttfeed import OWNTRACKS, TRACCAR, V1, FeedClient, default_subscriptions
+from monitorapp.timeutil import fmt_time
+
+log = logging.getLogger("monitorapp.monitor")
+MAX_PAYLOAD = 64 * 1024
+MAX_HANDLED_IDS = 100_000
+
+
+class AlertsFile:
+    """``--alerts-out``: one replay-format line per raised alert, never twice for one id (the
+    ids already in the file are read at start; a line cut short by a crash is removed)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.ids: set[str] = set()
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                data = f.read()
+            keep = data[: data.rfind(b"\n") + 1]
+            for line in keep.splitlines():
+                try:
+                    self.ids.add(orjson.loads(line)["alert_id"])
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    raise OSError(f"{path}: line {line[:60]!r} is not an alert line") from None
+            if len(keep) != len(data):
+                with open(path, "r+b") as f:
+                    f.truncate(len(keep))
+        self._f = open(path, "ab")
+
+    def write(self, alert) -> bool:
+        if alert.alert_id in self.ids:
+            return False
+        self.ids.add(alert.alert_id)
+        self._f.write(orjson.dumps(alert.to_json()) + b"\n")
+        return True
+
+    def flush(self) -> None:
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class LiveProcessor:
+    """The main thread's work: batches into the engine, alert changes out to the store, the
+    file and the broker, remote handling and zone edits in, checkpoints and broker acks."""
+
+    def __init__(self, engine, store, feed: FeedClient, shared, alerts_out: AlertsFile | None,
+                 position: dict, feed_clock: bool = False):
+        from monitorapp.adapters import SeqCounter
+        self.engine, self.store, self.feed, self.shared = engine, store, feed, shared
+        self.alerts_out = alerts_out
+        self.feed_clock = feed_clock
+        self.uncommitted: list = []
+        self.changed: dict[str, object] = {}
+        self.raised: list = []
+        self.zones: dict[str, list] = dict(position.get("zones") or {})
+        self.handled: list[str] = list(position.get("handled") or [])
+        self._handled_set = set(self.handled)
+        self.acked_messages = int(position.get("messages") or 0)
+        self.waiting: list[tuple] = []        # remote steps for alerts this store has not got yet
+        self.lags: list[float] = []
+        self.processing_lag_max = 0.0
+        self.seqs = SeqCounter()
+        engine.add_listener(on_alert=self._on_alert)
+
+    def _on_alert(self, alert, change: str) -> None:
+        self.changed[alert.alert_id] = alert
+        if change == "raised":
+            self.raised.append(alert)
+
+    # --- feed --------------------------------------------------------------------------------
+    def process(self, batch) -> None:
+        engine = self.engine
+        lags = self.lags
+        for d in batch:
+            rx = d.arrival
+            if d.adapter == V1:
+                msg = engine.submit(d.payload, None if self.feed_clock else rx, d.topic)
+                if msg.kind == "fix" or msg.kind == "event":
+                    lags.append(rx - msg.t)
+            else:
+                for msg in self._adapted(d):
+                    if msg.kind == "fix" or msg.kind == "event":
+                        lags.append(rx - msg.t)
+        now = time.time()
+        self.processing_lag_max = max(self.processing_lag_max, now - batch[0].arrival)
+        self.uncommitted.extend(batch)
+
+    def _adapted(self, d):
+        from monitorapp.adapters import AdapterError, owntracks_to_v1, traccar_to_v1
+        engine = self.engine
+        now = None if self.feed_clock else d.arrival
+        if len(d.payload) > MAX_PAYLOAD:
+            return [engine.submit_message(Rejection("oversize", f"{len(d.payload)} bytes is more than 64 KiB",
+                                                    d.payload, d.arrival, d.topic), d.arrival)]
+        try:
+            obj = orjson.loads(d.payload)
+            if d.adapter == TRACCAR:
+                dicts = traccar_to_v1(obj, self.seqs, d.arrival)
+            elif d.adapter == OWNTRACKS:
+                dicts = owntracks_to_v1(obj, d.topic, self.seqs, d.arrival)
+            else:  # pragma: no cover - FeedClient checks adapters
+                dicts = []
+        except (orjson.JSONDecodeError, AdapterError) as e:
+            reason = "bad_json" if isinstance(e, orjson.JSONDecodeError) else "bad_adapter_payload"
+            return [engine.submit_message(Rejection(reason, f"{d.adapter}: {e}", d.payload, d.arrival, d.topic),
+                                          d.arrival)]
+        return [engine.submit(orjson.dumps(v), now) for v in dicts]
+
+    # --- out ---------------------------------------------------------------------------------
+    def publish_changes(self) -> None:
+        """Alert changes since the last call: stored (flush), written, published."""
+        if not self.changed:
+            return
+        self.store.flush()
+        changed, raised = self.changed, self.raised
+        self.changed, self.raised = {}, []
+        if self.alerts_out:
+            wrote = [a for a in raised if self.alerts_out.write(a)]
+            if wrote:
+                self.alerts_out.flush()
+        for a in raised:
+            log.info("alert raised", extra={"fields": {"alert_id": a.alert_id, "type": a.type,
+                                                       "offender": a.offender, "late": a.late}})
+        for a in changed.values():
+            self.publish_alert(a)
+
+    def publish_alert(self, alert) -> None:
+        rec = alert.to_record()
+        h = self.shared.handling(alert.alert_id)
+        rec["handling"] = h["state"]
+        rec["handled_by"] = h["owner"]
+        rec["handling_conflicts"] = len(h["conflicts"])
+        self.shared.publish_alert(rec)
+
+    def commit(self) -> None:
+        """Checkpoint, then acknowledge to the broker what the checkpoint covers."""
+        if not self.uncommitted and not self._dirty_position:
+            return
+        self.acked_messages += len(self.uncommitted)
+        self.store.checkpoint(self.engine, {
+            "messages": self.acked_messages, "zones": self.zones,
+            "handled": self.handled[-MAX_HANDLED_IDS:], "at": time.time()})
+        self.feed.ack(self.uncommitted)
+        self.uncommitted = []
+        self._dirty_position = False
+
+    _dirty_position = False
+
+    # --- handling and zones from other workstations ------------------------------------------
+    def apply_remote(self, kind: str, key: str, item: dict) -> None:
+        if kind == "ack":
+            self._apply_step(key, item)
+        elif kind == "zone":
+            self._apply_zone(key, item)
+
+    def retry_waiting(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for alert_id, entry in waiting:
+            self._apply_step(alert_id, entry)
+
+    def _apply_step(self, alert_id: str, e: dict) -> None:
+        from localdb.handling import HandlingError
+        if e["id"] in self._handled_set:
+            return
+        step, op = e["step"], e["operator"]
+        try:
+            if step == "acknowledge":
+                self.store.acknowledge(alert_id, op, e.get("action"), e.get("note"))
+            elif step == "close":
+                self.store.close_alert(alert_id, op, e.get("note"))
+            elif step == "shelve":
+                self.store.shelve(alert_id, op, e.get("reason"), float(e.get("until") or 0))
+            elif step == "unshelve":
+                self.store.unshelve(alert_id, op)
+        except HandlingError as err:
+            if "no such alert" in str(err) and alert_id not in self.engine.alerts:
+                if len(self.waiting) < 10_000:
+                    self.waiting.append((alert_id, e))  # the alert may not have reached us yet
+                return
+            log.warning("remote handling refused", extra={"fields": {
+                "alert_id": alert_id, "step": step, "operator": op, "reason": str(err)}})
+        else:
+            log.info("remote handling applied", extra={"fields": {
+                "alert_id": alert_id, "step": step, "operator": op, "workstation": e.get("workstation")}})
+        self.handled.append(e["id"])
+        self._handled_set.add(e["id"])
+        self._dirty_position = True
+        a = self.engine.alerts.get(alert_id)
+        if a is not None:
+            self.changed[alert_id] = a
+
+    def _apply_zone(self, zone_id: str, rec: dict) -> None:
+        from monitorapp.caseload import CaseloadError
+        key = [float(rec.get("at", 0)), str(rec.get("workstation", ""))]
+        if self.zones.get(zone_id) is not None and list(self.zones[zone_id]) >= key:
+            return
+        who = str(rec.get("operator") or "unknown")
+        try:
+            if rec.get("removed"):
+                self.engine.remove_zone(zone_id)
+                version = None
+            else:
+                version = self.engine.update_zone(rec["feature"])
+            self.store.record_zone_edit(rec["feature"], who, version, bool(rec.get("removed")))
+        except (CaseloadError, KeyError, TypeError, ValueError) as err:
+            log.warning("zone edit refused", extra={"fields": {"zone_id": zone_id, "reason": str(err)[:300]}})
+        else:
+            log.info("zone edit applied", extra={"fields": {"zone_id": zone_id, "version": version,
+                                                            "operator": who}})
+        self.zones[zone_id] = key
+        self._dirty_position = True
+
+
+class FeedStats:
+    """The stats line: the replay summary's fields plus rate, lag and the feed's health."""
+
+    def __init__(self, engine, feed: FeedClient):
+        self.engine, self.feed = engine, feed
+        self.t0 = self.t_last = time.monotonic()
+        self.m_last = engine.counters.messages
+
+    def line(self, proc: "LiveProcessor | None" = None, final: bool = False) -> dict:
+        now = time.monotonic()
+        c = self.engine.counters
+        d = {"event": "stats", **c.summary(), "seconds": round(now - self.t0, 3)}
+        dt = now - self.t_last
+        d["rate_per_s"] = round((c.messages - self.m_last) / dt, 1) if dt > 0 else None
+        self.t_last, self.m_last = now, c.messages
+        if proc is not None:
+            lags = sorted(proc.lags)
+            proc.lags = []
+            d["lag_s"] = ({"p50": round(lags[len(lags) // 2], 3), "p99": round(lags[int(len(lags) * 0.99)], 3),
+                           "max": round(lags[-1], 3)} if lags else None)
+            d["processing_lag_s"] = round(proc.processing_lag_max, 3)
+            proc.processing_lag_max = 0.0
+        d["backlog"] = self.feed.backlog
+        d["connected"] = self.feed.connected
+        d["feed_lost"] = self.engine.feed_is_lost()
+        d["gaps"] = sum(c.gaps.values())
+        if final:
+            d["final"] = True
+        return d
+
+
+class JsonLogFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        d = {"ts": fmt_time(record.created), "level": record.levelname.lower(),
+             "event": record.getMessage().replace(" ", "_")}
+        d.update(getattr(record, "fields", None) or {})
+        return json.dumps(d, default=str)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(JsonLogFormatter())
+    root = logging.getLogger("monitorapp")
+    root.handlers[:] = [h]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="monitorapp monitor", description=__doc__.split("\n\n")[0])
+    p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port")
+    p.add_argument("--caseload", required=True, help="caseload file (spec §3)")
+    p.add_argument("--db", required=True, help="the store (SQLite file)")
+    p.add_argument("--alerts-out", help="append each raised alert here (alerts.ndjson format)")
+    p.add_argument("--client-id", help="persistent-session client id (default: per workstation)")
+    p.add_argument("--ca", help="CA file for mqtts://")
+    p.add_argument("--cert", help="client certificate for mqtts://")
+    p.add_argument("--key", help="client certificate's key")
+    p.add_argument("--username", help="broker user name")
+    p.add_argument("--password-file", help="file whose first line is the broker password "
+                   "(or set MONITORAPP_MQTT_PASSWORD)")
+    p.add_argument("--mqtt-version", choices=("5", "3.1.1"), default="5")
+    p.add_argument("--traccar-topic", help="also subscribe to Traccar position forwarding on this topic")
+    p.add_argument("--owntracks", action="store_true", help="also subscribe to owntracks/+/+")
+    p.add_argument("--clock", choices=("wall", "feed"), default="wall",
+                   help="processing clock: arrival time and wall clock (live), or the messages' rx")
+    p.add_argument("--stats-interval", type=float, default=10.0, help="seconds between stats lines")
+    p.add_argument("--commit-interval", type=float, default=0.5,
+                   help="seconds between checkpoints (messages are acknowledged after them)")
+    p.add_argument("--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def cli_main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    from localdb.schema import StoreError
+    from monitorapp.caseload import CaseloadError, load_caseload
+    try:
+        settings = MqttSettings.from_args(
+            args.broker, client_id=args.client_id, ca=args.ca, cert=args.cert, key=args.key,
+            username=args.username, password_file=args.password_file,
+            protocol=5 if args.mqtt_version == "5" else 4, role="monitor")
+        caseload = load_caseload(args.caseload)
+        alerts_out = AlertsFile(args.alerts_out) if args.alerts_out else None
+    except (MqttConfigError, CaseloadError, OSError) as e:
+        print(f"monitorapp monitor: {e}", file=sys.stderr)
+        return 2
+    try:
+        from localdb.store import Store
+        store = Store(args.db)
+    except StoreError as e:
+        print(f"monitorapp monitor: {e}", file=sys.stderr)
+        return 2
+    try:
+        return run(args, settings, caseload, store, alerts_out)
+    except StoreError as e:
+        log.error("store failed", extra={"fields": {"error": str(e)}})
+        print(f"monitorapp monitor: {e}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+        if alerts_out:
+            alerts_out.close()
+
+
+def run(args, settings: MqttSettings, caseload, store, alerts_out) -> int:
+    from monitorapp.engine import Engine
+    from monitorapp.sharedstate import SharedState
+    snapshot, position = store.load_checkpoint()
+    engine = Engine(caseload, state=snapshot) if snapshot is not None else Engine(caseload)
+    if snapshot is None:
+        store.record_caseload(caseload)
+    store.attach(engine)
+    log.info("monitor starting", extra={"fields": {
+        **settings.describe(), "db": str(args.db), "caseload": str(args.caseload), "clock": args.clock,
+        "resumed_from_checkpoint": snapshot is not None, "pid": os.getpid()}})
+
+    remote: queue.SimpleQueue = queue.SimpleQueue()
+    shared_settings = MqttSettings(**{**settings.__dict__, "client_id": (settings.client_id + "-shared")[:64]})
+    shared = SharedState(shared_settings, settings.client_id,
+                         on_remote_ack=lambda aid, e, h: remote.put(("ack", aid, e)),
+                         on_remote_zone=lambda rec: remote.put(("zone", rec["zone_id"], rec)))
+    feed = FeedClient(settings, default_subscriptions(args.traccar_topic, args.owntracks))
+    proc = LiveProcessor(engine, store, feed, shared, alerts_out, position or {},
+                         feed_clock=args.clock == "feed")
+    stats = FeedStats(engine, feed)
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda s, f: stop.set())
+
+    shared.start()
+    feed.start()
+    next_stats = time.monotonic() + args.stats_interval
+    next_commit = time.monotonic() + args.commit_interval
+    next_advance = 0.0
+    try:
+        while not stop.is_set():
+            batch = feed.get_batch(max_items=5000, timeout=0.2)
+            if batch:
+                proc.process(batch)
+            while True:
+                try:
+                    kind, key, item = remote.get_nowait()
+                except queue.Empty:
+                    break
+                proc.apply_remote(kind, key, item)
+            mono = time.monotonic()
+            if mono >= next_advance:
+                if args.clock == "wall":
+                    engine.advance(time.time())
+                proc.retry_waiting()
+                next_advance = mono + 1.0
+            proc.publish_changes()
+            if mono >= next_commit:
+                proc.commit()
+                next_commit = mono + args.commit_interval
+            if mono >= next_stats:
+                emit_stats(stats.line(proc))
+                next_stats = mono + args.stats_interval
+        log.info("monitor stopping", extra={"fields": {"reason": "signal"}})
+        proc.publish_changes()
+        proc.commit()
+    finally:
+        feed.stop()
+        shared.stop()
+    emit_stats(stats.line(proc, final=True))
+    log.info("monitor stopped", extra={"fields": {"checkpointed": True}})
+    return 0
+
+
+def emit_stats(line: dict) -> None:
+    sys.stdout.write(json.dumps(line) + "\n")
+    sys.stdout.flush()

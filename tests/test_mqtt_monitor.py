@@ -1,0 +1,217 @@
+"""``monitorapp monitor`` end to end, as a subprocess against a real Mosquitto: the replay's
+alerts through the broker, SIGKILL and restart, bad payloads, a fast publisher, two monitors
+sharing an acknowledgement, and the live (wall-clock) path."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import orjson
+import pytest
+
+from monitorapp.mqttconfig import MqttSettings
+from monitorapp.sharedstate import SharedState
+from monitorapp.simpublish import publish_feed
+from tests.fixtures_mqtt import read_alert_lines, replay_alerts, scenario_lines, wait_until
+
+T0 = 1_795_000_000.0          # 2026-11-18T11:06:40Z, outside the curfews
+
+
+def monitor_args(broker, tmp_path, name="mon", clock="feed", extra=()):
+    return ["--broker", broker.url, "--caseload", tmp_path / "caseload.json", "--db", tmp_path / f"{name}.db",
+            "--alerts-out", tmp_path / f"{name}-alerts.ndjson", "--client-id", name, "--clock", clock,
+            "--stats-interval", "0.5", *extra]
+
+
+@pytest.fixture
+def caseload(tmp_path, example_caseload_path):
+    p = tmp_path / "caseload.json"
+    p.write_bytes(example_caseload_path.read_bytes())
+    return p
+
+
+def retained_alerts(url: str, expect: int) -> dict[str, dict]:
+    """The retained em/v1/alert/# records, read by a fresh client."""
+    import paho.mqtt.client as mqtt
+    got: dict[str, dict] = {}
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="alert-reader", protocol=mqtt.MQTTv5)
+    c.on_connect = lambda cl, u, f, rc, p: cl.subscribe("em/v1/alert/#", 1)
+    c.on_message = lambda cl, u, m: got.__setitem__(m.topic.rsplit("/", 1)[1], orjson.loads(m.payload))
+    s = MqttSettings.from_url(url, client_id="alert-reader")
+    c.connect(s.host, s.port)
+    c.loop_start()
+    try:
+        wait_until(lambda: len(got) >= expect, 10, f"{expect} retained alerts")
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    return got
+
+
+def test_simulated_feed_through_the_broker_gives_the_replays_alerts(broker, caseload, tmp_path, monitor_factory):
+    lines = scenario_lines(T0)
+    expected = replay_alerts(tmp_path, lines, caseload)
+    assert {a["type"] for a in expected} == {"strap_tamper", "exclusion_entered", "battery_low"}
+    mon = monitor_factory(monitor_args(broker, tmp_path))
+    mon.wait_log("feed_subscribed")
+    stats = publish_feed(lines, broker.url, speed=1000)
+    assert stats["published"] == len(lines)
+    wait_until(lambda: len(read_alert_lines(tmp_path / "mon-alerts.ndjson")) >= len(expected), 30,
+               "the replay's alerts from the monitor")
+    mon.wait_stats(lambda s: s["messages"] == len(lines))
+    assert mon.terminate() == 0
+    assert read_alert_lines(tmp_path / "mon-alerts.ndjson") == expected
+    final = mon.stats[-1]
+    assert final.get("final") and final["messages"] == len(lines) and final["alerts"] == len(expected)
+    assert {"fixes", "events", "heartbeats", "rejected", "duplicates", "seconds", "lag_s"} <= set(final)
+    retained = retained_alerts(broker.url, len(expected))
+    for a in expected:
+        rec = retained[a["alert_id"]]
+        assert rec["type"] == a["type"] and rec["start"] == a["start"] and rec["handling"] == "unacknowledged"
+    tamper = next(a for a in expected if a["type"] == "strap_tamper")
+    assert retained[tamper["alert_id"]]["state"] == "cleared"      # restored: the change was published
+
+
+def test_monitor_sigkilled_and_restarted_loses_and_doubles_no_alert(broker, caseload, tmp_path, monitor_factory):
+    lines = scenario_lines(T0, minutes=60)
+    expected = replay_alerts(tmp_path, lines, caseload)
+    args = monitor_args(broker, tmp_path, extra=["--commit-interval", "0.2"])
+    mon = monitor_factory(args)
+    mon.wait_log("feed_subscribed")
+    result = {}
+    pub = threading.Thread(target=lambda: result.update(publish_feed(lines, broker.url, speed=900)))
+    pub.start()
+    try:
+        mon.wait_log("alert_raised", timeout=30)
+        mon.kill()                                   # SIGKILL mid-stream
+        assert pub.is_alive(), "the monitor should be killed while the feed is still coming"
+        mon2 = monitor_factory(args)
+        start = mon2.wait_log("monitor_starting")
+        assert start["resumed_from_checkpoint"] is True
+        pub.join(60)
+        assert result.get("published") == len(lines)
+        wait_until(lambda: {a["alert_id"] for a in read_alert_lines(tmp_path / "mon-alerts.ndjson")}
+                   >= {a["alert_id"] for a in expected}, 60, "every alert after the restart")
+        mon2.wait_stats(lambda s: s["backlog"] == 0 and s["processing_lag_s"] is not None)
+        assert mon2.terminate() == 0
+    finally:
+        pub.join(10)
+    got = read_alert_lines(tmp_path / "mon-alerts.ndjson")
+    assert [a["alert_id"] for a in got] == [a["alert_id"] for a in expected], "no alert lost or doubled"
+    from localdb.store import Store
+    with Store(tmp_path / "mon.db", create=False) as store:
+        assert sorted(a["alert_id"] for a in store.alerts()) == sorted(a["alert_id"] for a in expected)
+        assert store.counts()["fixes"] == sum(1 for _, ln in lines if b'"fix"' in ln)
+
+
+def test_malformed_and_oversize_payloads_are_rejected_counted_and_the_feed_goes_on(
+        broker, caseload, tmp_path, monitor_factory, publisher_factory):
+    mon = monitor_factory(monitor_args(broker, tmp_path, clock="wall"))
+    mon.wait_log("feed_subscribed")
+    now = time.time()
+    good = {"v": 1, "kind": "fix", "device": "TAG-01001", "seq": 1, "t": _t(now - 1), "lat": 51.5,
+            "lon": -0.1, "acc": 10, "src": "gps"}
+    bad = [("em/v1/fix/TAG-01001", b"{not json"),
+           ("em/v1/fix/TAG-01001", b"x" * (70 * 1024)),                            # oversize
+           ("em/v1/fix/TAG-99999", orjson.dumps(dict(good, device="TAG-99999"))),   # unknown device
+           ("em/v1/fix/TAG-01001", orjson.dumps(dict(good, lat=123.0))),            # out of range
+           ("em/v1/fix/TAG-01002", orjson.dumps(good))]                             # topic mismatch
+    pub = publisher_factory(broker.url)
+    pub.publish(bad + [("em/v1/fix/TAG-01001", orjson.dumps(good))])
+    s = mon.wait_stats(lambda s: s["messages"] >= 6)
+    assert s["rejected"] == 5 and s["fixes"] == 1
+    assert mon.terminate() == 0
+    from localdb.store import Store
+    with Store(tmp_path / "mon.db", create=False) as store:
+        assert store.counts()["rejected"] == 5
+
+
+def test_a_fast_publisher_is_kept_up_with_or_its_lag_reported(broker, caseload, tmp_path, monitor_factory):
+    """Four hours of feed as fast as the broker takes it (far above 10x real time): every
+    message is processed, none dropped silently, and the stats lines report rate and lag."""
+    lines = scenario_lines(T0, minutes=240)
+    mon = monitor_factory(monitor_args(broker, tmp_path))
+    mon.wait_log("feed_subscribed")
+    publish_feed(lines, broker.url, speed=0)
+    s = mon.wait_stats(lambda s: s["messages"] == len(lines), timeout=60)
+    assert s["rejected"] == 0 and s["duplicates"] == 0
+    assert mon.terminate() == 0
+    busy = [x for x in mon.stats if x.get("rate_per_s")]
+    assert busy and all({"backlog", "processing_lag_s", "lag_s", "rate_per_s"} <= set(x) for x in busy)
+    assert read_alert_lines(tmp_path / "mon-alerts.ndjson") == replay_alerts(tmp_path, lines, caseload)
+
+
+def test_two_monitors_on_one_broker_share_an_acknowledgement(broker, caseload, tmp_path, monitor_factory):
+    lines = scenario_lines(T0)
+    m1 = monitor_factory(monitor_args(broker, tmp_path, "mon-a"))
+    m2 = monitor_factory(monitor_args(broker, tmp_path, "mon-b"))
+    m1.wait_log("feed_subscribed")
+    m2.wait_log("feed_subscribed")
+    publish_feed(lines, broker.url, speed=0)
+    wait_until(lambda: len(read_alert_lines(tmp_path / "mon-a-alerts.ndjson")) >= 3
+               and len(read_alert_lines(tmp_path / "mon-b-alerts.ndjson")) >= 3, 30, "alerts on both")
+    tamper = next(a for a in read_alert_lines(tmp_path / "mon-a-alerts.ndjson") if a["type"] == "strap_tamper")
+    desk = SharedState(MqttSettings.from_url(broker.url, client_id="desk-1"), "desk-1")
+    desk.start()
+    try:
+        assert desk.wait_ready(10)
+        desk.publish_ack(tamper["alert_id"], "alice", "contacted_subject", "called him")
+        for m in (m1, m2):
+            rec = m.wait_log("remote_handling_applied", timeout=10)
+            assert rec["alert_id"] == tamper["alert_id"] and rec["operator"] == "alice"
+        wait_until(lambda: desk.handling(tamper["alert_id"])["state"] == "acknowledged", 5, "the ack echoed")
+        res = desk.publish_ack(tamper["alert_id"], "bob", "police_informed")
+        assert not res["published"] and res["conflict"]["operator"] == "alice"
+    finally:
+        desk.stop()
+    retained = retained_alerts(broker.url, 3)
+    assert retained[tamper["alert_id"]]["handling"] == "acknowledged"
+    assert retained[tamper["alert_id"]]["handled_by"]["operator"] == "alice"
+    assert m1.terminate() == 0 and m2.terminate() == 0
+    from localdb.store import Store
+    for name in ("mon-a", "mon-b"):
+        with Store(tmp_path / f"{name}.db", create=False) as store:
+            log = store.ack_log(tamper["alert_id"])
+            assert [(r["operator"], r["action"]) for r in log] == [("alice", "acknowledge")]
+
+
+def test_live_wall_clock_alert_arrives_and_sigterm_checkpoints(broker, caseload, tmp_path, monitor_factory,
+                                                               publisher_factory):
+    args = monitor_args(broker, tmp_path, clock="wall")
+    mon = monitor_factory(args)
+    mon.wait_log("feed_subscribed")
+    now = time.time()
+    ev = {"v": 1, "kind": "event", "device": "TAG-01001", "seq": 1, "t": _t(now - 0.2), "type": "strap_tamper"}
+    publisher_factory(broker.url).publish([("em/v1/event/TAG-01001", orjson.dumps(ev))])
+    wait_until(lambda: read_alert_lines(tmp_path / "mon-alerts.ndjson"), 10, "the tamper alert")
+    a = read_alert_lines(tmp_path / "mon-alerts.ndjson")[0]
+    assert a["type"] == "strap_tamper" and a["late"] is False and a["start"] == ev["t"]
+    assert mon.terminate() == 0
+    mon2 = monitor_factory(args)
+    assert mon2.wait_log("monitor_starting")["resumed_from_checkpoint"] is True
+    mon2.wait_log("feed_subscribed")
+    assert mon2.terminate() == 0
+    assert len(read_alert_lines(tmp_path / "mon-alerts.ndjson")) == 1
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--broker", "http://x"], "scheme"),
+    (["--caseload", "/nonexistent/caseload.json"], "cannot be read"),
+])
+def test_bad_configuration_exits_2_with_one_line(tmp_path, caseload, argv, words):
+    import subprocess
+    import sys
+    base = {"--broker": "mqtt://127.0.0.1:1", "--caseload": str(caseload), "--db": str(tmp_path / "x.db")}
+    for i in range(0, len(argv), 2):
+        base[argv[i]] = argv[i + 1]
+    r = subprocess.run([sys.executable, "-m", "monitorapp", "monitor", *sum(map(list, base.items()), [])],
+                       capture_output=True, timeout=60, cwd=tmp_path,
+                       env={**__import__("os").environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parent.parent)})
+    assert r.returncode == 2
+    assert words in r.stderr.decode() and len(r.stderr.decode().strip().splitlines()) == 1
+
+
+def _t(ts: float) -> str:
+    from monitorapp.timeutil import fmt_time
+    return fmt_time(ts)
