@@ -103,6 +103,7 @@ def build_page(theme: str = "light", centre: tuple[float, float] = DEFAULT_CENTR
         prefer_canvas=True,
         control_scale=True,
         zoom_control=True,
+        fade_animation=False,      # calm, and removed labels go at once
     )
     # In manifest order: Leaflet first (folium's map script and Geoman need it).
     m.default_js = [(f"js{i}", url) for i, url in enumerate(js)]

@@ -308,7 +308,7 @@
       if (this.lastFixT == null) return 'no fix';
       const age = Math.max(0, Date.now() / 1000 + this.clockOffset - this.lastFixT);
       if (age < 90) return 'last fix ' + Math.round(age) + ' s ago';
-      if (age < 5400) return 'last fix ' + Math.round(age / 60) + ' min ago';
+      if (age < 5400) return 'last fix ' + Math.floor(age / 60) + ' min ago';
       return 'last fix ' + (age / 3600).toFixed(1) + ' h ago';
     },
 
