@@ -145,7 +145,8 @@ class Store:
             at = now
         # the alert object changes later: copy what it is now
         self._writer.put((ALERT, _alert_row(alert, now),
-                          (alert.alert_id, change, alert.reactivations, at, alert.state)))
+                          (alert.alert_id, change,
+                           0 if change == "raised" else alert.reactivations, at, alert.state)))
 
     def _engine_now(self) -> float:
         now = getattr(self._engine, "now", None)
