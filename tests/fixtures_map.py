@@ -88,7 +88,8 @@ def map_view(shared_map, qtbot):
     view.set_basemap(None)
     wait_state(qtbot, view, lambda s: s["markers"] == 0 and not s["zones"] and s["basemap"] == "fallback")
     view.js_errors.clear()
-    return view
+    yield view
+    assert view.js_errors == [], "the map page reported JavaScript errors"
 
 
 def png_tile(colour: str = "#b0b4b8", size: int = 256) -> bytes:

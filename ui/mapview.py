@@ -222,7 +222,7 @@ class MapView(QWidget):
 
     def _call(self, function: str, *args) -> None:
         """Run ``EM.<function>(args...)`` in the page now or, before the handshake, later."""
-        script = f"EM.{function}({', '.join(json.dumps(a, allow_nan=False) for a in args)});"
+        script = f"EM.call({json.dumps(function)}, {json.dumps(list(args), allow_nan=False)});"
         if self.is_ready:
             self.page.runJavaScript(script)
         else:

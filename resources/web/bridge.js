@@ -15,11 +15,22 @@
     if (EM.bridge && typeof EM.bridge[slot] === 'function') EM.bridge[slot].apply(EM.bridge, args);
   };
 
+  EM.reportError = function (text) {
+    EM.errors.push(String(text));
+    EM.emit('jsError', String(text));
+  };
   window.addEventListener('error', function (ev) {
-    const text = (ev.message || 'error') + ' at ' + (ev.filename || '?') + ':' + (ev.lineno || 0);
-    EM.errors.push(text);
-    EM.emit('jsError', text);
+    EM.reportError((ev.message || 'error') + ' at ' + (ev.filename || '?') + ':' + (ev.lineno || 0));
   });
+  // Python's calls go through here, so a failure is reported over the bridge, not lost.
+  EM.call = function (name, args) {
+    try {
+      return EM[name].apply(EM, args);
+    } catch (err) {
+      EM.reportError(name + ': ' + (err && err.stack ? err.stack : err));
+      return null;
+    }
+  };
 
   const DRAW_SHAPES = { polygon: 'Polygon', rectangle: 'Rectangle', circle: 'Circle' };
 
@@ -72,6 +83,7 @@
       const id = String(f.id != null ? f.id : f.properties.id);
       if (EM.layers.zones.get(id) === e.layer) {
         EM.layers.zones.delete(id);
+        if (e.layer._emLabel) EM.layers.zoneLabels.removeLayer(e.layer._emLabel);
         EM.emit('zoneRemoved', id);
       }
     });
@@ -88,6 +100,7 @@
     const f = EM.layers.toFeature(layer, props);
     if (layer.feature.id != null) f.id = layer.feature.id;
     layer.feature = f;
+    EM.layers.styleZone(layer);
     EM.emit('zoneEdited', JSON.stringify(f));
   };
 

@@ -56,13 +56,13 @@
         const x = Math.round(toPx(nw.lat, lon).x) + 0.5;
         ctx.strokeStyle = isMajor(lon) ? pal.gridMajor : pal.gridMinor;
         ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, size.y); ctx.stroke();
-        if (isMajor(lon)) ctx.fillText(lon.toFixed(step < 0.01 ? 3 : 2) + '°', x + 3, 12);
+        if (isMajor(lon) && coords.y % 3 === 0) ctx.fillText(lon.toFixed(step < 0.01 ? 3 : 2) + '°', x + 3, 12);
       }
       for (let lat = Math.ceil(se.lat / step) * step; lat <= nw.lat; lat += step) {
         const y = Math.round(toPx(lat, nw.lng).y) + 0.5;
         ctx.strokeStyle = isMajor(lat) ? pal.gridMajor : pal.gridMinor;
         ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(size.x, y); ctx.stroke();
-        if (isMajor(lat)) ctx.fillText(lat.toFixed(step < 0.01 ? 3 : 2) + '°', 3, y - 3);
+        if (isMajor(lat) && coords.x % 3 === 0) ctx.fillText(lat.toFixed(step < 0.01 ? 3 : 2) + '°', 3, y - 3);
       }
       return tile;
     },

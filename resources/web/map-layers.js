@@ -8,10 +8,10 @@
   const EM = (window.EM = window.EM || {});
 
   const PRIORITY = {
-    critical: { color: '#c62828', shape: 'triangle', radius: 11, ring: true, word: 'CRITICAL' },
-    high: { color: '#e07b00', shape: 'diamond', radius: 10, ring: true, word: 'HIGH' },
-    medium: { color: '#d6b400', shape: 'square', radius: 8, ring: false, word: 'MEDIUM' },
-    low: { color: '#2f6fb0', shape: 'circle', radius: 8, ring: false, word: 'LOW' },
+    critical: { color: '#c62828', shape: 'triangle', radius: 13, ring: true, word: 'CRITICAL' },
+    high: { color: '#e07b00', shape: 'diamond', radius: 12, ring: true, word: 'HIGH' },
+    medium: { color: '#d6b400', shape: 'square', radius: 9, ring: false, word: 'MEDIUM' },
+    low: { color: '#2f6fb0', shape: 'circle', radius: 9, ring: false, word: 'LOW' },
   };
   EM.PRIORITY = PRIORITY;
   const ZONE_STYLE = {
@@ -42,7 +42,7 @@
       if (layer.options.glyph) {
         ctx.globalAlpha = 1;
         ctx.fillStyle = layer.options.glyphColor || '#fff';
-        ctx.font = 'bold ' + Math.round(r * 1.2) + 'px sans-serif';
+        ctx.font = 'bold ' + Math.round(r * 1.25) + 'px sans-serif';
         ctx.textAlign = 'center'; ctx.textBaseline = 'middle';
         ctx.fillText(layer.options.glyph, p.x, p.y + (layer.options.shape === 'triangle' ? r * 0.15 : 0) + 1);
       }
@@ -91,6 +91,7 @@
       this.markerRenderer = L.canvas({ pane: 'emMarkers', padding: 0.2, tolerance: 4 });
       this.markerGroup = L.layerGroup([], { pmIgnore: true }).addTo(map);
       this.zoneGroup = L.featureGroup([], { pmIgnore: false }).addTo(map);
+      this.zoneLabels = L.layerGroup([], { pmIgnore: true }).addTo(map);
       this.drafts = L.featureGroup([]).addTo(map);
       this.selection = L.layerGroup([], { pmIgnore: true }).addTo(map);
       this.ageTimer = setInterval(() => this.refreshAge(), 1000);
@@ -140,7 +141,7 @@
           offset: [12, 0], className: 'em-tip em-alert-tip em-' + d.priority });
         if (!entry.ring && PRIORITY[d.priority].ring) {
           entry.ring = L.circleMarker([d.lat, d.lon], { renderer: this.markerRenderer,
-            pane: 'emMarkers', radius: 17, fill: false, weight: 2.5, interactive: false, pmIgnore: true });
+            pane: 'emMarkers', radius: 20, fill: false, weight: 2.5, interactive: false, pmIgnore: true });
           entry.ring.addTo(this.markerGroup);
         }
         layer.bringToFront();
@@ -186,14 +187,15 @@
     setZones: function (features) {
       for (const layer of this.zones.values()) this.zoneGroup.removeLayer(layer);
       this.zones.clear();
+      this.zoneLabels.clearLayers();
       this.drafts.clearLayers();
       for (const f of features) {
         const layer = this.zoneLayer(f);
         if (!layer) continue;
         layer.feature = f;
         this.zones.set(String(f.id != null ? f.id : f.properties.id), layer);
-        this.styleZone(layer);
         layer.addTo(this.zoneGroup);
+        this.styleZone(layer);
       }
     },
 
@@ -218,9 +220,20 @@
       const st = ZONE_STYLE[p.kind] || ZONE_STYLE.appointment;
       layer.setStyle({ color: st.color, weight: 2, opacity: 0.85, dashArray: st.dashArray,
         fill: true, fillColor: st.color, fillOpacity: st.fillOpacity });
-      layer.unbindTooltip();
-      layer.bindTooltip(EM.escape(st.word + ' · ' + (p.name || p.id || '')), {
-        permanent: true, direction: 'center', className: 'em-zone-label em-zone-' + (p.kind || 'other') });
+      // The label sits just above the zone, so it never covers a tag inside it.
+      if (layer._emLabel) this.zoneLabels.removeLayer(layer._emLabel);
+      let at;
+      if (layer instanceof L.Circle) {
+        const c = layer.getLatLng();
+        at = [c.lat + layer.getRadius() / 111320, c.lng];
+      } else {
+        const b = layer.getBounds();
+        at = [b.getNorth(), b.getCenter().lng];
+      }
+      layer._emLabel = L.tooltip({ permanent: true, direction: 'top', offset: [0, -2], interactive: false,
+        className: 'em-zone-label em-zone-' + (p.kind || 'other') })
+        .setLatLng(at).setContent(EM.escape(st.word + ' · ' + (p.name || p.id || '')));
+      this.zoneLabels.addLayer(layer._emLabel);
     },
 
     // GeoJSON of a zone layer: circles as a Point with properties.radius_m (spec §3).
