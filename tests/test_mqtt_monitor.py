@@ -215,3 +215,27 @@ def test_bad_configuration_exits_2_with_one_line(tmp_path, caseload, argv, words
 def _t(ts: float) -> str:
     from monitorapp.timeutil import fmt_time
     return fmt_time(ts)
+
+
+def test_traccar_and_owntracks_subscriptions_feed_the_engine(broker, tmp_path, example_caseload_path,
+                                                             monitor_factory, publisher_factory):
+    doc = json.loads(example_caseload_path.read_text())
+    doc["offenders"][2]["device"] = "alice.phone"          # an OwnTracks phone: owntracks/alice/phone
+    (tmp_path / "caseload.json").write_text(json.dumps(doc))
+    mon = monitor_factory(monitor_args(broker, tmp_path, clock="wall",
+                                       extra=["--traccar-topic", "traccar/positions", "--owntracks"]))
+    mon.wait_log("feed_subscribed")
+    now = time.time()
+    traccar = {"device": {"uniqueId": "TAG-01002"},
+               "position": {"fixTime": _t(now - 1), "latitude": 51.52, "longitude": -0.1, "accuracy": 9,
+                            "speed": 1.0, "attributes": {"batteryLevel": 80, "alarm": "tampering"}}}
+    owntracks = {"_type": "location", "tst": int(now - 1), "lat": 51.59, "lon": -0.016, "acc": 12, "batt": 9}
+    publisher_factory(broker.url).publish([
+        ("traccar/positions", orjson.dumps(traccar)), ("owntracks/alice/phone", orjson.dumps(owntracks)),
+        ("traccar/positions", b'{"position": {}}'), ("owntracks/alice/phone", b"[1, 2")])
+    s = mon.wait_stats(lambda s: s["messages"] >= 5)
+    assert (s["fixes"], s["events"], s["rejected"]) == (2, 1, 2)
+    wait_until(lambda: len(read_alert_lines(tmp_path / "mon-alerts.ndjson")) >= 2, 10, "two alerts")
+    got = {(a["type"], a["device"]) for a in read_alert_lines(tmp_path / "mon-alerts.ndjson")}
+    assert got == {("strap_tamper", "TAG-01002"), ("battery_low", "alice.phone")}
+    assert mon.terminate() == 0
