@@ -239,3 +239,19 @@ def test_traccar_and_owntracks_subscriptions_feed_the_engine(broker, tmp_path, e
     got = {(a["type"], a["device"]) for a in read_alert_lines(tmp_path / "mon-alerts.ndjson")}
     assert got == {("strap_tamper", "TAG-01002"), ("battery_low", "alice.phone")}
     assert mon.terminate() == 0
+
+
+def test_the_simulators_feed_through_the_broker_gives_the_replays_alerts(broker, caseload, tmp_path,
+                                                                         monitor_factory):
+    """What ``monitorapp simulate --broker`` does: the simulator's lines through publish_feed."""
+    from monitorapp.simulator import simulate
+    lines, _truth = simulate(json.loads(caseload.read_text()), "2026-11-18T16:00:00Z", 6.0, 7)
+    lines = list(lines)
+    expected = replay_alerts(tmp_path, lines, caseload)
+    assert expected, "the simulated six hours should raise alerts"
+    mon = monitor_factory(monitor_args(broker, tmp_path))
+    mon.wait_log("feed_subscribed")
+    assert publish_feed(lines, broker.url, speed=0)["published"] == len(lines)
+    mon.wait_stats(lambda s: s["messages"] == len(lines), timeout=60)
+    assert mon.terminate() == 0
+    assert read_alert_lines(tmp_path / "mon-alerts.ndjson") == expected
