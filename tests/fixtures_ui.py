@@ -98,9 +98,16 @@ class Rig:
         self.worker = EngineWorker(self.engine, self.feed, store=self.store)
         self.controller = AlertQueueController(self.store, operator, sound=AlarmSound(True))
         self.controller.model.set_offenders({o.id: (o.name, o.borough) for o in self.caseload.offenders.values()})
-        self.worker.alertBatch.connect(self.controller.on_alert_batch)
 
-    def start(self):
+    def feed_controller(self):
+        """Hand the worker's alert batches straight to the controller (no main window)."""
+        self.worker.alertBatch.connect(self.controller.on_alert_batch)
+        return self
+
+    def start(self, feed_controller: bool = True):
+        """Start the engine thread; without a main window, feed the controller directly."""
+        if feed_controller:
+            self.feed_controller()
         self.worker.start()
         return self
 
@@ -117,9 +124,11 @@ def ui_rig(tmp_path):
     """Factory: ``ui_rig(messages, speed=...)`` returns a started Rig; stopped at teardown."""
     rigs = []
 
-    def make(messages, **kw):
-        rig = Rig(tmp_path, messages, **kw).start()
+    def make(messages, start: bool = True, **kw):
+        rig = Rig(tmp_path, messages, **kw)
         rigs.append(rig)
+        if start:
+            rig.start()
         return rig
     yield make
     for rig in rigs:

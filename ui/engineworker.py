@@ -17,6 +17,7 @@ import copy
 import math
 import time
 
+import shiboken6
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from monitorapp.geo import Projector, ZoneShape
@@ -210,7 +211,10 @@ class EngineWorker(QObject):
     @Slot()
     def _end(self) -> None:
         if self._timer is not None:
-            self._timer.stop()
+            # the timer lives in this thread: stop and destroy it here, not from the GUI thread
+            timer, self._timer = self._timer, None
+            timer.stop()
+            shiboken6.delete(timer)
         try:
             self.source.stop()
         finally:

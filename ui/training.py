@@ -34,6 +34,16 @@ def training_store_path(db: str | None = None) -> pathlib.Path:
     return p
 
 
+def training_start(now: float | None = None, tz: str = "Europe/London") -> float:
+    """Training runs a simulated day from 10:00 local time of the current day: the
+    simulator's daytime incidents (exclusion breaches, appointments) then come within minutes
+    whatever the hour of the real shift. The status bar shows this simulated clock."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+    local = dt.datetime.fromtimestamp(time.time() if now is None else now, ZoneInfo(tz))
+    return local.replace(hour=10, minute=0, second=0, microsecond=0).timestamp()
+
+
 class TrainingSession:
     """The demo caseload, the simulator and its feed source, for one run of training mode."""
 
@@ -44,8 +54,8 @@ class TrainingSession:
         from monitorapp.caseload import parse_caseload
         from monitorapp.demo import demo_caseload
         from monitorapp.simulator import LiveSimulator
-        self.doc = demo_caseload(n_offenders=n_offenders, seed=seed)
+        self.start = float(start if start is not None else training_start())
+        self.doc = demo_caseload(n_offenders=n_offenders, seed=seed, start=self.start)
         self.caseload = parse_caseload(self.doc, "demo caseload")
-        self.start = float(start if start is not None else time.time())
         self.simulator = LiveSimulator(self.doc, self.start, seed)
         self.feed = SimulatedFeed(self.simulator, self.start, speed)
