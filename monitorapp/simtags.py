@@ -200,7 +200,7 @@ class TagFeed:
         if src == "gps":
             if not s.still:
                 msg["spd"] = round(max(0.0, s.speed * rng.uniform(0.85, 1.15)), 2)
-                msg["hdg"] = round((s.heading + rng.gauss(0, 8)) % 360.0, 1)
+                msg["hdg"] = round((s.heading + rng.gauss(0, 8)) % 360.0, 1) % 360.0
             msg["sats"] = max(4, min(12, int(14 - acc / 3)))
         msg["batt"] = round(max(0.0, self.battery.level(t)), 3)
         return msg
