@@ -109,13 +109,11 @@ class Fleet:
             })
 
     def due(self, t0: float, t1: float) -> list[dict]:
-        """Fixes of every tag whose 10 s slot falls in [t0, t1)."""
+        """Fixes of every tag whose 10 s slot falls in (t0, t1]."""
         out = []
         rng = self.rng
         for tag in self.tags:
-            k0 = (t0 - tag["phase"]) // 10
-            k1 = (t1 - tag["phase"]) // 10
-            if k1 <= k0:
+            if (t1 - tag["phase"]) // 10 <= (t0 - tag["phase"]) // 10:
                 continue
             tag["lat"] += rng.gauss(0, 0.0004)
             tag["lon"] += rng.gauss(0, 0.0006)

@@ -3,6 +3,7 @@ edited and deleted with Geoman, and the selected tag's trail."""
 from __future__ import annotations
 
 import pytest
+from PySide6.QtCore import QPoint, Qt
 
 from tests.fixtures_map import map_log_ignore, page_state, run_js, sample_markers, wait_state
 
@@ -68,7 +69,7 @@ def test_labels_are_passed_as_data_not_code(map_view, qtbot):
     wait_state(qtbot, map_view, lambda s: s["markers"] == 1)
     data = run_js(qtbot, map_view, "EM.markerData(\"T'1\")")
     assert data["label"] == label
-    shown = run_js(qtbot, map_view, "EM.layers.markers.get(\"T'1\").layer.getTooltip().getElement().textContent")
+    shown = run_js(qtbot, map_view, "EM.layers.markers.get(\"T'1\").tip.getElement().textContent")
     assert label in shown
     assert page_state(qtbot, map_view)["errors"] == []
 
@@ -77,8 +78,13 @@ def test_marker_and_map_clicks_reach_python(map_view, qtbot):
     map_view.update_markers(sample_markers(3))
     map_view.flush_markers()
     wait_state(qtbot, map_view, lambda s: s["markers"] == 3)
+    # A real mouse click on the tag's pixel: the canvas hit test finds the marker.
+    x, y = run_js(qtbot, map_view, "(function () { const p = EM.map.latLngToContainerPoint("
+                  "EM.layers.markers.get('TAG-0002').layer.getLatLng()); return [p.x, p.y]; })()")
+    target = map_view.view.focusProxy() or map_view.view
     with qtbot.waitSignal(map_view.markerClicked, timeout=5000) as clicked:
-        map_view.run_js_for_test("EM.layers.markers.get('TAG-0002').layer.fire('click')")
+        qtbot.mouseMove(target, QPoint(round(x), round(y)))
+        qtbot.mouseClick(target, Qt.MouseButton.LeftButton, pos=QPoint(round(x), round(y)))
     assert clicked.args == ["TAG-0002"]
     with qtbot.waitSignal(map_view.mapClicked, timeout=5000) as where:
         map_view.run_js_for_test("EM.map.fire('click', {latlng: L.latLng(51.5432, -0.0911)})")

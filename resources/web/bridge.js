@@ -163,6 +163,7 @@
     for (const [id, layer] of EM.layers.zones) zones[id] = layer.feature.properties.kind || null;
     const onMap = [];
     EM.layers.markerGroup.eachLayer(function (l) { if (l._map) onMap.push(l); });
+    EM.layers.alertTips.eachLayer(function (l) { if (l._map) onMap.push(l); });
     return {
       ready: EM.ready, theme: EM.theme, basemap: EM.basemap.kind, tileErrors: EM.basemap.tileErrors,
       markers: EM.layers.markers.size, markerLayersOnMap: onMap.length, alerts: alerts,
@@ -175,6 +176,6 @@
   EM.markerData = function (device) {
     const m = EM.layers.markers.get(device);
     return m ? Object.assign({}, m.data, { shape: m.layer.options.shape, fillColor: m.layer.options.fillColor,
-      ring: !!m.ring, tooltip: m.layer.getTooltip() ? m.layer.getTooltip().getContent() : null }) : null;
+      ring: !!m.ring, tooltip: m.tip ? m.tip.getContent() : EM.layers.labelText(m.data) }) : null;
   };
 })();

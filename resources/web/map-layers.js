@@ -48,6 +48,45 @@
       }
     },
   });
+  // A canvas renderer that draws all plain markers of one style as a single path (one fill, one
+  // stroke), then the rest (alerts, rings) one by one on top: 5,000 tags repaint in a few ms.
+  const BatchCanvas = L.Canvas.extend({
+    _draw: function () {
+      const bounds = this._redrawBounds, ctx = this._ctx;
+      ctx.save();
+      if (bounds) {
+        const size = bounds.getSize();
+        ctx.beginPath();
+        ctx.rect(bounds.min.x, bounds.min.y, size.x, size.y);
+        ctx.clip();
+      }
+      this._drawing = true;
+      const buckets = new Map(), singles = [];
+      for (let order = this._drawFirst; order; order = order.next) {
+        const layer = order.layer;
+        if (bounds && !(layer._pxBounds && layer._pxBounds.intersects(bounds))) continue;
+        const key = layer.options.batchKey;
+        if (!key) { singles.push(layer); continue; }
+        if (layer._empty()) continue;
+        let list = buckets.get(key);
+        if (!list) buckets.set(key, (list = []));
+        list.push(layer);
+      }
+      for (const list of buckets.values()) {
+        ctx.beginPath();
+        for (const layer of list) {
+          const p = layer._point, r = Math.max(Math.round(layer._radius), 1);
+          ctx.moveTo(p.x + r, p.y);
+          ctx.arc(p.x, p.y, r, 0, Math.PI * 2, false);
+        }
+        this._fillStroke(ctx, list[0]);
+      }
+      for (const layer of singles) layer._updatePath();
+      this._drawing = false;
+      ctx.restore();
+    },
+  });
+
   const ShapeMarker = L.CircleMarker.extend({
     options: { shape: 'circle', glyph: null, glyphColor: '#fff' },
     _updatePath: function () { this._renderer._updateShapeMarker(this); },
@@ -56,17 +95,22 @@
   function markerStyle(d) {
     const pal = EM.pal();
     const pr = d.priority && PRIORITY[d.priority];
+    let st;
     if (pr) {
       return { shape: pr.shape, radius: pr.radius, color: pal.select, weight: 1.5, opacity: 1,
-        fill: true, fillColor: pr.color, fillOpacity: 1, dashArray: null,
+        fill: true, fillColor: pr.color, fillOpacity: 1, dashArray: null, batchKey: null,
         glyph: '!', glyphColor: d.priority === 'medium' ? '#1d1d1d' : '#ffffff' };
     }
     if (d.stale) {
-      return { shape: 'circle', radius: 5, color: pal.stale, weight: 1.5, opacity: 1,
+      st = { shape: 'circle', radius: 5, color: pal.stale, weight: 1.5, opacity: 1,
         fill: true, fillColor: pal.ground, fillOpacity: 0.6, dashArray: '2 2', glyph: null };
+    } else {
+      st = { shape: 'circle', radius: 5, color: pal.markerEdge, weight: 1, opacity: 0.9,
+        fill: true, fillColor: pal.marker, fillOpacity: 0.95, dashArray: null, glyph: null };
     }
-    return { shape: 'circle', radius: 5, color: pal.markerEdge, weight: 1, opacity: 0.9,
-      fill: true, fillColor: pal.marker, fillOpacity: 0.95, dashArray: null, glyph: null };
+    st.fillRule = 'nonzero';     // one path per style: overlapping tags stay filled
+    st.batchKey = [st.color, st.weight, st.opacity, st.fillColor, st.fillOpacity, st.dashArray].join('|');
+    return st;
   }
 
   function labelText(d) {
@@ -75,6 +119,7 @@
   }
 
   EM.layers = {
+    labelText: labelText,
     markers: new Map(),    // device -> {layer, ring, data}
     zones: new Map(),      // zone id -> layer (feature kept on layer.feature)
     drafts: null,
@@ -88,8 +133,20 @@
       map.createPane('emMarkers').style.zIndex = 630;
       this.zoneRenderer = L.canvas({ pane: 'emZones', padding: 0.2 });
       this.trailRenderer = L.canvas({ pane: 'emTrail', padding: 0.2 });
-      this.markerRenderer = L.canvas({ pane: 'emMarkers', padding: 0.2, tolerance: 4 });
-      this.markerGroup = L.layerGroup([], { pmIgnore: true }).addTo(map);
+      this.markerRenderer = new BatchCanvas({ pane: 'emMarkers', padding: 0.2, tolerance: 4 });
+      this.markerGroup = L.featureGroup([], { pmIgnore: true }).addTo(map);
+      this.alertTips = L.layerGroup([], { pmIgnore: true }).addTo(map);
+      // One hover label for all tags (5,000 bound tooltips would cost more than the markers).
+      this.hoverTip = L.tooltip({ direction: 'right', offset: [8, 0], className: 'em-tip', pmIgnore: true });
+      this.markerGroup.on('click', (e) => {
+        if (e.layer && e.layer.options.device != null) EM.emit('markerClicked', e.layer.options.device);
+      });
+      this.markerGroup.on('mouseover', (e) => {
+        const m = e.layer && this.markers.get(e.layer.options.device);
+        if (!m || m.tip) return;
+        this.hoverTip.setLatLng(e.layer.getLatLng()).setContent(EM.escape(labelText(m.data))).addTo(map);
+      });
+      this.markerGroup.on('mouseout', () => this.hoverTip.remove());
       this.zoneGroup = L.featureGroup([], { pmIgnore: false }).addTo(map);
       this.zoneLabels = L.layerGroup([], { pmIgnore: true }).addTo(map);
       this.drafts = L.featureGroup([]).addTo(map);
@@ -106,60 +163,55 @@
         const m = this.markers.get(d.device);
         if (!m) {
           const layer = new ShapeMarker([d.lat, d.lon], Object.assign(
-            { renderer: this.markerRenderer, pane: 'emMarkers', pmIgnore: true, bubblingMouseEvents: false },
-            markerStyle(d)));
-          layer.on('click', () => EM.emit('markerClicked', d.device));
-          layer.bindTooltip('', { direction: 'right', offset: [8, 0], className: 'em-tip' });
-          const entry = { layer: layer, data: d };
+            { renderer: this.markerRenderer, pane: 'emMarkers', pmIgnore: true,
+              bubblingMouseEvents: false, device: d.device }, markerStyle(d)));
+          const entry = { layer: layer, data: d, ring: null, tip: null };
           this.markers.set(d.device, entry);
-          this.styleMarker(entry, null);
-          layer.addTo(this.markerGroup);
-          if (d.priority) layer.bringToFront();
+          this.markerGroup.addLayer(layer);
+          if (d.priority) this.styleMarker(entry);
           continue;
         }
         const old = m.data;
         m.data = d;
-        if (old.lat !== d.lat || old.lon !== d.lon) m.layer.setLatLng([d.lat, d.lon]);
+        if (old.lat !== d.lat || old.lon !== d.lon) {
+          m.layer.setLatLng([d.lat, d.lon]);
+          if (m.ring) m.ring.setLatLng([d.lat, d.lon]);
+          if (m.tip) m.tip.setLatLng([d.lat, d.lon]);
+        }
         if (old.priority !== d.priority || old.stale !== d.stale || old.label !== d.label) {
-          this.styleMarker(m, old);
+          this.styleMarker(m);
         }
         if (this.selected === d.device) this.moveSelection(d);
       }
     },
 
-    styleMarker: function (entry, old) {
+    styleMarker: function (entry) {
       const d = entry.data, layer = entry.layer;
-      L.setOptions(layer, markerStyle(d));
-      layer.setRadius(layer.options.radius);
-      layer.setStyle({});
-      layer.setTooltipContent(EM.escape(labelText(d)));
-      const wasAlert = !!(old && old.priority);
-      if (d.priority) {
+      const pr = d.priority && PRIORITY[d.priority];
+      layer.setStyle(markerStyle(d));
+      if (entry.tip) { this.alertTips.removeLayer(entry.tip); entry.tip = null; }
+      if (pr) {
         // Alerts keep their label on screen: the colour is never the only cue.
-        layer.unbindTooltip();
-        layer.bindTooltip(EM.escape(labelText(d)), { permanent: true, direction: 'right',
-          offset: [12, 0], className: 'em-tip em-alert-tip em-' + d.priority });
-        if (!entry.ring && PRIORITY[d.priority].ring) {
-          entry.ring = L.circleMarker([d.lat, d.lon], { renderer: this.markerRenderer,
-            pane: 'emMarkers', radius: 20, fill: false, weight: 2.5, interactive: false, pmIgnore: true });
-          entry.ring.addTo(this.markerGroup);
-        }
+        entry.tip = L.tooltip({ permanent: true, direction: 'right', offset: [pr.radius + 4, 0],
+          interactive: false, className: 'em-tip em-alert-tip em-' + d.priority })
+          .setLatLng([d.lat, d.lon]).setContent(EM.escape(labelText(d)));
+        this.alertTips.addLayer(entry.tip);
         layer.bringToFront();
-      } else if (wasAlert) {
-        layer.unbindTooltip();
-        layer.bindTooltip(EM.escape(labelText(d)), { direction: 'right', offset: [8, 0], className: 'em-tip' });
       }
-      if (entry.ring && !(d.priority && PRIORITY[d.priority].ring)) {
-        this.markerGroup.removeLayer(entry.ring); entry.ring = null;
-      }
-      if (entry.ring) {
+      if (entry.ring && !(pr && pr.ring)) { this.markerGroup.removeLayer(entry.ring); entry.ring = null; }
+      if (pr && pr.ring) {
+        if (!entry.ring) {
+          entry.ring = L.circleMarker([d.lat, d.lon], { renderer: this.markerRenderer, pane: 'emMarkers',
+            radius: 20, fill: false, weight: 2.5, interactive: false, pmIgnore: true });
+          this.markerGroup.addLayer(entry.ring);
+        }
         entry.ring.setLatLng([d.lat, d.lon]);
-        entry.ring.setStyle({ color: PRIORITY[d.priority].color, opacity: 0.9 });
+        entry.ring.setStyle({ color: pr.color, opacity: 0.9 });
       }
     },
 
     restyleAll: function () {
-      for (const entry of this.markers.values()) this.styleMarker(entry, entry.data);
+      for (const entry of this.markers.values()) this.styleMarker(entry);
       for (const layer of this.zones.values()) this.styleZone(layer);
       if (this.selected) this.select(this.selectedArgs);
     },
@@ -170,6 +222,7 @@
         if (!m) continue;
         this.markerGroup.removeLayer(m.layer);
         if (m.ring) this.markerGroup.removeLayer(m.ring);
+        if (m.tip) this.alertTips.removeLayer(m.tip);
         this.markers.delete(dev);
         if (this.selected === dev) this.select(null);
       }
