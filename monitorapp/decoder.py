@@ -122,17 +122,25 @@ class FixDecoder:
             return Rejection(b.reason, b.text, raw or b"", rx if rx is not None else math.nan, topic, b.device)
 
     def _decode_obj(self, obj: dict, raw: bytes, rx_arrival: float | None, topic: str | None):
-        v = obj.get("v")
+        get = obj.get
+        v = get("v")
         if v != 1 or type(v) is not int:
             if v is None:
                 raise _Bad("missing_field", "field 'v' is missing")
             raise _Bad("bad_version", f"protocol version {str(v)[:20]!r} is not 1")
-        kind = obj.get("kind")
+        kind = get("kind")
         if kind is None:
             raise _Bad("missing_field", "field 'kind' is missing")
-        t = _time(obj, "t")
-        if "rx" in obj:
-            rx = _time(obj, "rx")
+        try:
+            t = parse_time(get("t"))
+        except TimeFormatError:
+            t = _time(obj, "t")
+        rx = get("rx")
+        if rx is not None:
+            try:
+                rx = parse_time(rx)
+            except TimeFormatError:
+                rx = _time(obj, "rx")
         elif rx_arrival is not None:
             rx = rx_arrival
         else:
@@ -148,12 +156,12 @@ class FixDecoder:
             return Heartbeat(gw, t, rx)
         if kind != "fix" and kind != "event":
             raise _Bad("bad_kind", f"kind {str(kind)[:20]!r} is not fix, event or heartbeat")
-        device = obj.get("device")
+        device = get("device")
         if device is None:
             raise _Bad("missing_field", "field 'device' is missing")
         if type(device) is not str or not _DEVICE_RE.fullmatch(device):
             raise _Bad("bad_device", f"device id {str(device)[:70]!r} is not [A-Za-z0-9_.-]{{1,64}}")
-        seq = obj.get("seq")
+        seq = get("seq")
         if seq is None:
             raise _Bad("missing_field", "field 'seq' is missing", device)
         if type(seq) is not int:
@@ -189,35 +197,46 @@ class FixDecoder:
 
     @staticmethod
     def _fix(obj: dict, device: str, seq: int, t: float, rx: float) -> Fix:
-        lat = _num(obj, "lat")
+        get = obj.get
+        lat = get("lat")
+        if type(lat) is not _FLOAT:
+            lat = _num(obj, "lat")
         if not -90.0 <= lat <= 90.0:
             raise _Bad("lat_out_of_range", f"lat {lat} is outside ±90")
-        lon = _num(obj, "lon")
+        lon = get("lon")
+        if type(lon) is not _FLOAT:
+            lon = _num(obj, "lon")
         if not -180.0 <= lon <= 180.0:
             raise _Bad("lon_out_of_range", f"lon {lon} is outside ±180")
-        acc = _num(obj, "acc")
-        if not acc > 0.0 or acc > 1e6:
+        acc = get("acc")
+        if type(acc) is not _FLOAT:
+            acc = _num(obj, "acc")
+        if not 0.0 < acc <= 1e6:
             raise _Bad("acc_out_of_range", f"acc {acc} must be > 0 metres (and at most 1,000 km)")
-        src = obj.get("src")
-        if src is None:
-            raise _Bad("missing_field", "field 'src' is missing")
+        src = get("src")
         if src not in FIX_SOURCES:
+            if src is None:
+                raise _Bad("missing_field", "field 'src' is missing")
             raise _Bad("bad_value", f"src {str(src)[:20]!r} is not gps, wifi or cell")
-        spd = hdg = batt = None
-        sats = None
-        if len(obj) > 9:  # optional fields present
-            spd = _num(obj, "spd", False)
-            if spd is not None and not 0.0 <= spd <= 1000.0:
-                raise _Bad("bad_value", f"spd {spd} is outside 0–1000 m/s")
-            hdg = _num(obj, "hdg", False)
-            if hdg is not None and not 0.0 <= hdg <= 360.0:
-                raise _Bad("bad_value", f"hdg {hdg} is outside 0–360 degrees")
-            sats = obj.get("sats")
-            if sats is not None and (type(sats) is not int or not 0 <= sats <= 1000):
-                raise _Bad("bad_value", "sats must be a whole number 0–1000")
-            batt = _num(obj, "batt", False)
-            if batt is not None and not 0.0 <= batt <= 1.0:
+        batt = get("batt")
+        if batt is not None:
+            if type(batt) is not _FLOAT:
+                batt = _num(obj, "batt")
+            if not 0.0 <= batt <= 1.0:
                 raise _Bad("batt_out_of_range", f"batt {batt} is outside 0–1")
+        spd = get("spd")
+        if spd is not None:
+            spd = _num(obj, "spd")
+            if not 0.0 <= spd <= 1000.0:
+                raise _Bad("bad_value", f"spd {spd} is outside 0–1000 m/s")
+        hdg = get("hdg")
+        if hdg is not None:
+            hdg = _num(obj, "hdg")
+            if not 0.0 <= hdg <= 360.0:
+                raise _Bad("bad_value", f"hdg {hdg} is outside 0–360 degrees")
+        sats = get("sats")
+        if sats is not None and (type(sats) is not int or not 0 <= sats <= 1000):
+            raise _Bad("bad_value", "sats must be a whole number 0–1000")
         return Fix(device, seq, t, rx, lat, lon, acc, src, spd, hdg, sats, batt)
 
 

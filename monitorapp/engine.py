@@ -72,7 +72,7 @@ class TagState:
     """What the engine knows of one tag."""
 
     __slots__ = ("device", "offender", "threshold", "last_rx", "last_msg_t", "last_fix", "last_t",
-                 "batt", "batt_armed", "timer_pending", "events", "rules", "late_buf", "late_token")
+                 "batt", "batt_armed", "timer_pending", "events", "rules", "late_buf", "late_token", "signal_alert")
 
     def __init__(self, device: str, offender: Offender):
         self.device = device
@@ -89,6 +89,7 @@ class TagState:
         self.rules: list = []
         self.late_buf: list[Fix] = []   # late fixes held briefly to be put in measurement order
         self.late_token = 0
+        self.signal_alert: Alert | None = None
 
 
 class Engine:
@@ -246,9 +247,9 @@ class Engine:
         tag.last_rx = self.now
         if tag.last_msg_t is None or msg.t > tag.last_msg_t:
             tag.last_msg_t = msg.t
-        sig = self._active.get(("signal_lost", tag.offender.id, None))
-        if sig is not None:
-            self.clear_alert(sig, self.now)
+        if tag.signal_alert is not None:
+            self.clear_alert(tag.signal_alert, self.now)
+            tag.signal_alert = None
         if not tag.timer_pending:
             self._arm_signal(tag)
         if kind == "fix":
@@ -490,7 +491,7 @@ class _SignalTimer:
         ev = {"silence_s": tag.threshold, "last_rx": fmt_time(tag.last_rx) if tag.last_rx is not None else None}
         if tag.last_fix is not None:
             ev["last_fix"] = _fix_evidence(tag.last_fix)
-        eng.raise_alert("signal_lost", tag.offender, tag.device, None, start, due, False, ev)
+        tag.signal_alert = eng.raise_alert("signal_lost", tag.offender, tag.device, None, start, due, False, ev)
 
 
 def _fix_evidence(f: Fix, depth: float | None = None) -> dict:

@@ -71,9 +71,12 @@ def restore(eng, s: dict) -> None:
     for aid_fields in s["alerts"]:
         a = Alert(**aid_fields)
         eng.alerts[a.alert_id] = a
+    by_offender = {t.offender.id: t for t in eng.tags.values()}
     for aid in s["active"]:
         a = eng.alerts[aid]
         eng._active[(a.type, a.offender, a.requirement)] = a
+        if a.type == "signal_lost" and a.offender in by_offender:
+            by_offender[a.offender].signal_alert = a
     for aid in s["last_cleared"]:
         a = eng.alerts[aid]
         eng._last_cleared[(a.type, a.offender, a.requirement)] = a

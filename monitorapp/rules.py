@@ -31,6 +31,8 @@ alert found from late data keeps the true start.
 """
 from __future__ import annotations
 
+from monitorapp.geo import FAR_DEPTH
+
 UNINFORMATIVE_ACC_M = 200.0
 STRONG_FRACTION = 0.5
 WINDOW = 4
@@ -50,10 +52,11 @@ class Evidence:
     Each item is ``(t, inside, strong, lat, lon, acc, depth, rx)``.
     """
 
-    __slots__ = ("items",)
+    __slots__ = ("items", "far")
 
     def __init__(self, items: list | None = None):
         self.items: list[tuple] = items or []
+        self.far = _trailing_far(self.items)   # how many of the newest items are far away
 
     def add(self, item: tuple) -> bool:
         """Insert in measurement order; return False if the fix is older than the whole window
@@ -61,6 +64,7 @@ class Evidence:
         items = self.items
         if not items or item[0] >= items[-1][0]:
             items.append(item)
+            self.far = self.far + 1 if item[6] <= FAR_DEPTH else 0
         else:
             i = len(items) - 1
             while i >= 0 and items[i][0] > item[0]:
@@ -68,9 +72,14 @@ class Evidence:
             if i < 0 and len(items) >= WINDOW:
                 return False
             items.insert(i + 1, item)
+            self.far = _trailing_far(items)
         if len(items) > WINDOW:
             del items[0]
         return True
+
+    def saturated_far(self) -> bool:
+        """True when every fix in the window is far from the zone: another far fix changes nothing."""
+        return self.far >= WINDOW
 
     def confirmed(self, inside: bool) -> tuple | None:
         """The earliest item of the confirming run if the side is confirmed, else None."""
@@ -92,3 +101,12 @@ class Evidence:
 
     def supporting(self, inside: bool) -> list[tuple]:
         return [it for it in self.items if it[1] is inside]
+
+
+def _trailing_far(items: list) -> int:
+    n = 0
+    for it in reversed(items):
+        if it[6] > FAR_DEPTH:
+            break
+        n += 1
+    return n

@@ -28,6 +28,7 @@ class _ZoneRule:
         self.shape = shape
         self.schedule = schedule
         self.ev = Evidence()
+        self.key = (self.alert_type, offender.id, req.id)
 
     def _observe(self, fix):
         """Classify the fix against the zone and add it to the evidence; None if it says nothing."""
@@ -42,7 +43,7 @@ class _ZoneRule:
         return item
 
     def _active_alert(self):
-        return self.engine.active_alert(self.alert_type, self.offender.id, self.req.id)
+        return self.engine._active.get(self.key)
 
     def _raise(self, start: float, raised_at: float, late: bool, items) -> None:
         ev = {"zone": self.req.zone, "zone_version": self.engine.zone_versions.get(self.req.zone),
@@ -68,6 +69,11 @@ class ExclusionRule(_ZoneRule):
     alert_type = "exclusion_entered"
 
     def on_fix(self, fix) -> None:
+        if self.ev.far >= 4:
+            box = self.shape.box
+            if (fix.lon < box[0] or fix.lon > box[2] or fix.lat < box[1] or fix.lat > box[3]) \
+                    and self.engine._active.get(self.key) is None:
+                return   # far away again after a window of far fixes: nothing can change
         if self._observe(fix) is None:
             return
         eng = self.engine
