@@ -34,6 +34,13 @@ def training_store_path(db: str | None = None) -> pathlib.Path:
     return p
 
 
+def training_counts() -> dict:
+    """Incidents per simulated day: four times the simulator's default (one feed outage), so a
+    trainee meets every kind of alert within the first hours instead of once a day."""
+    from monitorapp.simscript import DEFAULT_COUNTS
+    return {k: (v if k == "feed_outage" else 4 * v) for k, v in DEFAULT_COUNTS.items()}
+
+
 def training_start(now: float | None = None, tz: str = "Europe/London") -> float:
     """Training runs a simulated day from 10:00 local time of the current day: the
     simulator's daytime incidents (exclusion breaches, appointments) then come within minutes
@@ -57,5 +64,5 @@ class TrainingSession:
         self.start = float(start if start is not None else training_start())
         self.doc = demo_caseload(n_offenders=n_offenders, seed=seed, start=self.start)
         self.caseload = parse_caseload(self.doc, "demo caseload")
-        self.simulator = LiveSimulator(self.doc, self.start, seed)
+        self.simulator = LiveSimulator(self.doc, self.start, seed, counts=training_counts())
         self.feed = SimulatedFeed(self.simulator, self.start, speed)
