@@ -30,6 +30,11 @@ def record_zone(conn: sqlite3.Connection, feature: dict, who: str, at: float,
                         " ORDER BY version DESC LIMIT 1", (zid,)).fetchone()
     if last is not None and last[1] == body and bool(last[2]) == removed and version in (None, last[0]):
         return last[0]
+    if version is not None and last is not None and version <= last[0]:
+        same = conn.execute("SELECT feature, removed FROM zones WHERE zone_id=? AND version=?",
+                            (zid, version)).fetchone()
+        if same is not None and same[0] == body and bool(same[1]) == removed:
+            return version          # the same edit recorded again (a restart): nothing new
     new = version if version is not None else (last[0] + 1 if last else 1)
     if last is not None and new <= last[0]:
         raise StoreError(f"zone {zid}: version {new} is not newer than stored version {last[0]}")

@@ -8,10 +8,11 @@ A new file is created with mode 0600 before SQLite touches it (SQLite gives its 
 ``-shm`` files the same mode).
 
 Indexing decision (measured, see docs/readme/store.md): fixes carry British National Grid
-metres (``x``, ``y``) and are indexed by ``(device, t)``. Crime mapping (spec §5) needs every
-tag's continuous track around the window, not only the fixes near the place, so a per-tag time
-range scan is the access path it needs; an R*Tree over (x, y, t) halved the ingest rate for no
-gain on that query.
+metres (``x``, ``y``) and are indexed by ``(device, t)``, covering ``x, y, acc`` so that a
+track is read from the index alone. Crime mapping (spec §5) needs every tag's continuous track
+around the window, not only the fixes near the place, so a per-tag time-range scan is the
+access path it needs; an R*Tree over (x, y, t) halved the ingest rate for no gain on that
+query.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ CREATE TABLE fixes (
     rx REAL, lat REAL NOT NULL, lon REAL NOT NULL, acc REAL NOT NULL, src TEXT,
     spd REAL, hdg REAL, sats INTEGER, batt REAL, x REAL NOT NULL, y REAL NOT NULL,
     used INTEGER NOT NULL);
-CREATE INDEX fixes_device_t ON fixes(device, t);
+CREATE INDEX fixes_device_t ON fixes(device, t, x, y, acc);
 CREATE TABLE events (
     event_id INTEGER PRIMARY KEY, device TEXT NOT NULL, seq INTEGER, t REAL NOT NULL,
     rx REAL, type TEXT NOT NULL, detail TEXT);

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import itertools
 import json
 import math
 import os
@@ -38,7 +39,7 @@ import numpy as np
 import pyproj
 
 from monitorapp.timeutil import TimeFormatError, fmt_time, parse_time
-from monitorapp.trail import neighbour_fix, read_track, subjects
+from monitorapp.trail import neighbour_fix, single_fix_jumps, subjects
 
 MARGIN_S = 600.0          # "around the window", and the longest segment that is interpolated
 GAP_S = 600.0             # a gap is more than 10 minutes without a fix
@@ -91,102 +92,189 @@ def _validate(lat, lon, radius_m, t_from, t_to, ref, reason, who):
     return t0, t1
 
 
-def _segment_closest(ax, ay, at, bx, by, bt, cx, cy, tf, tt):
-    """Closest approach to (cx, cy) of the straight track a→b clipped to [tf, tt]:
-    (distance, time) or None if the segment is outside the window."""
-    s0, s1 = max(at, tf), min(bt, tt)
-    if s1 < s0 or bt <= at:
-        return None
-    f0, f1 = (s0 - at) / (bt - at), (s1 - at) / (bt - at)
-    p0x, p0y = ax + (bx - ax) * f0, ay + (by - ay) * f0
-    p1x, p1y = ax + (bx - ax) * f1, ay + (by - ay) * f1
-    dx, dy = p1x - p0x, p1y - p0y
+class Tracks:
+    """The fixes of every subject around the window, as flat arrays sorted by (subject, t)."""
+
+    def __init__(self, conn, subs: list[tuple], lo: float, hi: float):
+        rows: list[tuple] = []
+        counts = np.zeros(len(subs), dtype=np.int64)
+        sql = ("SELECT fix_id, t, x, y, acc FROM fixes WHERE device=? AND t BETWEEN ? AND ?"
+               " ORDER BY t")
+        for i, (_, dev, a, b) in enumerate(subs):
+            got = conn.execute(sql, (dev, max(a, lo), min(b, hi))).fetchall()
+            counts[i] = len(got)
+            rows += got
+        arr = np.fromiter(itertools.chain.from_iterable(rows), dtype=float,
+                          count=5 * len(rows)).reshape(len(rows), 5)
+        s = np.repeat(np.arange(len(subs), dtype=np.int64), counts)
+        keep = np.ones(len(s), dtype=bool)       # one fix per (tag, t)
+        keep[1:] = (s[1:] != s[:-1]) | (arr[1:, 1] > arr[:-1, 1])
+        arr, s = arr[keep], s[keep]
+        self.s = s
+        self.fix_id = arr[:, 0].astype(np.int64)
+        self.t, self.x, self.y, self.acc = arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4]
+        self.jump = self._jumps()
+
+    def _jumps(self) -> np.ndarray:
+        s = self.s
+        jump = single_fix_jumps(self.t, self.x, self.y, self.acc)
+        if len(s) >= 3:      # both neighbours must be the same subject's
+            same = np.zeros(len(s), dtype=bool)
+            same[1:-1] = (s[:-2] == s[1:-1]) & (s[2:] == s[1:-1])
+            jump &= same
+        return jump
+
+
+def _fmt_times(ts: np.ndarray) -> list[str]:
+    """``fmt_time`` for an array (RFC 3339 UTC, ms, Z), vectorised."""
+    ms = np.round(np.asarray(ts, dtype=float) * 1000.0).astype(np.int64).astype("datetime64[ms]")
+    return [v + "Z" for v in np.datetime_as_string(ms, unit="ms").tolist()]
+
+
+def _per_subject_min(s: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each subject 0..n-1: the minimum of ``values`` and the index where it is (-1)."""
+    best = np.full(n, np.inf)
+    where = np.full(n, -1, dtype=np.int64)
+    if len(s):
+        order = np.lexsort((values, s))
+        first = order[np.unique(s[order], return_index=True)[1]]
+        best[s[first]] = values[first]
+        where[s[first]] = first
+    return best, where
+
+
+def _segments(tr: Tracks, good: np.ndarray, cx, cy, tf, tt):
+    """Closest approach to (cx, cy) of each straight track segment between consecutive good
+    fixes of one subject no more than GAP_S apart, clipped to [tf, tt]: (first index, second
+    index, distance, time) arrays for the segments that overlap the window."""
+    t, x, y = tr.t, tr.x, tr.y
+    a, b = good[:-1], good[1:]
+    ta, tb = t[a], t[b]
+    dt = tb - ta
+    ok = (tr.s[a] == tr.s[b]) & (dt > 0) & (dt <= GAP_S) & (tb >= tf) & (ta <= tt)
+    a, b, ta, tb, dt = a[ok], b[ok], ta[ok], tb[ok], dt[ok]
+    s0, s1 = np.maximum(ta, tf), np.minimum(tb, tt)
+    f0, f1 = (s0 - ta) / dt, (s1 - ta) / dt
+    ex, ey = x[b] - x[a], y[b] - y[a]
+    p0x, p0y = x[a] + ex * f0, y[a] + ey * f0
+    dx, dy = ex * (f1 - f0), ey * (f1 - f0)
     ll = dx * dx + dy * dy
-    u = 0.0 if ll == 0 else min(1.0, max(0.0, ((cx - p0x) * dx + (cy - p0y) * dy) / ll))
-    return math.hypot(p0x + u * dx - cx, p0y + u * dy - cy), s0 + u * (s1 - s0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.where(ll > 0, ((cx - p0x) * dx + (cy - p0y) * dy) / ll, 0.0)
+    u = np.clip(u, 0.0, 1.0)
+    return a, b, np.hypot(p0x + u * dx - cx, p0y + u * dy - cy), s0 + u * (s1 - s0)
 
 
-def assess(conn, device: str, a: float, b: float, cx: float, cy: float, radius: float,
-           tf: float, tt: float) -> dict:
-    """The verdict for one tag (worn over [a, b]) against the place and window."""
-    tr = read_track(conn, device, a, b)
-    res = {"verdict": "no_data", "closest_m": None, "closest_at": None, "closest_acc_m": None,
-           "fixes": [], "segments": [], "gaps": [], "basis": []}
-    if tr is None:
-        res["basis"].append("no fix from 10 minutes before to 10 minutes after the window")
-        return res
-    t, x, y, acc, jump = tr["t"], tr["x"], tr["y"], tr["acc"], tr["jump"]
-    d = np.hypot(x - cx, y - cy)
+def _any_per_subject(s: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(s[mask], minlength=n) > 0
+
+
+def assess_all(conn, subs: list[tuple], cx: float, cy: float, radius: float,
+               tf: float, tt: float) -> list[dict]:
+    """The verdict and evidence for every subject (offender, device, from, to)."""
+    n = len(subs)
+    tr = Tracks(conn, subs, tf - MARGIN_S, tt + MARGIN_S)
+    s, t, acc, jump = tr.s, tr.t, tr.acc, tr.jump
+    d = np.hypot(tr.x - cx, tr.y - cy)
     inw = (t >= tf) & (t <= tt)
-    near = d <= radius + acc + max(radius, 250.0)
-    present = possible = False
-    best = (math.inf, None, None)
-    for k in np.flatnonzero(inw & ~jump):
-        if d[k] < best[0]:
-            best = (float(d[k]), float(t[k]), float(acc[k]))
-    for k in np.flatnonzero(near):
-        res["fixes"].append({"t": fmt_time(float(t[k])), "seq": tr["seq"][k],
-                             "lat": float(tr["lat"][k]), "lon": float(tr["lon"][k]),
-                             "acc": float(acc[k]), "distance_m": round(float(d[k]), 1),
-                             "in_window": bool(inw[k]), "inside": bool(d[k] <= radius),
-                             "jump": bool(jump[k])})
-    if np.any(inw & ~jump & (d <= radius)):
-        present = True
-        res["basis"].append("a fix in the window within the radius")
-    elif np.any(inw & ~jump & (d <= radius + acc)):
-        possible = True
-        res["basis"].append("a fix in the window within the radius plus its accuracy")
-    if np.any(inw & jump & (d <= radius + acc)):
-        possible = True
-        res["basis"].append("a single-fix jump within the radius (not taken as presence)")
+    reach = radius + max(radius, 250.0)
+    has_data = np.bincount(s, minlength=n) > 0
+    present = _any_per_subject(s, inw & ~jump & (d <= radius), n)
+    by_acc = _any_per_subject(s, inw & ~jump & (d <= radius + acc), n)
+    by_jump = _any_per_subject(s, inw & jump & (d <= radius + acc), n)
+    cand = np.flatnonzero(inw & ~jump)
+    fbest, fwhere = _per_subject_min(s[cand], d[cand], n)
     good = np.flatnonzero(~jump)
-    for i, j in zip(good[:-1], good[1:]):
-        if t[j] - t[i] > GAP_S:
+    sa, sb, sd, st = _segments(tr, good, cx, cy, tf, tt)
+    sbest, swhere = _per_subject_min(s[sa], sd, n)
+    by_seg = _any_per_subject(s[sa], sd <= radius, n)
+    gaps = _gaps(conn, tr, good, subs, cx, cy, radius, tf, tt)
+    near = {}
+    idx = np.flatnonzero(d <= acc + reach)
+    if len(idx):
+        extra = dict((r[0], r[1:]) for r in conn.execute(
+            f"SELECT fix_id, seq, lat, lon FROM fixes WHERE fix_id IN ({','.join('?' * len(idx))})",
+            [int(i) for i in tr.fix_id[idx]]))
+        times = _fmt_times(t[idx])
+        for j, k in enumerate(idx):
+            seq, lat, lon = extra[int(tr.fix_id[k])]
+            near.setdefault(int(s[k]), []).append({
+                "t": times[j], "seq": seq, "lat": lat, "lon": lon,
+                "acc": float(acc[k]), "distance_m": round(float(d[k]), 1),
+                "in_window": bool(inw[k]), "inside": bool(d[k] <= radius), "jump": bool(jump[k])})
+    segs = {}
+    idx = np.flatnonzero(sd <= reach)
+    t_a, t_b, t_c = _fmt_times(t[sa[idx]]), _fmt_times(t[sb[idx]]), _fmt_times(st[idx])
+    for j, k in enumerate(idx):
+        segs.setdefault(int(s[sa[k]]), []).append({
+            "from": t_a[j], "to": t_b[j], "closest_m": round(float(sd[k]), 1),
+            "closest_at": t_c[j]})
+    out = []
+    for i in range(n):
+        res = {"verdict": "no_data", "closest_m": None, "closest_at": None,
+               "closest_acc_m": None, "fixes": near.get(i, []), "segments": segs.get(i, []),
+               "gaps": gaps.get(i, []), "basis": []}
+        out.append(res)
+        if not has_data[i]:
+            res["basis"].append("no fix from 10 minutes before to 10 minutes after the window")
             continue
-        seg = _segment_closest(x[i], y[i], t[i], x[j], y[j], t[j], cx, cy, tf, tt)
-        if seg is None:
-            continue
-        if seg[0] < best[0]:
-            best = (seg[0], seg[1], None)
-        if seg[0] <= radius + max(radius, 250.0):
-            res["segments"].append({"from": fmt_time(float(t[i])), "to": fmt_time(float(t[j])),
-                                    "closest_m": round(seg[0], 1), "closest_at": fmt_time(seg[1])})
-        if seg[0] <= radius and not present and not possible:
-            possible = True
-            res["basis"].append("the track between two fixes passes within the radius")
-    gap_unreachable = _gaps(conn, device, tr, good, cx, cy, radius, tf, tt, a, b, res)
-    if any(g["reachable"] for g in res["gaps"]) and not present:
-        if not possible:
-            res["basis"].append("a gap over 10 minutes from which the place was reachable at 15 m/s")
-        possible = True
-    if best[1] is not None:
-        res["closest_m"], res["closest_at"] = round(best[0], 1), fmt_time(best[1])
-        res["closest_acc_m"] = best[2]
-    if present:
-        res["verdict"] = "present"
-    elif possible:
-        res["verdict"] = "possible"
-    else:
-        res["verdict"] = "not_present"
-        res["basis"].append("gaps over 10 minutes, but too far to reach the place at 15 m/s"
-                            if gap_unreachable else
-                            "continuous data keeps the tag out of the radius")
-    return res
+        if fbest[i] <= sbest[i] and fwhere[i] >= 0:
+            k = cand[fwhere[i]]
+            res.update(closest_m=round(float(d[k]), 1), closest_at=fmt_time(float(t[k])),
+                       closest_acc_m=float(acc[k]))
+        elif swhere[i] >= 0:
+            res.update(closest_m=round(float(sbest[i]), 1), closest_at=fmt_time(float(st[swhere[i]])))
+        basis = res["basis"]
+        if present[i]:
+            basis.append("a fix in the window within the radius")
+        elif by_acc[i]:
+            basis.append("a fix in the window within the radius plus its accuracy")
+        if by_jump[i]:
+            basis.append("a single-fix jump within the radius (not taken as presence)")
+        if by_seg[i] and not (present[i] or by_acc[i] or by_jump[i]):
+            basis.append("the track between two fixes passes within the radius")
+        reachable = any(g["reachable"] for g in res["gaps"])
+        if reachable and not present[i] and not basis:
+            basis.append("a gap over 10 minutes from which the place was reachable at 15 m/s")
+        if present[i]:
+            res["verdict"] = "present"
+        elif by_acc[i] or by_jump[i] or by_seg[i] or reachable:
+            res["verdict"] = "possible"
+        else:
+            res["verdict"] = "not_present"
+            basis.append("gaps over 10 minutes, but too far to reach the place at 15 m/s"
+                         if res["gaps"] else "continuous data keeps the tag out of the radius")
+    return out
 
 
-def _gaps(conn, device, tr, good, cx, cy, radius, tf, tt, a, b, res) -> bool:
-    """Find gaps over 10 minutes overlapping the window; mark each reachable or not."""
-    t, x, y, acc = tr["t"], tr["x"], tr["y"], tr["acc"]
-    pts = [(float(t[k]), float(x[k]), float(y[k]), float(acc[k])) for k in good]
-    if not pts:
-        return False
-    # "last seen" before the range read, unless the tag was not this offender's then
-    if pts[0][0] > tf:
-        pts.insert(0, neighbour_fix(conn, device, a, before=True) if a <= tf - MARGIN_S else None)
-    if pts[-1] is not None and pts[-1][0] < tt:
-        pts.append(neighbour_fix(conn, device, b, before=False) if b >= tt + MARGIN_S else None)
-    found = False
-    for p, q in zip(pts[:-1], pts[1:]):
+def _gaps(conn, tr: Tracks, good, subs, cx, cy, radius, tf, tt) -> dict[int, list[dict]]:
+    """Gaps over 10 minutes overlapping the window, per subject, each marked reachable or not."""
+    t, x, y, acc, s = tr.t, tr.x, tr.y, tr.acc, tr.s
+
+    def fix(k):
+        return (float(t[k]), float(x[k]), float(y[k]), float(acc[k]))
+    pairs: list[tuple[int, tuple | None, tuple | None]] = []
+    gs = s[good]
+    inner = np.flatnonzero((gs[1:] == gs[:-1]) & (np.diff(t[good]) > GAP_S))
+    pairs += [(int(gs[i]), fix(good[i]), fix(good[i + 1])) for i in inner]
+    if len(good):
+        firsts = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
+        lasts = np.flatnonzero(np.r_[gs[1:] != gs[:-1], True])
+        lo, hi = tf - MARGIN_S, tt + MARGIN_S
+        # at the edges: "last seen" before the range read (unless the tag was not this
+        # offender's then) and "next seen" after it
+        for i in firsts[t[good[firsts]] > tf]:
+            si = int(gs[i])
+            _, dev, a, _ = subs[si]
+            before = neighbour_fix(conn, dev, lo, before=True) if a <= lo else None
+            pairs.append((si, before, fix(good[i])))
+        for i in lasts[t[good[lasts]] < tt]:
+            si = int(gs[i])
+            _, dev, _, b = subs[si]
+            after = neighbour_fix(conn, dev, hi, before=False) if b >= hi else None
+            pairs.append((si, fix(good[i]), after))
+    out: dict[int, list[dict]] = {}
+    for si, p, q in pairs:
         t0 = p[0] if p is not None else -math.inf
         t1 = q[0] if q is not None else math.inf
         if t1 - t0 <= GAP_S or t1 <= tf or t0 >= tt:
@@ -197,13 +285,13 @@ def _gaps(conn, device, tr, good, cx, cy, radius, tf, tt, a, b, res) -> bool:
             reach |= math.hypot(p[1] - cx, p[2] - cy) - p[3] - radius <= REACH_SPEED_MS * (g1 - p[0])
         if q is not None:
             reach |= math.hypot(q[1] - cx, q[2] - cy) - q[3] - radius <= REACH_SPEED_MS * (q[0] - g0)
-        found = True
-        res["gaps"].append({"from": fmt_time(g0), "to": fmt_time(g1),
-                            "seconds": round(g1 - g0, 1),
-                            "last_seen": fmt_time(p[0]) if p is not None else None,
-                            "next_seen": fmt_time(q[0]) if q is not None else None,
-                            "reachable": bool(reach)})
-    return found and not any(g["reachable"] for g in res["gaps"])
+        out.setdefault(si, []).append({
+            "from": fmt_time(g0), "to": fmt_time(g1), "seconds": round(g1 - g0, 1),
+            "last_seen": fmt_time(p[0]) if p is not None else None,
+            "next_seen": fmt_time(q[0]) if q is not None else None, "reachable": bool(reach)})
+    for v in out.values():
+        v.sort(key=lambda g: g["from"])
+    return out
 
 
 def crime_check(store_or_path, lat, lon, radius_m, t_from, t_to, ref, reason, who) -> dict:
@@ -216,10 +304,9 @@ def crime_check(store_or_path, lat, lon, radius_m, t_from, t_to, ref, reason, wh
         cx, cy = _project(float(lon), float(lat))
         conn = store.reader()
         lo, hi = t0 - MARGIN_S, t1 + MARGIN_S
-        results = []
-        for oid, dev, a, b in subjects(conn, lo, hi):
-            r = assess(conn, dev, a, b, cx, cy, float(radius_m), t0, t1)
-            results.append({"offender": oid, "device": dev, **r})
+        subs = subjects(conn, lo, hi)
+        results = [{"offender": oid, "device": dev, **r} for (oid, dev, _, _), r
+                   in zip(subs, assess_all(conn, subs, cx, cy, float(radius_m), t0, t1))]
         results.sort(key=lambda r: (VERDICT_RANK[r["verdict"]],
                                     r["closest_m"] if r["closest_m"] is not None else math.inf,
                                     r["offender"] or "", r["device"]))

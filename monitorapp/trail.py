@@ -70,24 +70,32 @@ def subjects(conn, lo: float, hi: float, who: str | None = None) -> list[tuple]:
     return out
 
 
-def read_track(conn, device: str, t1: float, t2: float) -> dict[str, np.ndarray] | None:
-    """One tag's fixes with t in [t1, t2], sorted by t, repeated times dropped."""
-    rows = conn.execute(f"SELECT {_FIX_COLS} FROM fixes WHERE device=? AND t BETWEEN ? AND ?"
-                        " ORDER BY t, fix_id", (device, t1, t2)).fetchall()
+def read_track(conn, device: str, t1: float, t2: float, full: bool = False) -> dict | None:
+    """One tag's fixes with t in [t1, t2], sorted by t, repeated times dropped, jumps marked.
+
+    Without ``full`` only what the (device, t, x, y, acc) index covers is read (fast); with it,
+    also seq, lat, lon and used.
+    """
+    cols = _FIX_COLS if full else "fix_id, t, x, y, acc"
+    rows = conn.execute(f"SELECT {cols} FROM fixes WHERE device=? AND t BETWEEN ? AND ?"
+                        " ORDER BY t", (device, t1, t2)).fetchall()
     if not rows:
         return None
-    cols = list(zip(*rows))
-    track = {"fix_id": np.array(cols[0], dtype=np.int64), "seq": list(cols[2]),
-             "t": np.array(cols[3], dtype=float), "lat": np.array(cols[4], dtype=float),
-             "lon": np.array(cols[5], dtype=float), "acc": np.array(cols[6], dtype=float),
-             "x": np.array(cols[7], dtype=float), "y": np.array(cols[8], dtype=float),
-             "used": np.array(cols[9], dtype=bool)}
+    if full:
+        c = list(zip(*rows))
+        track = {"fix_id": np.array(c[0], dtype=np.int64), "seq": np.array(c[2], dtype=object),
+                 "t": np.array(c[3], dtype=float), "lat": np.array(c[4], dtype=float),
+                 "lon": np.array(c[5], dtype=float), "acc": np.array(c[6], dtype=float),
+                 "x": np.array(c[7], dtype=float), "y": np.array(c[8], dtype=float),
+                 "used": np.array(c[9], dtype=bool)}
+    else:
+        arr = np.array(rows, dtype=float)
+        track = {"fix_id": arr[:, 0].astype(np.int64), "t": arr[:, 1], "x": arr[:, 2],
+                 "y": arr[:, 3], "acc": arr[:, 4]}
     keep = np.ones(len(rows), dtype=bool)
     keep[1:] = np.diff(track["t"]) > 0
     if not keep.all():
-        idx = np.flatnonzero(keep)
-        track = {k: (np.asarray(v)[idx] if not isinstance(v, list) else [v[i] for i in idx])
-                 for k, v in track.items()}
+        track = {k: v[keep] for k, v in track.items()}
     track["jump"] = single_fix_jumps(track["t"], track["x"], track["y"], track["acc"])
     return track
 
@@ -110,11 +118,11 @@ def trail(store, offender_or_device: str, t1: float, t2: float) -> list[dict]:
     conn = store.reader()
     out: list[dict] = []
     for oid, dev, a, b in subjects(conn, t1, t2, offender_or_device):
-        tr = read_track(conn, dev, a, b)
+        tr = read_track(conn, dev, a, b, full=True)
         if tr is None:
             continue
         for k in range(len(tr["t"])):
-            out.append({"offender": oid, "device": dev, "seq": tr["seq"][k],
+            out.append({"offender": oid, "device": dev, "seq": int(tr["seq"][k]),
                         "t": float(tr["t"][k]), "time": fmt_time(float(tr["t"][k])),
                         "lat": float(tr["lat"][k]), "lon": float(tr["lon"][k]),
                         "acc": float(tr["acc"][k]), "used": bool(tr["used"][k]),
