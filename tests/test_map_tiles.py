@@ -99,3 +99,52 @@ def test_back_to_fallback_when_basemap_cleared(map_view, qtbot, tmp_path):
     state = wait_state(qtbot, map_view, lambda s: s["basemap"] == "fallback")
     assert state["boroughLabels"] == 8
     assert map_view.tiles.archive is None
+
+
+@pytest.fixture
+def tile_server():
+    """A tile server on the loopback interface answering every /z/x/y.png with a PNG."""
+    import http.server
+    import threading
+
+    body = png_tile("#babdc1")
+    hits: list[str] = []
+
+    class Tiles(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server API)
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_live_tile_url_is_used_and_nothing_else_reaches_the_network(map_view, qtbot, tile_server):
+    base, hits = tile_server
+    basemap = map_view.set_basemap(base + "/{z}/{x}/{y}.png")
+    assert basemap.kind == "tiles" and basemap.hosts() == {base.split("//")[1]}
+    wait_state(qtbot, map_view, lambda s: s["basemap"] == "tiles")
+    loaded = "document.querySelectorAll('.em-tiles img.leaflet-tile-loaded').length"
+    qtbot.waitUntil(lambda: run_js(qtbot, map_view, loaded) > 0, timeout=10_000)
+    assert hits and all(h.endswith(".png") for h in hits)
+    # Anything else (a CDN, another port on the same host) is blocked before it leaves.
+    other_port = base.rsplit(":", 1)[0] + ":9"
+    run_js(qtbot, map_view, f"(fetch({other_port + '/x.js'!r}).catch(() => null), "
+                            "fetch('https://cdn.example.invalid/leaflet.js').catch(() => null), true)")
+    qtbot.waitUntil(lambda: len(map_view.requests.blocked) >= 2, timeout=5000)
+    assert any("cdn.example.invalid" in u for u in map_view.requests.blocked)
+    assert any(u.startswith(other_port) for u in map_view.requests.blocked)
+    map_view.requests.blocked.clear()
+    map_view.js_errors.clear()    # Chromium logs the refused fetches to the console

@@ -39,11 +39,14 @@ class Basemap:
     attribution: str = ""
 
     def hosts(self) -> set[str]:
-        """The network hosts this basemap loads from ({s} expands to Leaflet's a, b, c)."""
+        """The network origins ("host" or "host:port") this basemap loads from; {s} expands
+        to Leaflet's subdomains a, b and c."""
         if self.kind != "tiles" or not self.url:
             return set()
-        host = self.url.split("://", 1)[1].split("/", 1)[0].split("@")[-1].split(":")[0].lower()
-        return {host.replace("{s}", s) for s in "abc"} if "{s}" in host else {host}
+        authority = self.url.split("://", 1)[1].split("/", 1)[0].split("@")[-1].lower()
+        if authority.endswith((":80", ":443")):
+            authority = authority.rsplit(":", 1)[0]
+        return {authority.replace("{s}", s) for s in "abc"} if "{s}" in authority else {authority}
 
     def to_js(self) -> dict:
         """The JSON-able description the page's ``EM.setBasemap`` takes."""

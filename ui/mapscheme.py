@@ -194,8 +194,11 @@ class LocalOnlyInterceptor(QWebEngineUrlRequestInterceptor):
             self.requested.append(text)
         if url.scheme() in LOCAL_SCHEMES:
             return
-        if url.scheme() in ("http", "https") and url.host() in self.allowed_hosts:
-            return
+        if url.scheme() in ("http", "https"):
+            port = url.port()
+            origin = url.host().lower() + (f":{port}" if port not in (-1, 80, 443) else "")
+            if origin in self.allowed_hosts:
+                return
         info.block(True)
         if len(self.blocked) < 1000:
             self.blocked.append(text)
