@@ -13,6 +13,7 @@ from tests.fixtures_map import (
     wait_state,
 )
 from ui.mappage import BOROUGHS, build_page
+from ui.mapscheme import WEB_DIR
 from ui.mapview import MapView
 
 pytestmark = map_log_ignore
@@ -121,3 +122,25 @@ def test_bad_input_gets_clear_errors(map_view):
         map_view.set_theme("blue")
     with pytest.raises(ValueError, match="trail point"):
         map_view.select_device("X", [{"lat": 51.5}])
+
+
+def test_missing_web_assets_name_the_fix(tmp_path):
+    from ui.mappage import WebAssetsMissing, load_manifest
+
+    (tmp_path / "manifest.json").write_text((WEB_DIR / "manifest.json").read_text())
+    with pytest.raises(WebAssetsMissing, match=r"node_modules/leaflet/dist/leaflet.js.*make web"):
+        build_page(web_dir=tmp_path, manifest=load_manifest(tmp_path / "manifest.json"))
+
+
+def test_asset_handler_serves_only_listed_packages_and_our_files():
+    from ui.mapscheme import AssetSchemeHandler
+
+    handler = AssetSchemeHandler("<html></html>", ["leaflet", "@geoman-io/leaflet-geoman-free"])
+    assert handler.resolve("/vendor/leaflet/dist/leaflet.js") == WEB_DIR / "node_modules/leaflet/dist/leaflet.js"
+    assert handler.resolve("/vendor/leaflet/dist/images/layers.png") is not None   # CSS-relative images
+    assert handler.resolve("/app/bridge.js") == WEB_DIR / "bridge.js"
+    assert handler.resolve("/vendor/leaflet/../../package-lock.json") is None    # no way out of a package
+    assert handler.resolve("/vendor/lodash/lodash.js") is None                   # not in the manifest
+    assert handler.resolve("/app/node_modules/leaflet/dist/leaflet.js") is None  # our files are flat
+    assert handler.resolve("/app/../../ui/mapview.py") is None
+    assert handler.resolve("/etc/passwd") is None
