@@ -85,10 +85,14 @@ def demo_caseload(n_offenders: int = 100, seed: int = 1, start=DEFAULT_START, ho
                 for b, v in BOROUGHS.items()]
     names = list(BOROUGHS)
     offenders = []
-    appt_days = []
+    slots = []          # (start, longest length in minutes) of appointment slots in the period
     d = local_date(t0, tz)
     while local_time(d, "00:00", tz) < t1:
-        appt_days.append(d)
+        for minute in range(10 * 60, 15 * 60 + 1, 15):
+            a = local_time(d, dt.time(minute // 60, minute % 60), tz)
+            room = min(60.0, (t1 - 3600 - a) / 60.0, 16 * 60 - minute)
+            if a >= t0 + 3600 and room >= 30:
+                slots.append((a, room))
         d += dt.timedelta(days=1)
     for i in range(1, n_offenders + 1):
         borough = names[(i - 1) % len(names)]
@@ -124,15 +128,11 @@ def demo_caseload(n_offenders: int = 100, seed: int = 1, start=DEFAULT_START, ho
                 win = {"days": "daily", "start": "21:00", "end": "06:00"}
             reqs.append({"id": f"R-{num}-C", "type": "curfew", "zone": f"Z-HOME-{num}",
                          "schedule": [win], "grace_s": 600})
-        if rng.random() < 0.25:
-            for day in rng.sample(appt_days, len(appt_days)):
-                minute = rng.randrange(10 * 4, 15 * 4 + 2) * 15
-                a_start = local_time(day, dt.time(minute // 60, minute % 60), tz)
-                a_end = a_start + rng.choice([30, 45, 60]) * 60
-                if t0 + 3600 <= a_start and a_end + 3600 <= t1:
-                    reqs.append({"id": f"R-{num}-A1", "type": "appointment", "zone": _office_id(borough),
-                                 "start": fmt_time(a_start), "end": fmt_time(a_end), "grace_s": 300})
-                    break
+        if rng.random() < 0.25 and slots:
+            a_start, minutes = rng.choice(slots)
+            a_end = a_start + rng.choice([m for m in (30, 45, 60) if m <= minutes]) * 60
+            reqs.append({"id": f"R-{num}-A1", "type": "appointment", "zone": _office_id(borough),
+                         "start": fmt_time(a_start), "end": fmt_time(a_end), "grace_s": 300})
         offenders.append({"id": oid, "name": f"Subject {i}", "risk": risk, "borough": borough,
                           "device": f"TAG-{1000 + i:05d}", "fix_interval_s": interval,
                           "requirements": reqs})

@@ -103,11 +103,11 @@ def scenario(name: str, seed: int = 1, date: str = SCENARIO_DATE, n_offenders: i
                                       _has(o, "exclusion", True)["id"]))
         rest = [o for o in offs if o["id"] not in used]
         for k in range(6):
-            incidents.append(Incident("strap_tamper", rest[k]["id"], start + 300 + 90 * k, 1500.0))
+            incidents.append(Incident("strap_tamper", rest[k]["id"], start + 300 + 75 * k, 1500.0))
         for k in range(3):
             incidents.append(Incident("battery_low", rest[6 + k]["id"], start + 360 + 120 * k))
         for k in range(2):
-            incidents.append(Incident("dead_tag", rest[9 + k]["id"], start + 120 + 30 * k))
+            incidents.append(Incident("dead_tag", rest[9 + k]["id"], start + 240 + 30 * k))
         hours = 0.5
         text = "Fourteen alerts of four types within ten minutes: triage by priority."
     return Scenario(name, text, cl, start, hours, seed, dict(incidents=incidents, **quiet))

@@ -86,9 +86,11 @@ class Battery:
         """A discharge/charge history. ``empty_at``: reaches 0.01 then; ``low_at``: crosses 0.15
         then; otherwise starts at 0.45–1.0 and charges in the evenings when below 0.6."""
         rate = 1.0 / (rng.uniform(36, 60) * 3600) * (1.3 if interval < 60 else 1.0)
-        if empty_at is not None:
+        if empty_at is not None:      # starts at 0.25 or more, so the fall through 0.15 is seen
+            rate = max(rate, 0.24 / max(empty_at - t0, 60.0))
             b0, evenings = 0.01 + rate * (empty_at - t0), []
         elif low_at is not None:
+            rate = max(rate, 0.05 / max(low_at - t0, 60.0))
             b0 = 0.15 + rate * (low_at - t0)
             evenings = [e for e in at_home_evenings if e > low_at]
         else:

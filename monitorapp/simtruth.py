@@ -7,17 +7,18 @@ Bounds (spec §4, "What counts as right"), written as ``alert_by`` on each breac
 exclusion_entered     true entry + 3 × fix interval + 60 s (inside an active zone ≥ 2 min)
 curfew_absent         absence start + grace_s + 3 × fix interval + 60 s (absence > grace_s)
 appointment_missed    end + grace_s
-strap_tamper          the ``rx`` of the event message
+strap_tamper          the ``rx`` of the event message (written as its bound, ``t`` + 6 s)
 signal_lost           silence start + max(300 s, 3 × fix interval); silence start is a bound
                       on the tag's last arrival (no message of the tag arrives after it)
-battery_low           the ``rx`` of the ``battery_low`` event (the fix after it also says < 0.15)
+battery_low           the ``rx`` of the ``battery_low`` event (bound ``t`` + 6 s; later fixes say < 0.15)
 feed_lost             outage start + 60 s (no message of any kind arrives after outage start)
 ===================== ========================================================================
 
 ``must_not_alert`` records (kind ``must_not_alert``) name an offender, requirement, alert type
 and a time window in which that alert must not start: scripted near-misses (standing
 ``NEAR_MISS_M`` outside an exclusion zone or inside the curfew zone by it), single-fix
-multipath jumps, and appointments that were attended.
+multipath jumps, and appointments that were attended. ``may_alert`` records (same shape) name
+alerts that are right either way: a curfew after the tag died (its position is unknown).
 """
 from __future__ import annotations
 
@@ -56,16 +57,18 @@ def must_not(type_: str, world: OffenderWorld, req, t_from: float, t_to: float, 
 
 
 def audit_path(world: OffenderWorld, path: TruePath, t0: float, t1: float, scripted: list[tuple],
-               death: float | None = None) -> tuple[list[dict], list[dict], list[dict]]:
-    """(breaches, must_not_alert, warnings) for one offender's true track over [t0, t1).
+               death: float | None = None) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+    """(breaches, must_not_alert, may_alert, warnings) for one offender's true track over [t0, t1).
 
     ``scripted``: (t_from, t_to, kind) windows of this offender's incidents, to name the cause
     of a breach; a breach outside every window is reported with cause ``unscripted`` (a
     simulator defect the tests look for). ``death``: the tag stops then; later breaches are
-    not observable and are left out.
+    not observable and are left out, except that an appointment with no fix is missed
+    whatever the reason, and a curfew after death *may* be alerted (``may_alert``: the engine
+    cannot know where the tag is; either answer is right).
     """
     end = min(t1, death) if death is not None else t1
-    breaches, mna, warnings = [], [], []
+    breaches, mna, may, warnings = [], [], [], []
     iv = world.interval
 
     def cause_of(a: float, b: float) -> str:
@@ -92,15 +95,21 @@ def audit_path(world: OffenderWorld, path: TruePath, t0: float, t1: float, scrip
                 elif e - s > 1.0:
                     mna.append(must_not("curfew_absent", world, q, s, e, "absence_within_grace"))
     for q in world.appointments:
-        if q.end + q.grace_s > end or q.start < t0:
+        if q.end + q.grace_s > t1 or q.start < t0:
             continue
-        if path.inside_intervals(q.geom, q.start, q.end):
+        # judged on the fixes the tag can send: none after it died
+        if path.inside_intervals(q.geom, q.start, min(q.end, end)):
             mna.append(must_not("appointment_missed", world, q, q.start, q.end + q.grace_s + 60,
                                 "attended"))
         else:
             breaches.append(breach("appointment_missed", world, q, q.start, q.end,
-                                   q.end + q.grace_s, cause_of(q.start, q.end)))
-    return breaches, mna, warnings
+                                   q.end + q.grace_s, cause_of(q.start, q.end)
+                                   if end >= q.end else "tag_dead"))
+    if death is not None:
+        for q in world.curfews:
+            for a, b in _clip(q.active, death, t1):
+                may.append(may_alert("curfew_absent", world, q, a, b, "no_data_after_tag_died"))
+    return breaches, mna, may, warnings
 
 
 def clearance_warnings(world: OffenderWorld, path: TruePath, t0: float, t1: float,
@@ -115,6 +124,12 @@ def clearance_warnings(world: OffenderWorld, path: TruePath, t0: float, t1: floa
                 out.append(f"{world.id} {q.id}: routine track {d:.0f} m from the zone "
                            f"between {fmt_time(a)} and {fmt_time(b)}")
     return out
+
+
+def may_alert(type_: str, world: OffenderWorld, req, t_from: float, t_to: float, cause: str) -> dict:
+    d = must_not(type_, world, req, t_from, t_to, cause)
+    d["kind"] = "may_alert"
+    return d
 
 
 def _clip(ivs, t0, t1):

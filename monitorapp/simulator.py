@@ -131,7 +131,10 @@ class SimulatedFeed:
             "incidents": [i.to_json() for i in sorted(incidents, key=lambda i: (i.at, i.kind))],
             "outage": ({"start": fmt_time(outage[0]), "end": fmt_time(outage[1])} if outage else None),
             "breaches": breaches,
-            "must_not_alert": sorted(mna, key=lambda m: (m["from"], m["offender"])),
+            "must_not_alert": sorted((m for m in mna if m["kind"] == "must_not_alert"),
+                                     key=lambda m: (m["from"], m["offender"])),
+            "may_alert": sorted((m for m in mna if m["kind"] == "may_alert"),
+                                key=lambda m: (m["from"], m["offender"])),
             "warnings": warnings,
         }
 
@@ -219,9 +222,9 @@ class SimulatedFeed:
         if death is not None and death + thr < t1:
             breaches.append(breach("signal_lost", w, None, death, None, death + thr,
                                    "dead_battery" if empty_at is not None else "dead_tag"))
-        b, m, warn = audit_path(w, path, t0, t1, windows, death)
+        b, m, may, warn = audit_path(w, path, t0, t1, windows, death)
         breaches += b
-        mna += m
+        mna += m + may
         warn += clearance_warnings(w, path, t0, t1, [(a - 60, b + 60) for a, b, _ in windows])
         for v in script.visits:
             q = next((q for q in w.reqs if q.id == getattr(v, "req", None)), None)
@@ -273,8 +276,8 @@ def write_feed(out, caseload: dict, start=DEFAULT_START, hours: float = DEFAULT_
         for _rx, line in lines:
             buf.append(line)
             counts["messages"] += 1
-            k = line[18:22]
-            counts["fixes" if k == b'"fix' else "heartbeats" if k == b'"hea' else "events"] += 1
+            k = line[15:18]    # after '{"v":1,"kind":"'
+            counts["fixes" if k == b"fix" else "heartbeats" if k == b"hea" else "events"] += 1
             if len(buf) >= 4096:
                 f.write(b"\n".join(buf) + b"\n")
                 buf.clear()

@@ -1,0 +1,150 @@
+"""The demo caseload, ``monitorapp simulate``, the live simulator and the trainers' presets."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+from shapely.geometry import Point, shape
+
+from monitorapp.caseload import parse_caseload
+from monitorapp.demo import BOROUGHS, demo_caseload, write_demo_caseload
+from monitorapp.simroutines import LocalGrid
+from monitorapp.simscenarios import SCENARIOS, scenario
+from monitorapp.simulator import LiveSimulator, cli_main, simulate
+from monitorapp.timeutil import parse_time
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def test_demo_caseload_is_a_valid_caseload_of_the_eight_boroughs(sim_caseload):
+    cl = sim_caseload
+    parsed = parse_caseload(cl, "demo")
+    assert len(parsed.offenders) == 100 and cl["tz"] == "Europe/London" and cl["version"] == 1
+    assert {o["borough"] for o in cl["offenders"]} == set(BOROUGHS) and len(BOROUGHS) == 8
+    zones = {f["id"]: f for f in cl["zones"]["features"]}
+    for b in BOROUGHS:
+        office = zones["Z-OFFICE-" + b.replace(" ", "")]
+        assert office["properties"]["radius_m"] == 60 and office["geometry"]["type"] == "Point"
+    o1 = cl["offenders"][0]
+    assert (o1["id"], o1["device"]) == ("OFF-0001", "TAG-01001")
+    types = {r["type"] for o in cl["offenders"] for r in o["requirements"]}
+    assert types == {"exclusion", "curfew", "appointment"}
+    assert {o["fix_interval_s"] for o in cl["offenders"]} == {30, 60}
+    assert any(r.get("schedule") for o in cl["offenders"] for r in o["requirements"] if r["type"] == "exclusion")
+    assert any(isinstance(r["schedule"][0]["days"], list) for o in cl["offenders"]
+               for r in o["requirements"] if r["type"] == "curfew")
+
+
+def test_demo_exclusion_zones_keep_clear_of_home_and_office(sim_caseload):
+    zones = {f["id"]: f for f in sim_caseload["zones"]["features"]}
+    n = 0
+    for o in sim_caseload["offenders"]:
+        reqs = {r["type"]: r for r in o["requirements"]}
+        if "exclusion" not in reqs or "curfew" not in reqs:
+            continue
+        home = zones[reqs["curfew"]["zone"]]
+        assert reqs["curfew"]["id"] == f"R-{o['id'][4:]}-C" and home["properties"]["radius_m"] == 100
+        grid = LocalGrid(*home["geometry"]["coordinates"])
+        ex = zones[reqs["exclusion"]["zone"]]
+        poly = shape({"type": "Polygon", "coordinates": [[grid.to_xy(*p) for p in ex["geometry"]["coordinates"][0]]]})
+        office = zones["Z-OFFICE-" + o["borough"].replace(" ", "")]
+        assert poly.distance(Point(0, 0)) >= 799
+        assert poly.distance(Point(grid.to_xy(*office["geometry"]["coordinates"]))) >= 799
+        width = max(poly.bounds[2] - poly.bounds[0], poly.bounds[3] - poly.bounds[1])
+        assert 100 <= width <= 400
+        n += 1
+    assert n > 40
+
+
+def test_demo_appointments_fall_in_the_period(sim_caseload):
+    t0 = parse_time("2026-10-24T12:00:00Z")
+    appts = [r for o in sim_caseload["offenders"] for r in o["requirements"] if r["type"] == "appointment"]
+    assert len(appts) >= 10
+    for r in appts:
+        a, b = parse_time(r["start"]), parse_time(r["end"])
+        assert t0 + 3600 <= a < b <= t0 + 23 * 3600 and r["grace_s"] == 300
+        assert r["zone"].startswith("Z-OFFICE-")
+
+
+def test_write_demo_caseload_round_trips(tmp_path):
+    p = tmp_path / "demo.json"
+    cl = write_demo_caseload(p, 12, seed=3)
+    assert json.loads(p.read_text()) == cl == demo_caseload(12, seed=3)
+    with pytest.raises(ValueError):
+        demo_caseload(0)
+
+
+def test_cli_writes_feed_truth_and_demo_caseload(tmp_path, capsys):
+    out, truth, cl = tmp_path / "feed.ndjson", tmp_path / "truth.json", tmp_path / "cl.json"
+    rc = cli_main(["--write-demo-caseload", str(cl), "--tags", "10", "--hours", "2",
+                   "--start", "2026-11-27T17:00:00Z", "--out", str(out), "--truth", str(truth), "--seed", "4"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    lines = out.read_bytes().splitlines()
+    assert summary["messages"] == len(lines) > 10 * 2 * 60
+    assert summary["fixes"] + summary["events"] + summary["heartbeats"] == len(lines)
+    assert summary["heartbeats"] >= 700 and summary["fixes"] >= 0.8 * 10 * 2 * 60 and summary["events"] < 100
+    first = json.loads(lines[0])
+    assert parse_time(first["rx"]) >= parse_time("2026-11-27T17:00:00Z")
+    t = json.loads(truth.read_text())
+    assert t["start"] == "2026-11-27T17:00:00.000Z" and t["tags"] == 10
+    assert len(json.loads(cl.read_text())["offenders"]) == 10
+    # the same feed again from the written caseload file
+    out2 = tmp_path / "feed2.ndjson"
+    assert cli_main(["--caseload", str(cl), "--hours", "2", "--start", "2026-11-27T17:00:00Z",
+                     "--out", str(out2), "--seed", "4"]) == 0
+    assert out2.read_bytes() == out.read_bytes()
+
+
+def test_cli_bad_caseload_exits_2_with_one_line_naming_the_file(tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"version": 1, "tz": "Europe/London", "zones": ')
+    r = subprocess.run([sys.executable, "-m", "monitorapp", "simulate", "--caseload", str(bad),
+                        "--out", str(tmp_path / "f.ndjson")], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(bad) in lines[0]
+    missing = tmp_path / "nope.json"
+    assert cli_main(["--caseload", str(missing), "--out", str(tmp_path / "f.ndjson")]) == 2
+    assert cli_main(["--caseload", "demo", "--out", str(tmp_path / "f.ndjson"), "--start", "yesterday"]) == 2
+
+
+def test_live_simulator_steps_give_the_same_feed_as_simulate(sim_caseload):
+    start = parse_time("2026-10-24T12:00:00Z")
+    whole = list(simulate(sim_caseload, start, 1.0, seed=5, tags=15)[0])
+    live = LiveSimulator(sim_caseload, start, 5, hours=1.0, tags=15)
+    got, t = [], start
+    while not live.finished:
+        t += 37.0
+        step = live.step_until(t)
+        assert all(rx <= t for rx, _ in step)
+        got += step
+    assert got == whole
+    assert live.step_until(t + 1000) == []
+
+
+def test_every_preset_tells_its_story(tmp_path):
+    expect = {"exclusion_breach_hackney": {"exclusion_entered"}, "strap_cut": {"strap_tamper"},
+              "curfew_breach": {"curfew_absent"}, "feed_outage": {"feed_lost"},
+              "alert_flood": {"strap_tamper", "exclusion_entered", "battery_low", "signal_lost"}}
+    for name in SCENARIOS:
+        sc = scenario(name)
+        lines, truth = sc.feed()
+        n = sum(1 for _ in lines)
+        assert {b["type"] for b in truth["breaches"]} == expect[name], name
+        assert n > 500 and truth["warnings"] == [] and sc.description
+        starts = [parse_time(b["start"]) for b in truth["breaches"]]
+        assert all(sc.start < s < sc.start + sc.hours * 3600 for s in starts)
+    flood = scenario("alert_flood").feed()[1]["breaches"]
+    assert len(flood) >= 12 and max(parse_time(b["start"]) for b in flood) - min(
+        parse_time(b["start"]) for b in flood) <= 600
+    with pytest.raises(KeyError):
+        scenario("nope")
+    hackney = scenario("exclusion_breach_hackney")
+    b = hackney.feed()[1]["breaches"][0]
+    assert next(o for o in hackney.caseload["offenders"] if o["id"] == b["offender"])["borough"] == "Hackney"
+    assert hackney.write(tmp_path / "h.ndjson")["messages"] > 500
+    assert math.isfinite(hackney.live().end)
