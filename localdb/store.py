@@ -49,7 +49,7 @@ class Store:
         self.clock = clock
         self._busy = busy_timeout_s
         self._writer = StoreWriter(open_store_file(self.path, create=create,
-                                                   busy_timeout_s=busy_timeout_s))
+                                                   busy_timeout_s=busy_timeout_s), self.path)
         self._local = threading.local()
         self._readers: list = []
         self._readers_lock = threading.Lock()

@@ -22,6 +22,8 @@ from typing import Callable
 import numpy as np
 import pyproj
 
+from localdb.schema import StoreError
+
 FIX, EVENT, REJECTED, ALERT, CALL, STOP = range(6)
 
 _FIX_SQL = ("INSERT INTO fixes (device, seq, t, rx, lat, lon, acc, src, spd, hdg, sats, batt,"
@@ -54,8 +56,9 @@ class BNG:
 
 
 class StoreWriter:
-    def __init__(self, conn: sqlite3.Connection, *, batch_max: int = 20000) -> None:
+    def __init__(self, conn: sqlite3.Connection, path, *, batch_max: int = 20000) -> None:
         self._conn = conn
+        self.path = path
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._batch_max = batch_max
         self.error: BaseException | None = None
@@ -65,7 +68,7 @@ class StoreWriter:
     # ---- producers (any thread) -------------------------------------------------------------
     def put(self, item: tuple) -> None:
         if self.error is not None:
-            raise self.error
+            raise StoreError(f"{self.path}: the store cannot be written: {self.error}")
         self._q.put(item)
 
     def call(self, fn: Callable[[sqlite3.Connection], object]) -> object:

@@ -121,5 +121,5 @@ def test_write_failure_is_reported_not_swallowed(store, store_path):
     store.on_fix(bad, True)
     with pytest.raises(StoreError, match="cannot be written"):
         store.flush()
-    with pytest.raises(Exception):
+    with pytest.raises(StoreError, match="cannot be written"):
         store.on_fix(fix_at("TAG-1", 3, T0, 0, 0), True)
