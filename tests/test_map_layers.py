@@ -78,13 +78,17 @@ def test_marker_and_map_clicks_reach_python(map_view, qtbot):
     map_view.update_markers(sample_markers(3))
     map_view.flush_markers()
     wait_state(qtbot, map_view, lambda s: s["markers"] == 3)
-    # A real mouse click on the tag's pixel: the canvas hit test finds the marker.
+    # Real mouse input on the tag's pixel: the canvas hit test finds the marker. Hovering shows
+    # its label (one shared label for all plain tags); clicking reports the device.
     x, y = run_js(qtbot, map_view, "(function () { const p = EM.map.latLngToContainerPoint("
                   "EM.layers.markers.get('TAG-0002').layer.getLatLng()); return [p.x, p.y]; })()")
     target = map_view.view.focusProxy() or map_view.view
+    at = QPoint(round(x), round(y))
+    hover = "EM.layers.hoverTip._map ? EM.layers.hoverTip.getElement().textContent : ''"
+    qtbot.mouseMove(target, at)
+    qtbot.waitUntil(lambda: run_js(qtbot, map_view, hover) == "Offender 2", timeout=5000)
     with qtbot.waitSignal(map_view.markerClicked, timeout=5000) as clicked:
-        qtbot.mouseMove(target, QPoint(round(x), round(y)))
-        qtbot.mouseClick(target, Qt.MouseButton.LeftButton, pos=QPoint(round(x), round(y)))
+        qtbot.mouseClick(target, Qt.MouseButton.LeftButton, pos=at)
     assert clicked.args == ["TAG-0002"]
     with qtbot.waitSignal(map_view.mapClicked, timeout=5000) as where:
         map_view.run_js_for_test("EM.map.fire('click', {latlng: L.latLng(51.5432, -0.0911)})")
