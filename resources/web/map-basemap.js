@@ -15,7 +15,7 @@
     },
     dark: {
       ground: '#1c1f23', gridMinor: '#24282d', gridMajor: '#30353b', gridText: '#6c737c',
-      marker: '#9aa1a9', markerEdge: '#d0d4d9', stale: '#646b73', trail: '#b7c0ca',
+      marker: '#8a9199', markerEdge: '#3a4047', stale: '#646b73', trail: '#aab3bd',
       select: '#f1f3f5', accuracy: '#9aa7b4', text: '#dfe3e7',
     },
   };
