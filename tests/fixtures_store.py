@@ -3,6 +3,11 @@ laid out in British National Grid metres around a place in central London, so a 
 a fix exactly 180 m from the place and know it."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pyproj
 import pytest
 
@@ -69,3 +74,17 @@ def store(store_path):
 @pytest.fixture
 def tracks(store):
     return TrackWriter(store)
+
+
+@pytest.fixture(scope="session")
+def sim_feed(tmp_path_factory):
+    """(caseload, replay file): six simulated hours of ten demo tags, with incidents."""
+    d = tmp_path_factory.mktemp("simfeed")
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run(
+        [sys.executable, "-m", "monitorapp", "simulate", "--caseload", "demo",
+         "--write-demo-caseload", str(d / "caseload.json"), "--out", str(d / "feed.ndjson"),
+         "--hours", "6", "--tags", "10", "--seed", "3"],
+        cwd=root, env=dict(os.environ, PYTHONPATH=str(root)), capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    return d / "caseload.json", d / "feed.ndjson"
