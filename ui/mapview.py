@@ -11,11 +11,15 @@ batch, as one call; the page applies it on a canvas and reports the time it took
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import math
 import pathlib
 import time
+import weakref
+
+import shiboken6
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtWebChannel import QWebChannel
@@ -35,6 +39,21 @@ if QCoreApplication.instance() is None:
     mapscheme.register_schemes()
 
 THROTTLE_MS = 250
+_LIVE_VIEWS: "weakref.WeakSet[MapView]" = weakref.WeakSet()
+
+
+@atexit.register
+def _release_pages() -> None:
+    """At interpreter exit, delete the pages of views nobody deleted, before Python tears the
+    QApplication down: QtWebEngine must release a page before its profile (else it warns
+    "Release of profile requested but WebEnginePage still not deleted" and may crash)."""
+    for view in list(_LIVE_VIEWS):
+        try:
+            if shiboken6.isValid(view) and shiboken6.isValid(view.page):
+                view.shutdown()
+                shiboken6.delete(view.page)       # its children (channel, profile) go with it
+        except RuntimeError:
+            pass
 PRIORITIES = (None, "critical", "high", "medium", "low")
 ZONE_KINDS = ("exclusion", "curfew", "appointment")
 DRAW_SHAPES = ("polygon", "rectangle", "circle")
@@ -207,6 +226,7 @@ class MapView(QWidget):
         if self._basemap.kind != "fallback":
             self._apply_basemap(self._basemap)
         self.created_at = time.perf_counter()
+        _LIVE_VIEWS.add(self)
         self.view.load(QUrl(mapscheme.PAGE_URL))
 
     # ---- plumbing ----
@@ -237,9 +257,10 @@ class MapView(QWidget):
 
     def shutdown(self) -> None:
         """Stop talking to the page; later callbacks from it are ignored."""
-        self._throttle.stop()
+        if shiboken6.isValid(self._throttle):
+            self._throttle.stop()
         self.bridge.detach()
-        if self.tiles is not None:
+        if shiboken6.isValid(self.tiles):
             self.tiles.close()
 
     def closeEvent(self, event):  # noqa: N802 (Qt API)
