@@ -72,7 +72,7 @@ def scenario(name: str, seed: int = 1, date: str = SCENARIO_DATE, n_offenders: i
         start = local_time(day, "18:35", TZ)
     else:
         start = midday
-    cl = demo_caseload(n_offenders, seed=seed, start=start - 6 * 3600, hours=30)
+    cl = demo_caseload(n_offenders, seed=seed, start=start, hours=24)   # appointments after the story
     incidents: list[Incident] = []
     hours = 0.75
     if name == "exclusion_breach_hackney":

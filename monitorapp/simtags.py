@@ -36,19 +36,20 @@ SIGMA_PER_ACC = 1.0 / 1.515
 GATEWAY = "GW-1"
 HEARTBEAT_S = 10.0
 _UTC = dt.timezone.utc
-_sec_cache: dict[int, str] = {}
+_min_cache: dict[int, str] = {}
 
 
 def rfc3339(ts: float) -> str:
-    """RFC 3339 UTC with milliseconds, like ``timeutil.fmt_time``, cached per second."""
-    ms = int(round(ts * 1000.0))
-    s, frac = divmod(ms, 1000)
-    head = _sec_cache.get(s)
+    """RFC 3339 UTC with milliseconds, like ``timeutil.fmt_time``, cached per minute."""
+    msec = int(round(ts * 1000.0))
+    s, frac = divmod(msec, 1000)
+    m, sec = divmod(s, 60)
+    head = _min_cache.get(m)
     if head is None:
-        if len(_sec_cache) > 500_000:
-            _sec_cache.clear()
-        head = _sec_cache[s] = dt.datetime.fromtimestamp(s, _UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return "%s.%03dZ" % (head, frac)
+        if len(_min_cache) > 100_000:
+            _min_cache.clear()
+        head = _min_cache[m] = dt.datetime.fromtimestamp(m * 60, _UTC).strftime("%Y-%m-%dT%H:%M:")
+    return "%s%02d.%03dZ" % (head, sec, frac)
 
 
 def ms(ts: float) -> float:

@@ -18,7 +18,8 @@ feed_lost             outage start + 60 s (no message of any kind arrives after 
 and a time window in which that alert must not start: scripted near-misses (standing
 ``NEAR_MISS_M`` outside an exclusion zone or inside the curfew zone by it), single-fix
 multipath jumps, and appointments that were attended. ``may_alert`` records (same shape) name
-alerts that are right either way: a curfew after the tag died (its position is unknown).
+alerts that are right either way: a curfew after the tag died (its position is unknown), an
+appointment that began before the feed did.
 """
 from __future__ import annotations
 
@@ -95,6 +96,9 @@ def audit_path(world: OffenderWorld, path: TruePath, t0: float, t1: float, scrip
                 elif e - s > 1.0:
                     mna.append(must_not("curfew_absent", world, q, s, e, "absence_within_grace"))
     for q in world.appointments:
+        if q.start < t0 <= q.end + q.grace_s <= t1:   # began before the feed: no fixes of its start
+            may.append(may_alert("appointment_missed", world, q, q.start, q.end + q.grace_s,
+                                 "began_before_the_feed"))
         if q.end + q.grace_s > t1 or q.start < t0:
             continue
         # judged on the fixes the tag can send: none after it died
