@@ -9,6 +9,7 @@ from localdb.store import Store
 from tests.fixtures_ui import T0, battery_script, breach_script, tamper_flood
 from ui.alertmodel import COL_HANDLING, COL_PRIORITY, COL_TTA
 from ui.alertqueue import AlertQueueDock, HandlingRefused
+from ui.theme import ESCALATED_MARK
 
 
 def wait_for_alert(qtbot, rig, type_, timeout=15000):
@@ -116,7 +117,7 @@ def test_escalation_and_flashing_follow_the_clock(qtbot, ui_rig):
     ctl.model.tick(row.alert.raised_at + 61, False)
     assert ctl.model.is_escalated(row)
     r = ctl.model.source_row(row.alert.alert_id)
-    assert ctl.model.data(ctl.model.index(r, COL_TTA)).startswith("⏱")
+    assert ctl.model.data(ctl.model.index(r, COL_TTA)).startswith(ESCALATED_MARK)
     ctl.silence()                                  # silencing is not acknowledging
     assert ctl.model.row(row.alert.alert_id).handling.state == "unacknowledged"
     assert ctl.model.is_flashing(ctl.model.row(row.alert.alert_id))

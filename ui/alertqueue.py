@@ -363,7 +363,7 @@ class AlertQueueDock(QWidget):
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setStretchLastSection(True)
-        for col, w in enumerate((170, 100, 100, 210, 230, 130, 100, 90, 110, 70)):
+        for col, w in enumerate((175, 115, 115, 240, 290, 150, 110, 110, 120, 70)):
             self.table.setColumnWidth(col, w)
         self.table.setAccessibleName("Alert queue")
 
@@ -382,7 +382,7 @@ class AlertQueueDock(QWidget):
         self.shelved_header.setObjectName("shelvedHeader")
         self.shelved_list = QListView()
         self.shelved_list.setModel(controller.shelved)
-        self.shelved_list.setMaximumHeight(110)
+        self.shelved_list.setMaximumHeight(84)
         self.shelved_list.setAccessibleName("Shelved alerts")
         self.unshelve_btn = QPushButton("Unshelve")
 

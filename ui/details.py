@@ -91,6 +91,11 @@ class DetailsPanel(QWidget):
             return "—"
         return dt.datetime.fromtimestamp(t, self.tz).strftime("%d %b %H:%M:%S")
 
+    def _when(self, r: dict) -> str:
+        if r.get("type") == "appointment" and r.get("start") is not None:
+            return f"{self._time(r['start'])}–{self._time(r.get('end'))[-8:]}"
+        return _schedule_text(r.get("schedule"))
+
     def show_details(self, d: dict, open_alerts: list | None = None) -> None:
         """Draw a details dictionary from the engine worker; open_alerts: [(priority, type, id)]."""
         if d.get("error"):
@@ -100,7 +105,7 @@ class DetailsPanel(QWidget):
         self.title.setText(f"{d['offender']}  {d['name']}")
         now = d.get("now", 0.0)
         last = d.get("last")
-        reqs = "".join(f"<li>{r['type']} — {r['zone_name']} ({_schedule_text(r['schedule'])})</li>"
+        reqs = "".join(f"<li>{r['type']} — {r['zone_name']} ({self._when(r)})</li>"
                        for r in d.get("requirements", []))
         if last:
             batt = "—" if last.get("batt") is None else f"{last['batt'] * 100:.0f} %"

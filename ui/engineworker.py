@@ -378,7 +378,7 @@ class EngineWorker(QObject):
             "fix_interval_s": o.fix_interval_s,
             "requirements": [{"id": r.id, "type": r.type, "zone": r.zone,
                               "zone_name": self.caseload.zones[r.zone].name if r.zone in self.caseload.zones else r.zone,
-                              "schedule": r.schedule} for r in o.requirements],
+                              "schedule": r.schedule, "start": r.start, "end": r.end} for r in o.requirements],
             "now": now, "t": ts, "distance_m": dist, "speed_ms": speed, "battery": batt,
             "last": {"t": last[0], "lat": last[1], "lon": last[2], "acc": last[3], "batt": last[5]} if last else None,
             "tag": _jsonable(tag_info),

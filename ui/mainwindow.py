@@ -62,6 +62,7 @@ class MainWindow(QMainWindow):
         self._selected_device: str | None = None
         self._selected_offender: str | None = None
         self._zone_kinds = zone_kinds(caseload)
+        self._by_device = caseload.by_device      # a property that builds a dict: keep one
         self._extra_zones: dict[str, dict] = {}
         self._zone_seq = 0
 
@@ -119,6 +120,8 @@ class MainWindow(QMainWindow):
 
         self.apply_theme(self.theme)
         self.resize(1600, 1000)
+        self.resizeDocks([self.caseload_dock, self.details_dock], [360, 430], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.queue_dock], [380], Qt.Orientation.Vertical)
         self._restore_layout()
         self._tick_timer = QTimer(self)
         self._tick_timer.setInterval(TICK_MS)
@@ -207,7 +210,7 @@ class MainWindow(QMainWindow):
     def _send_markers(self, devices) -> None:
         if not hasattr(self.map, "update_markers"):
             return
-        by_device = self.caseload.by_device
+        by_device = self._by_device
         now = self.clock()
         out = []
         for dev in devices:
@@ -261,7 +264,7 @@ class MainWindow(QMainWindow):
         self.worker.request_details(offender_id)
 
     def _marker_clicked(self, device: str) -> None:
-        off = self.caseload.by_device.get(device)
+        off = self._by_device.get(device)
         if off:
             self.show_offender(off.id)
 
@@ -452,7 +455,7 @@ class MainWindow(QMainWindow):
         self.caseload_model.palette = p
         self.details.set_palette(p)
         self.act_dark.setChecked(name == "dark")
-        self.watermark.setStyleSheet(f"color: {p.watermark}; background: transparent; font-size: 44pt;"
+        self.watermark.setStyleSheet(f"color: {p.watermark}; background: transparent; font-size: 36pt;"
                                      f" font-weight: bold; border: 4px solid {p.watermark}; padding: 4px 16px;")
         if hasattr(self.map, "set_theme"):
             self.map.set_theme(name)
@@ -463,8 +466,8 @@ class MainWindow(QMainWindow):
 
     def _place_watermark(self) -> None:
         self.watermark.adjustSize()
-        w = self.map.width()
-        self.watermark.move(max(0, (w - self.watermark.width()) // 2), 16)
+        w, h = self.map.width(), self.map.height()
+        self.watermark.move(max(0, (w - self.watermark.width()) // 2), max(0, h - self.watermark.height() - 48))
         self.watermark.raise_()
 
     def _tick(self) -> None:

@@ -3,7 +3,7 @@
 Two palettes (light for day shifts, dark for night shifts) share one rule: the interface is
 shades of grey, and saturated colour appears only where something is wrong. Every priority
 colour is backed by a shape and a word (``▲ CRITICAL``) so that an operator who cannot tell red
-from orange still reads the priority. Escalation adds a marker (``⏱``) and bold text, never a
+from orange still reads the priority. Escalation adds a marker (``‼``) and bold text, never a
 new colour.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication
 
 PRIORITY_SHAPE = {"critical": "▲", "high": "◆", "medium": "■", "low": "●"}
 PRIORITY_TEXT = {p: f"{s} {p.upper()}" for p, s in PRIORITY_SHAPE.items()}
-ESCALATED_MARK = "⏱"
+ESCALATED_MARK = "‼"
 
 
 @dataclass(frozen=True)
