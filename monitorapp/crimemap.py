@@ -97,16 +97,20 @@ class Tracks:
 
     def __init__(self, conn, subs: list[tuple], lo: float, hi: float):
         rows: list[tuple] = []
-        counts = np.zeros(len(subs), dtype=np.int64)
-        sql = ("SELECT fix_id, t, x, y, acc FROM fixes WHERE device=? AND t BETWEEN ? AND ?"
-               " ORDER BY t")
-        for i, (_, dev, a, b) in enumerate(subs):
-            got = conn.execute(sql, (dev, max(a, lo), min(b, hi))).fetchall()
-            counts[i] = len(got)
-            rows += got
+        for k in range(0, len(subs), 2000):      # one statement per 2,000 subjects
+            part = subs[k:k + 2000]
+            values = ",".join("(?,?,?,?)" for _ in part)
+            params = [v for i, (_, dev, a, b) in enumerate(part, k)
+                      for v in (i, dev, max(a, lo), min(b, hi))]
+            rows += conn.execute(
+                f"WITH subj(i, device, a, b) AS (VALUES {values}) SELECT subj.i, f.fix_id, f.t,"
+                " f.x, f.y, f.acc FROM subj CROSS JOIN fixes AS f ON f.device = subj.device"
+                " AND f.t BETWEEN subj.a AND subj.b", params).fetchall()
         arr = np.fromiter(itertools.chain.from_iterable(rows), dtype=float,
-                          count=5 * len(rows)).reshape(len(rows), 5)
-        s = np.repeat(np.arange(len(subs), dtype=np.int64), counts)
+                          count=6 * len(rows)).reshape(len(rows), 6)
+        arr = arr[np.lexsort((arr[:, 2], arr[:, 0]))]          # by subject, then t
+        s = arr[:, 0].astype(np.int64)
+        arr = arr[:, 1:]
         keep = np.ones(len(s), dtype=bool)       # one fix per (tag, t)
         keep[1:] = (s[1:] != s[:-1]) | (arr[1:, 1] > arr[:-1, 1])
         arr, s = arr[keep], s[keep]
