@@ -13,6 +13,7 @@ call raises it: nothing is dropped silently.
 """
 from __future__ import annotations
 
+import operator
 import queue
 import sqlite3
 import threading
@@ -28,8 +29,12 @@ FIX, EVENT, REJECTED, ALERT, CALL, STOP = range(6)
 
 _FIX_SQL = ("INSERT INTO fixes (device, seq, t, rx, lat, lon, acc, src, spd, hdg, sats, batt,"
             " x, y, used) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-_TAG_SQL = ("INSERT INTO tags (device, first_seen, last_seen) VALUES (?,?,?) "
-            "ON CONFLICT(device) DO UPDATE SET first_seen=min(first_seen, excluded.first_seen),"
+_FIX_FIELDS = operator.attrgetter("device", "seq", "t", "rx", "lat", "lon", "acc", "src", "spd",
+                                  "hdg", "sats", "batt")
+# the time span of each tag, from the rows just inserted (fix_id > ?)
+_TAG_SQL = ("INSERT INTO tags (device, first_seen, last_seen) SELECT device, min(t), max(t)"
+            " FROM fixes WHERE fix_id > ? GROUP BY device"
+            " ON CONFLICT(device) DO UPDATE SET first_seen=min(first_seen, excluded.first_seen),"
             " last_seen=max(last_seen, excluded.last_seen)")
 _EVENT_SQL = "INSERT INTO events (device, seq, t, rx, type, detail) VALUES (?,?,?,?,?,?)"
 _REJ_SQL = "INSERT INTO rejected (rx, topic, device, reason, text, raw) VALUES (?,?,?,?,?,?)"
@@ -176,21 +181,14 @@ class StoreWriter:
 
     def _write_fixes(self, items: list, bng: BNG) -> None:
         n = len(items)
-        lon = np.fromiter((i[1].lon for i in items), dtype=float, count=n)
-        lat = np.fromiter((i[1].lat for i in items), dtype=float, count=n)
+        fixes = [i[1] for i in items]
+        lon = np.fromiter((f.lon for f in fixes), dtype=float, count=n)
+        lat = np.fromiter((f.lat for f in fixes), dtype=float, count=n)
         x, y = bng.project(lon, lat)
-        xs, ys = x.tolist(), y.tolist()
-        rows = []
-        span: dict[str, list[float]] = {}
-        for k, (_, f, used) in enumerate(items):
-            rows.append((f.device, f.seq, f.t, f.rx, f.lat, f.lon, f.acc, f.src, f.spd, f.hdg,
-                         f.sats, f.batt, xs[k], ys[k], 1 if used else 0))
-            s = span.get(f.device)
-            if s is None:
-                span[f.device] = [f.t, f.t]
-            elif f.t < s[0]:
-                s[0] = f.t
-            elif f.t > s[1]:
-                s[1] = f.t
-        self._conn.executemany(_FIX_SQL, rows)
-        self._conn.executemany(_TAG_SQL, [(d, s[0], s[1]) for d, s in span.items()])
+        fields = _FIX_FIELDS
+        rows = [fields(f) + (fx, fy, 1 if i[2] else 0)
+                for f, fx, fy, i in zip(fixes, x.tolist(), y.tolist(), items)]
+        conn = self._conn
+        first = conn.execute("SELECT coalesce(max(fix_id), 0) FROM fixes").fetchone()[0]
+        conn.executemany(_FIX_SQL, rows)
+        conn.execute(_TAG_SQL, (first,))
