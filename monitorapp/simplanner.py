@@ -125,6 +125,18 @@ class OffenderWorld:
         self.curfew_active = sorted(iv for q in self.curfews for iv in q.active)
         self.speed_factor = rng.uniform(0.85, 1.15)
 
+    def avoid(self, geom, rng: random.Random) -> None:
+        """Keep routine travel and places clear of another zone too (a skipped appointment's
+        office), with the same margins as the exclusion zones."""
+        extra, extra_place = geom.buffer(ROUTE_MARGIN_M), geom.buffer(PLACE_MARGIN_M)
+        self.keepout = extra if self.keepout is None else unary_union([self.keepout, extra])
+        self.place_keepout = (extra_place if self.place_keepout is None
+                              else unary_union([self.place_keepout, extra_place]))
+        shapely.prepare(self.keepout)
+        shapely.prepare(self.place_keepout)
+        self.places = [p if not shapely.contains_xy(self.place_keepout, *p) and self.safe(self.home, p)
+                       else self._free_point(rng, self.home, 500.0, 3500.0) for p in self.places]
+
     # --- geometry helpers ---
     def _free_point(self, rng, centre, rmin, rmax) -> tuple[float, float]:
         for _ in range(200):

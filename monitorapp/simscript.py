@@ -226,8 +226,9 @@ def apply_incidents(world: OffenderWorld, incidents: list[Incident], frames: dic
         elif inc.kind == "multipath_curfew":
             a, r = rng.uniform(0, 2 * math.pi), rng.uniform(300, 600)
             s.multipath.append((inc.at, (world.home[0] + r * math.cos(a), world.home[1] + r * math.sin(a))))
-        elif inc.kind == "appointment_missed":
-            s.missed.add(inc.requirement)
+        elif inc.kind == "appointment_missed" and q is not None:
+            s.missed.add(q.id)
+            world.avoid(q.geom, rng)      # not even passing by on a bus
         elif inc.kind == "strap_tamper":
             s.faults.append(("tamper", inc.at, inc.duration_s or rng.uniform(10, 30) * 60))
         elif inc.kind == "signal_gap":

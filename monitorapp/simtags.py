@@ -94,8 +94,9 @@ class Battery:
             rate = max(rate, 0.05 / max(low_at - t0, 60.0))
             b0 = 0.15 + rate * (low_at - t0)
             evenings = [e for e in at_home_evenings if e > low_at]
-        else:
-            b0, evenings = rng.uniform(0.45, 1.0), at_home_evenings
+        else:   # enough charge to reach the first evening at home without falling below 0.25
+            first = min((e for e in at_home_evenings if e > t0), default=t1)
+            b0, evenings = rng.uniform(max(0.45, 0.25 + rate * (first - t0)), 1.0), at_home_evenings
         if b0 > 1.0:
             b0 = 1.0
         knots, charges = [(t0, b0)], []

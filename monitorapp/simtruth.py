@@ -102,9 +102,13 @@ def audit_path(world: OffenderWorld, path: TruePath, t0: float, t1: float, scrip
         if q.end + q.grace_s > t1 or q.start < t0:
             continue
         # judged on the fixes the tag can send: none after it died
-        if path.inside_intervals(q.geom, q.start, min(q.end, end)):
+        inside = sum(b - a for a, b in path.inside_intervals(q.geom, q.start, min(q.end, end)))
+        if inside >= 2 * iv:
             mna.append(must_not("appointment_missed", world, q, q.start, q.end + q.grace_s + 60,
                                 "attended"))
+        elif inside > 0:     # only passed through: a fix inside is a matter of luck
+            may.append(may_alert("appointment_missed", world, q, q.start, q.end + q.grace_s,
+                                 "passed_through"))
         else:
             breaches.append(breach("appointment_missed", world, q, q.start, q.end,
                                    q.end + q.grace_s, cause_of(q.start, q.end)

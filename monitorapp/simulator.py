@@ -213,7 +213,9 @@ class SimulatedFeed:
         # truth of the tag's faults
         for c in battery.crossings(0.15):
             if t0 <= c < t1 and (death is None or c < death):
-                breaches.append(breach("battery_low", w, None, c, None, c + 6.0, "battery",
+                held = next((b for a, b in holds if a <= c < b), None)   # delivered in a burst
+                breaches.append(breach("battery_low", w, None, c, None,
+                                       (held + 6.0) if held else c + 6.0, "battery",
                                        note="alert_by bounds the event's rx (delay ≤ 6 s)"))
         for t, typ, _ in events:
             if typ == "strap_tamper":
