@@ -28,6 +28,7 @@ import logging
 import os
 import queue
 import signal
+import struct
 import sys
 import threading
 import time
@@ -80,15 +81,103 @@ class AlertsFile:
         self._f.close()
 
 
+class FeedJournal:
+    """The messages received since the last engine checkpoint, on disk next to the store.
+
+    A message is acknowledged to the broker once it is in the journal and the journal is
+    fsync'd (every commit interval, half a second by default); the engine's state is
+    checkpointed in the store only every few minutes, because a snapshot of a large caseload
+    takes seconds. A restart loads the checkpoint and replays the journal after it, with the
+    original arrival times, so the engine ends exactly where it was; the broker then delivers
+    what was not acknowledged. Files ``{db}.journal.{generation}``; a record is
+    ``<d arrival><B adapter><H topic length><I payload length>`` + topic + payload; a record
+    cut short by a crash is dropped.
+    """
+    _HEAD = struct.Struct("<dBHI")
+    _ADAPTERS = (V1, TRACCAR, OWNTRACKS)
+
+    def __init__(self, db_path: str):
+        self.base = str(db_path) + ".journal."
+        gens = self.generations()
+        self.generation = gens[-1] if gens else 1
+        self._f = None
+
+    def generations(self) -> list[int]:
+        d = os.path.dirname(os.path.abspath(self.base)) or "."
+        prefix = os.path.basename(self.base)
+        return sorted(int(n[len(prefix):]) for n in os.listdir(d)
+                      if n.startswith(prefix) and n[len(prefix):].isdigit())
+
+    def path(self, gen: int) -> str:
+        return f"{self.base}{gen}"
+
+    def replay(self, position: dict):
+        """Yield the deliveries after the checkpoint's position, oldest first."""
+        from monitorapp.mqttfeed import Delivery
+        start_gen, offset = int(position.get("journal", 1)), int(position.get("offset", 0))
+        for gen in self.generations():
+            if gen < start_gen:
+                continue
+            with open(self.path(gen), "rb") as f:
+                data = f.read()
+            pos = offset if gen == start_gen else 0
+            head = self._HEAD
+            while pos + head.size <= len(data):
+                arrival, ad, tl, pl = head.unpack_from(data, pos)
+                end = pos + head.size + tl + pl
+                if end > len(data) or ad >= len(self._ADAPTERS):
+                    break
+                topic = data[pos + head.size: pos + head.size + tl].decode("utf-8", "replace")
+                yield Delivery(topic, data[pos + head.size + tl: end], arrival, self._ADAPTERS[ad], None)
+                pos = end
+            if pos < len(data):                       # a record cut short by a crash
+                with open(self.path(gen), "r+b") as f:
+                    f.truncate(pos)
+
+    def open(self) -> None:
+        self._f = open(self.path(self.generation), "ab")
+
+    def append(self, batch) -> None:
+        pack, idx = self._HEAD.pack, self._ADAPTERS.index
+        parts = []
+        for d in batch:
+            t = d.topic.encode()
+            parts += (pack(d.arrival, idx(d.adapter), len(t), len(d.payload)), t, d.payload)
+        self._f.write(b"".join(parts))
+
+    def sync(self) -> None:
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def rotate(self) -> dict:
+        """Start a new file; returns the position a checkpoint taken now stands at."""
+        self.sync()
+        self._f.close()
+        self.generation += 1
+        self.open()
+        return {"journal": self.generation, "offset": 0}
+
+    def drop_before(self, gen: int) -> None:
+        for g in self.generations():
+            if g < gen:
+                os.unlink(self.path(g))
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
 class LiveProcessor:
     """The main thread's work: batches into the engine, alert changes out to the store, the
     file and the broker, remote handling and zone edits in, checkpoints and broker acks."""
 
     def __init__(self, engine, store, feed: FeedClient, shared, alerts_out: AlertsFile | None,
-                 position: dict, feed_clock: bool = False):
+                 position: dict, journal: FeedJournal, feed_clock: bool = False):
         from monitorapp.adapters import SeqCounter
         self.engine, self.store, self.feed, self.shared = engine, store, feed, shared
         self.alerts_out = alerts_out
+        self.journal = journal
         self.feed_clock = feed_clock
         self.uncommitted: list = []
         self.changed: dict[str, object] = {}
@@ -109,7 +198,9 @@ class LiveProcessor:
             self.raised.append(alert)
 
     # --- feed --------------------------------------------------------------------------------
-    def process(self, batch) -> None:
+    def process(self, batch, journal: bool = True) -> None:
+        if journal:
+            self.journal.append(batch)
         engine = self.engine
         lags = self.lags
         for d in batch:
@@ -122,9 +213,10 @@ class LiveProcessor:
                 for msg in self._adapted(d):
                     if msg.kind == "fix" or msg.kind == "event":
                         lags.append(rx - msg.t)
-        now = time.time()
-        self.processing_lag_max = max(self.processing_lag_max, now - batch[0].arrival)
-        self.uncommitted.extend(batch)
+        if journal:
+            now = time.time()
+            self.processing_lag_max = max(self.processing_lag_max, now - batch[0].arrival)
+            self.uncommitted.extend(batch)
 
     def _adapted(self, d):
         from monitorapp.adapters import AdapterError, owntracks_to_v1, traccar_to_v1
@@ -174,16 +266,24 @@ class LiveProcessor:
         self.shared.publish_alert(rec)
 
     def commit(self) -> None:
-        """Checkpoint, then acknowledge to the broker what the checkpoint covers."""
-        if not self.uncommitted and not self._dirty_position:
+        """Make the journal durable, then acknowledge to the broker what it holds."""
+        if not self.uncommitted:
             return
+        self.journal.sync()
         self.acked_messages += len(self.uncommitted)
-        self.store.checkpoint(self.engine, {
-            "messages": self.acked_messages, "zones": self.zones,
-            "handled": self.handled[-MAX_HANDLED_IDS:], "at": time.time()})
         self.feed.ack(self.uncommitted)
         self.uncommitted = []
+
+    def checkpoint(self) -> None:
+        """The engine's state in the store, at a fresh journal file; older files go."""
+        self.journal.sync()
+        pos = self.journal.rotate()
+        self.store.checkpoint(self.engine, {
+            **pos, "messages": self.acked_messages, "zones": self.zones,
+            "handled": self.handled[-MAX_HANDLED_IDS:], "at": time.time()})
+        self.journal.drop_before(pos["journal"])
         self._dirty_position = False
+        log.info("checkpoint", extra={"fields": {"journal": pos["journal"], "messages": self.acked_messages}})
 
     _dirty_position = False
 
@@ -320,7 +420,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="processing clock: arrival time and wall clock (live), or the messages' rx")
     p.add_argument("--stats-interval", type=float, default=10.0, help="seconds between stats lines")
     p.add_argument("--commit-interval", type=float, default=0.5,
-                   help="seconds between checkpoints (messages are acknowledged after them)")
+                   help="seconds between journal syncs (messages are acknowledged after them)")
+    p.add_argument("--checkpoint-interval", type=float, default=300.0,
+                   help="seconds between checkpoints of the engine's state in the store")
     p.add_argument("--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -376,8 +478,24 @@ def run(args, settings: MqttSettings, caseload, store, alerts_out) -> int:
                          on_remote_ack=lambda aid, e, h: remote.put(("ack", aid, e)),
                          on_remote_zone=lambda rec: remote.put(("zone", rec["zone_id"], rec)))
     feed = FeedClient(settings, default_subscriptions(args.traccar_topic, args.owntracks))
-    proc = LiveProcessor(engine, store, feed, shared, alerts_out, position or {},
+    journal = FeedJournal(args.db)
+    proc = LiveProcessor(engine, store, feed, shared, alerts_out, position or {}, journal,
                          feed_clock=args.clock == "feed")
+    replayed = 0
+    batch = []
+    for d in journal.replay(position or {}):
+        batch.append(d)
+        if len(batch) >= 5000:
+            proc.process(batch, journal=False)
+            replayed += len(batch)
+            batch = []
+    if batch:
+        proc.process(batch, journal=False)
+        replayed += len(batch)
+    journal.open()
+    if replayed:
+        log.info("journal replayed", extra={"fields": {"messages": replayed}})
+    proc.checkpoint()         # from here on, a crash resumes from this point and this journal
     stats = FeedStats(engine, feed)
 
     stop = threading.Event()
@@ -388,6 +506,7 @@ def run(args, settings: MqttSettings, caseload, store, alerts_out) -> int:
     feed.start()
     next_stats = time.monotonic() + args.stats_interval
     next_commit = time.monotonic() + args.commit_interval
+    next_checkpoint = time.monotonic() + args.checkpoint_interval
     next_advance = 0.0
     try:
         while not stop.is_set():
@@ -410,15 +529,20 @@ def run(args, settings: MqttSettings, caseload, store, alerts_out) -> int:
             if mono >= next_commit:
                 proc.commit()
                 next_commit = mono + args.commit_interval
+            if mono >= next_checkpoint or proc._dirty_position:
+                proc.checkpoint()
+                next_checkpoint = time.monotonic() + args.checkpoint_interval
             if mono >= next_stats:
                 emit_stats(stats.line(proc))
                 next_stats = mono + args.stats_interval
         log.info("monitor stopping", extra={"fields": {"reason": "signal"}})
         proc.publish_changes()
+        proc.checkpoint()
         proc.commit()
     finally:
         feed.stop()
         shared.stop()
+        journal.close()
     emit_stats(stats.line(proc, final=True))
     log.info("monitor stopped", extra={"fields": {"checkpointed": True}})
     return 0

@@ -89,6 +89,7 @@ def test_monitor_sigkilled_and_restarted_loses_and_doubles_no_alert(broker, case
         mon2 = monitor_factory(args)
         start = mon2.wait_log("monitor_starting")
         assert start["resumed_from_checkpoint"] is True
+        assert mon2.wait_log("journal_replayed")["messages"] > 0
         pub.join(60)
         assert result.get("published") == len(lines)
         wait_until(lambda: {a["alert_id"] for a in read_alert_lines(tmp_path / "mon-alerts.ndjson")}
@@ -255,3 +256,24 @@ def test_the_simulators_feed_through_the_broker_gives_the_replays_alerts(broker,
     mon.wait_stats(lambda s: s["messages"] == len(lines), timeout=60)
     assert mon.terminate() == 0
     assert read_alert_lines(tmp_path / "mon-alerts.ndjson") == expected
+
+
+def test_the_feed_journal_replays_after_a_position_and_drops_a_torn_record(tmp_path):
+    from monitorapp.monitor import FeedJournal
+    from monitorapp.mqttfeed import Delivery
+    j = FeedJournal(tmp_path / "x.db")
+    j.open()
+    j.append([Delivery("em/v1/fix/A", b"one", 1.5), Delivery("owntracks/a/b", b"two", 2.5, "owntracks")])
+    pos = j.rotate()
+    j.append([Delivery("em/v1/fix/A", b"three", 3.5)])
+    j.sync()
+    j.close()
+    with open(j.path(pos["journal"]), "ab") as f:
+        f.write(b"\x00\x01\x02")                          # a record cut short by a crash
+    j2 = FeedJournal(tmp_path / "x.db")
+    assert [(d.topic, d.payload, d.arrival, d.adapter) for d in j2.replay({})] == [
+        ("em/v1/fix/A", b"one", 1.5, "v1"), ("owntracks/a/b", b"two", 2.5, "owntracks"),
+        ("em/v1/fix/A", b"three", 3.5, "v1")]
+    assert [d.payload for d in j2.replay(pos)] == [b"three"]
+    j2.drop_before(pos["journal"])
+    assert j2.generations() == [pos["journal"]]
