@@ -15,6 +15,8 @@ def parse_args(argv: list[str]):
     p.add_argument("--db", help="SQLite store file")
     p.add_argument("--operator", help="operator name for the acknowledgement log")
     p.add_argument("--speed", type=int, choices=(1, 10, 60), help="training speed")
+    p.add_argument("--scenario", help="training: a trainers' preset (exclusion_breach_hackney, strap_cut, "
+                                      "curfew_breach, feed_outage, alert_flood)")
     p.add_argument("--offenders", type=int, default=100, help="size of the demo caseload (training)")
     p.add_argument("--quit-after", type=float, metavar="SECONDS", help="quit after this many seconds (tests)")
     p.add_argument("--screenshot", metavar="PNG", help="with --quit-after: save the window to this file first")
@@ -23,6 +25,9 @@ def parse_args(argv: list[str]):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.scenario and not args.demo:
+        print("main.py: --scenario is for training mode; add --demo", file=sys.stderr)
+        return 2
     if args.demo and args.broker:
         print("main.py: training mode (--demo) cannot use a live broker; drop --broker", file=sys.stderr)
         return 2
@@ -34,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     import ui.mapview  # noqa: F401  (registers the map's URL schemes before the QApplication)
     from ui.app import Options, run
     return run(Options(demo=args.demo, broker=args.broker, caseload=args.caseload, db=args.db,
-                       operator=args.operator, speed=args.speed, offenders=args.offenders,
+                       operator=args.operator, speed=args.speed, offenders=args.offenders, scenario=args.scenario,
                        quit_after=args.quit_after, screenshot=args.screenshot))
 
 

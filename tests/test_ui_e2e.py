@@ -46,8 +46,9 @@ def run_console(args, wait_for, timeout=90.0):
 
 
 def test_demo_reports_map_ready_and_alerts_raised(tmp_path):
-    rc, events, err = run_console(["--demo", "--speed", "60", "--operator", "trainee.1", "--quit-after", "60"],
-                                  ["map_ready", "alert_raised"])
+    # the trainers' strap-cut preset: a tamper 5 simulated minutes in (5 s at x60)
+    rc, events, err = run_console(["--demo", "--scenario", "strap_cut", "--speed", "60", "--operator", "trainee.1",
+                                   "--quit-after", "60"], ["map_ready", "alert_raised"])
     names = [e["event"] for e in events]
     assert "map_ready" in names, (names, err[-2000:])
     assert "alert_raised" in names, (names, err[-2000:])
@@ -56,8 +57,14 @@ def test_demo_reports_map_ready_and_alerts_raised(tmp_path):
     # its own store, in the user data directory (isolated by conftest), never a live one
     store = pathlib.Path(started["store"])
     assert store.name == "training.sqlite" and store.is_relative_to(tmp_path)
-    raised = next(e for e in events if e["event"] == "alert_raised")
-    assert raised["priority"] in ("critical", "high", "medium", "low") and raised["alert_id"].startswith("A-")
+    raised = [e for e in events if e["event"] == "alert_raised"]
+    assert any(e["type"] == "strap_tamper" and e["priority"] == "critical" for e in raised), raised
+
+
+def test_demo_full_day_reports_map_ready(tmp_path):
+    rc, events, err = run_console(["--demo", "--quit-after", "30"], ["map_ready"])
+    started = next(e for e in events if e["event"] == "console_started")
+    assert started["offenders"] == 100 and "map_ready" in [e["event"] for e in events], err[-2000:]
 
 
 def test_demo_refuses_a_live_broker():

@@ -40,6 +40,7 @@ class Options:
     offenders: int = 100
     quit_after: float | None = None
     screenshot: str | None = None
+    scenario: str | None = None
 
 
 class Console:
@@ -62,10 +63,11 @@ class Console:
             from ui.training import SPEEDS, TrainingSession, check_training_args, training_store_path
             check_training_args(opts.broker, opts.db, self.settings.get("store/db_path") or None)
             speed = opts.speed or self.settings.get("training/speed")
-            session = TrainingSession(n_offenders=opts.offenders, speed=speed)
+            session = TrainingSession(n_offenders=opts.offenders, speed=speed, scenario=opts.scenario)
             self.caseload, source, speeds = session.caseload, session.feed, SPEEDS
             self.store_path = training_store_path(opts.db)
             start = session.start
+            self.training_text = f"TRAINING MODE — {session.description}. Simulated feed, not live."
         else:
             from monitorapp.caseload import load_caseload
             from monitorapp.mqttconfig import MqttSettings
@@ -107,8 +109,11 @@ class Console:
                                  store=self.store, settings=self.settings, map_widget=self.map,
                                  clock=source.now, operator=self.operator, training=self.training,
                                  speeds=speeds)
+        if self.training:
+            self.window.training_banner.setText(self.training_text)
         self.window.event.connect(lambda name, fields: log_event(name, **fields))
         log_event("console_started", mode="training" if self.training else "live",
+                  scenario=opts.scenario if self.training else None,
                   operator=self.operator, store=str(self.store_path), offenders=len(self.caseload.offenders),
                   sound=self.controller.sound.backend)
         self._stopped = False

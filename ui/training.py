@@ -1,9 +1,11 @@
 """Training mode (``python main.py --demo``): the simulator drives the engine in this process.
 
-The demo caseload of the eight boroughs (``monitorapp.demo``) and the live simulator
+By default, a full simulated day: the demo caseload of the eight boroughs (``monitorapp.demo``) and the live simulator
 (``monitorapp.simulator.LiveSimulator``) make a realistic feed on a clock that runs ×1, ×10 or
 ×60; the engine and a store of its own (``training.sqlite`` in the user data directory, never the
-live store) process it exactly as they would live. No broker can be configured in this mode:
+live store) process it exactly as they would live. ``--scenario NAME`` runs one of the trainers' short
+presets instead (``monitorapp.simscenarios``: an exclusion breach, a cut strap, a curfew breach,
+a feed outage, an alert flood). No broker can be configured in this mode:
 ``check_training_args`` refuses one, and nothing in the training session opens a connection.
 """
 from __future__ import annotations
@@ -55,14 +57,25 @@ class TrainingSession:
     """The demo caseload, the simulator and its feed source, for one run of training mode."""
 
     def __init__(self, *, n_offenders: int = 100, seed: int = 1, speed: int = 10,
-                 start: float | None = None):
+                 start: float | None = None, scenario: str | None = None):
         if speed not in SPEEDS:
             raise TrainingError(f"training speed must be one of {', '.join(map(str, SPEEDS))}, not {speed}")
         from monitorapp.caseload import parse_caseload
         from monitorapp.demo import demo_caseload
         from monitorapp.simulator import LiveSimulator
-        self.start = float(start if start is not None else training_start())
-        self.doc = demo_caseload(n_offenders=n_offenders, seed=seed, start=self.start)
+        self.scenario = scenario
+        if scenario:
+            from monitorapp.simscenarios import SCENARIOS, scenario as make_scenario
+            if scenario not in SCENARIOS:
+                raise TrainingError(f"unknown training scenario {scenario!r}; one of {', '.join(SCENARIOS)}")
+            sc = make_scenario(scenario, seed=seed)
+            self.description = sc.description
+            self.start, self.doc = float(sc.start), sc.caseload
+            self.simulator = sc.live()
+        else:
+            self.description = "a full simulated day of the eight boroughs from 10:00"
+            self.start = float(start if start is not None else training_start())
+            self.doc = demo_caseload(n_offenders=n_offenders, seed=seed, start=self.start)
+            self.simulator = LiveSimulator(self.doc, self.start, seed, counts=training_counts())
         self.caseload = parse_caseload(self.doc, "demo caseload")
-        self.simulator = LiveSimulator(self.doc, self.start, seed, counts=training_counts())
         self.feed = SimulatedFeed(self.simulator, self.start, speed)
