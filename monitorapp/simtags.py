@@ -293,6 +293,40 @@ def heartbeats(t0: float, t1: float, outage: tuple[float, float] | None,
         t += HEARTBEAT_S
 
 
+BAD_KINDS = ("not_json", "missing_field", "unknown_device", "out_of_range", "time_after_rx")
+
+
+def bad_lines(t0: float, t1: float, per_hour: float, devices: list[str], lonlat: tuple[float, float],
+              rng: random.Random) -> list[tuple[float, int, bytes, str]]:
+    """Deliberate bad input (spec §2), ``per_hour`` on average: (rx, n, line, kind)."""
+    out = []
+    n = int(round(per_hour * (t1 - t0) / 3600.0))
+    for i in range(n):
+        rx = ms(rng.uniform(t0 + 1.0, t1 - 1.0))
+        kind = BAD_KINDS[i % len(BAD_KINDS)]
+        dev = rng.choice(devices)
+        fix = {"v": 1, "kind": "fix", "device": dev, "seq": 0, "t": rfc3339(rx - 1.0), "rx": rfc3339(rx),
+               "lat": round(lonlat[1] + rng.uniform(-0.01, 0.01), 7),
+               "lon": round(lonlat[0] + rng.uniform(-0.01, 0.01), 7), "acc": 10.0, "src": "gps"}
+        if kind == "not_json":
+            line = orjson.dumps(fix)[:-rng.randint(5, 30)]
+        elif kind == "missing_field":
+            del fix["acc"]
+            line = orjson.dumps(fix)
+        elif kind == "unknown_device":
+            fix["device"] = "TAG-UNKNOWN-%d" % rng.randint(1, 99)
+            line = orjson.dumps(fix)
+        elif kind == "out_of_range":
+            fix["lat"] = 91.5
+            line = orjson.dumps(fix)
+        else:
+            fix["t"] = rfc3339(rx + 400.0)
+            line = orjson.dumps(fix)
+        out.append((rx, i, line, kind))
+    out.sort()
+    return out
+
+
 def merge_feed(sources: list[Iterator[tuple[float, int, bytes]]]) -> Iterator[tuple[float, bytes]]:
     """All sources merged in arrival order; ties broken by source then message order."""
     def keyed(i, it):

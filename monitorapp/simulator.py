@@ -30,7 +30,7 @@ from monitorapp.simplanner import OffenderWorld, day_frames, plan_path
 from monitorapp.simroutines import local_date, local_time
 from monitorapp.simscript import (CLEAN_ACC_MAX, NEAR_MISS_M, Incident, apply_incidents,
                                   auto_script)
-from monitorapp.simtags import Battery, TagFeed, heartbeats, merge_feed
+from monitorapp.simtags import Battery, TagFeed, bad_lines, heartbeats, merge_feed
 from monitorapp.simtruth import (audit_path, breach, clearance_warnings, must_not,
                                  signal_threshold)
 from monitorapp.timeutil import TimeFormatError, fmt_time, parse_time
@@ -49,6 +49,7 @@ class FeedOptions:
     p_cell: float = 0.004                      # chance a fix is a cell fix
     multipath_per_day: float = 1.5             # random single-fix jumps per tag per day
     tags: int | None = None                    # only the first N offenders
+    bad_per_hour: float = 0.0                  # deliberate bad input lines (spec §2), per hour
 
     @classmethod
     def from_kwargs(cls, **kw) -> "FeedOptions":
@@ -118,6 +119,11 @@ class SimulatedFeed:
             breaches.append(breach("feed_lost", None, None, outage[0], outage[1], outage[0] + 60.0,
                                    "feed_outage"))
         breaches.sort(key=lambda b: (b["start"], b["type"], b["offender"] or ""))
+        self.bad = bad_lines(t0, t1, opt.bad_per_hour, [w.device for w in worlds] or ["TAG-X"],
+                             worlds[0].lonlat(worlds[0].home) if worlds else (-0.08, 51.54),
+                             _rng(seed, "bad"))
+        if outage:
+            self.bad = [b for b in self.bad if not outage[0] <= b[0] < outage[1]]
         self.truth = {
             "version": 1, "start": fmt_time(t0), "end": fmt_time(t1), "seed": seed,
             "tz": str(self.tz), "tags": len(worlds),
@@ -136,6 +142,8 @@ class SimulatedFeed:
             "may_alert": sorted((m for m in mna if m["kind"] == "may_alert"),
                                 key=lambda m: (m["from"], m["offender"])),
             "warnings": warnings,
+            "bad_input": {"count": len(self.bad),
+                          "lines": [{"rx": fmt_time(rx), "kind": k} for rx, _n, _l, k in self.bad]},
         }
 
     # --- one tag ---
@@ -247,6 +255,8 @@ class SimulatedFeed:
         """The feed, in arrival order: (rx, line without newline)."""
         sources = [t.feed.messages() for t in self.tags]
         sources.append(heartbeats(self.t0, self.t1, self.outage, _rng(self.seed, "gateway")))
+        if self.bad:
+            sources.append(iter([(rx, n, line) for rx, n, line, _k in self.bad]))
         return merge_feed(sources)
 
 
@@ -263,7 +273,7 @@ def simulate(caseload: dict, start=DEFAULT_START, hours: float = DEFAULT_HOURS, 
              **options) -> tuple[Iterator[tuple[float, bytes]], dict]:
     """``(lines, truth)``: lines an iterator of (rx, bytes) in arrival order. Options: see
     ``FeedOptions`` (counts, incidents, gaps_per_day, p_duplicate, p_cell, multipath_per_day,
-    tags)."""
+    tags, bad_per_hour)."""
     feed = SimulatedFeed(caseload, start, hours, seed, FeedOptions.from_kwargs(**options))
     return feed.lines(), feed.truth
 
@@ -337,6 +347,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", help="write the ground truth (JSON) here")
     p.add_argument("--write-demo-caseload", metavar="FILE", help="write the demo caseload here and use it")
     p.add_argument("--tags", type=int, help="number of tags (demo: offenders to generate)")
+    p.add_argument("--bad-per-hour", type=float, default=0.0,
+                   help="deliberate bad input lines per hour (default none)")
     return p
 
 
@@ -403,6 +415,8 @@ def cli_main(argv: list[str]) -> int:
             return 2
         tags = args.tags
     opts = {"tags": tags} if tags else {}
+    if args.bad_per_hour > 0:
+        opts["bad_per_hour"] = args.bad_per_hour
     t_start = time.perf_counter()
     if args.out:
         try:

@@ -148,3 +148,14 @@ def test_every_preset_tells_its_story(tmp_path):
     assert next(o for o in hackney.caseload["offenders"] if o["id"] == b["offender"])["borough"] == "Hackney"
     assert hackney.write(tmp_path / "h.ndjson")["messages"] > 500
     assert math.isfinite(hackney.live().end)
+
+
+def test_deliberate_bad_input_is_rejected_by_the_decoder(sim_caseload):
+    from monitorapp.decoder import FixDecoder
+    from monitorapp.messages import Rejection
+    lines, truth = simulate(sim_caseload, hours=1.0, seed=2, tags=5, bad_per_hour=25, counts={})
+    dec = FixDecoder({o["device"] for o in sim_caseload["offenders"][:5]})
+    rejected = [dec.decode(line, rx=rx) for rx, line in lines]
+    rejected = [r for r in rejected if isinstance(r, Rejection)]
+    assert len(rejected) == truth["bad_input"]["count"] == 25
+    assert len({r.reason for r in rejected}) >= 4
