@@ -37,6 +37,7 @@ from monitorapp.timeutil import TimeFormatError, fmt_time, parse_time
 
 DEFAULT_START = "2026-10-24T12:00:00Z"     # crosses the end of British Summer Time
 DEFAULT_HOURS = 24.0
+LIVE_HOURS = 72.0       # a training session at x60 runs 72 minutes before the feed ends
 
 
 @dataclass
@@ -304,10 +305,11 @@ def write_feed(out, caseload: dict, start=DEFAULT_START, hours: float = DEFAULT_
 
 class LiveSimulator:
     """The same feed, produced incrementally: ``step_until(t)`` returns every (rx, line) with
-    rx ≤ t not yet returned. The desktop training mode calls it from its clock at x1/x10/x60."""
+    rx ≤ t not yet returned. The desktop training mode calls it from its clock at x1/x10/x60.
+    Lines are generated lazily, so a long period (default 72 h) costs only its planning."""
 
     def __init__(self, caseload: dict, start=DEFAULT_START, seed: int = 1,
-                 hours: float = DEFAULT_HOURS, **options):
+                 hours: float = LIVE_HOURS, **options):
         self.feed = SimulatedFeed(caseload, start, hours, seed, FeedOptions.from_kwargs(**options))
         self.truth = self.feed.truth
         self.start, self.end = self.feed.t0, self.feed.t1
@@ -437,4 +439,14 @@ def cli_main(argv: list[str]) -> int:
     if args.truth:
         with open(args.truth, "w", encoding="utf-8") as f:
             json.dump(truth, f, indent=1)
-    return int(publish_feed(lines, args.broker, args.speed) or 0)
+    try:
+        summary = publish_feed(lines, args.broker, args.speed)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:        # PublishError, a bad URL: one line, not a traceback
+        print(f"monitorapp simulate: {args.broker}: {e}", file=sys.stderr)
+        return 1
+    summary = dict(summary or {})
+    summary["breaches"] = len(truth["breaches"])
+    print(json.dumps(summary))
+    return 0

@@ -159,3 +159,39 @@ def test_deliberate_bad_input_is_rejected_by_the_decoder(sim_caseload):
     rejected = [r for r in rejected if isinstance(r, Rejection)]
     assert len(rejected) == truth["bad_input"]["count"] == 25
     assert len({r.reason for r in rejected}) >= 4
+
+
+def test_cli_publishes_the_feed_to_a_real_broker(broker):
+    """``monitorapp simulate --broker URL`` puts every line on its v1 topic (real Mosquitto)."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    cl = demo_caseload(3, seed=1)
+    expect = [line for _, line in simulate(cl, hours=0.25, seed=1)[0]]
+    got, subscribed, done = [], threading.Event(), threading.Event()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="sim-test-sub")
+    sub.on_connect = lambda c, u, f, rc, p: c.subscribe("em/v1/#", qos=1)
+    sub.on_subscribe = lambda *a: subscribed.set()
+
+    def on_message(c, u, m):
+        got.append((m.topic, m.payload))
+        if len(got) >= len(expect):
+            done.set()
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", broker.port)
+    sub.loop_start()
+    try:
+        assert subscribed.wait(15)
+        assert cli_main(["--caseload", "demo", "--tags", "3", "--hours", "0.25", "--seed", "1",
+                         "--broker", broker.url, "--speed", "0"]) == 0
+        assert done.wait(30), f"{len(got)} of {len(expect)} arrived"
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
+    assert sorted(p for _, p in got) == sorted(expect)    # QoS 1 keeps every message, not the order
+    for topic, payload in got:
+        m = json.loads(payload)
+        assert topic == (f"em/v1/heartbeat/{m['gateway']}" if m["kind"] == "heartbeat"
+                         else f"em/v1/{m['kind']}/{m['device']}")
