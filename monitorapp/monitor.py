@@ -7,13 +7,15 @@ through the broker (``SharedState``), appends raised alerts to ``--alerts-out`` 
 format) and prints one JSON stats line every ``--stats-interval`` seconds and at exit.
 Its log goes to stderr as JSON lines ``{"ts", "level", "event", ...}``.
 
-Nothing is lost (the commit cycle, every ``--commit-interval`` seconds): the engine's state
-and the feed position are checkpointed in the store, and only then are the messages acknowledged
-to the broker. A process killed at any point restarts from its last checkpoint and the broker
-hands it again every message it had not acknowledged; alert ids are deterministic, so what is
-raised again updates the same row, the same retained message, and ``--alerts-out`` (whose ids
-are read back at start) gets no second line. SIGTERM/SIGINT: finish the batch, checkpoint,
-acknowledge, disconnect, exit 0.
+Nothing is lost: every received message is appended to the feed journal (``FeedJournal``)
+next to the store; every ``--commit-interval`` seconds the journal is fsync'd and only then are
+its messages acknowledged to the broker. The engine's state is checkpointed in the store every
+``--checkpoint-interval`` seconds (at start and at SIGTERM too), where the journal starts a new
+file. A process killed at any point restarts from its last checkpoint, replays the journal
+with the original arrival times, and the broker hands it every message it had not
+acknowledged; alert ids are deterministic, so what is raised again updates the same row, the
+same retained message, and ``--alerts-out`` (whose ids are read back at start) gets no second
+line. SIGTERM/SIGINT: finish the batch, checkpoint, acknowledge, disconnect, exit 0.
 
 The processing clock (``--clock``): ``wall`` (the default, live) takes each message's arrival
 time and advances the engine from the wall clock once a second, which is what raises
