@@ -168,7 +168,7 @@ def test_cli_publishes_the_feed_to_a_real_broker(broker):
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    cl = demo_caseload(3, seed=1)
+    cl = demo_caseload(3, seed=1, start="2026-10-24T12:00:00Z", hours=0.25)   # what the CLI builds
     expect = [line for _, line in simulate(cl, hours=0.25, seed=1)[0]]
     got, subscribed, done = [], threading.Event(), threading.Event()
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="sim-test-sub")
