@@ -9,6 +9,8 @@ the source tree under ``resources/`` so that code finding files relative to its 
   it lists, the npm files it lists, whatever their CSS loads with ``url(...)`` (Leaflet's
   ``images/``), and each npm package's licence. Not the rest of ``node_modules``.
 * ``resources(root)``: ``resources/icons`` and ``resources/sounds``.
+* ``install_files(root)``: the desktop entry and ``install.sh``, into ``_internal/packaging``,
+  so a copied bundle can install itself.
 * ``keep_data(dest)``: drops Chromium locales and Qt translations an English console never
   loads (about 60 MB).
 
@@ -100,6 +102,11 @@ def resources(root: str) -> list[tuple[str, str]]:
             if os.path.isfile(os.path.join(folder, name)):
                 pairs.append((os.path.join(folder, name), os.path.join("resources", sub)))
     return pairs
+
+
+def install_files(root: str) -> list[tuple[str, str]]:
+    return [(os.path.join(root, "packaging", name), "packaging")
+            for name in ("monitorapp.desktop", "install.sh")]
 
 
 def keep_data(dest: str) -> bool:
