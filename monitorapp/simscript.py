@@ -160,21 +160,20 @@ def auto_script(worlds: list[OffenderWorld], t0: float, t1: float, rng: random.R
         incidents.append(Incident("feed_outage", None, at, OUTAGE_S))
     free = sorted(worlds, key=lambda w: w.id)
     rng.shuffle(free)
-    for kind in KINDS:
-        if kind == "feed_outage":
-            continue
-        n = per_day.get(kind, 0)
-        want = max(1, round(n * scale)) if n > 0 else 0
-        k = 0
-        for w in list(free):
-            if k >= want:
-                break
-            c = candidate_time(kind, w, t0, t1, rng, k, outage)
-            if c is None:
+    want = {k: (max(1, round(n * scale)) if n > 0 else 0)
+            for k, n in ((k, per_day.get(k, 0)) for k in KINDS if k != "feed_outage")}
+    done = dict.fromkeys(want, 0)
+    for _round in range(max(want.values(), default=0)):   # one of each kind first: small caseloads
+        for kind in want:                                   # get a bit of everything
+            if done[kind] >= want[kind]:
                 continue
-            incidents.append(Incident(kind, w.id, c[0], 0.0, c[1]))
-            free.remove(w)
-            k += 1
+            for w in free:
+                c = candidate_time(kind, w, t0, t1, rng, done[kind], outage)
+                if c is not None:
+                    incidents.append(Incident(kind, w.id, c[0], 0.0, c[1]))
+                    free.remove(w)
+                    done[kind] += 1
+                    break
     return incidents
 
 
