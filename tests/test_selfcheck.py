@@ -101,16 +101,16 @@ def test_resource_path_follows_the_bundle(monkeypatch, tmp_path):
     assert selfcheck.resource_path("resources", "web") == tmp_path / "resources" / "web"
 
 
-def test_sandbox_and_platform_prepared_before_qt_starts(monkeypatch):
+def test_sandbox_and_platform_prepared_before_qt_starts():
     env: dict = {"QTWEBENGINE_CHROMIUM_FLAGS": "--disable-gpu"}
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(sys, "platform", "linux")
-    selfcheck.prepare_environment(env)
+    selfcheck.prepare_environment(env, "linux", euid=0)
     assert env["QTWEBENGINE_CHROMIUM_FLAGS"] == "--disable-gpu --no-sandbox"
     assert env["QT_QPA_PLATFORM"] == "offscreen"          # no DISPLAY, no WAYLAND_DISPLAY
-    selfcheck.prepare_environment(env)                    # idempotent
+    selfcheck.prepare_environment(env, "linux", euid=0)   # idempotent
     assert env["QTWEBENGINE_CHROMIUM_FLAGS"] == "--disable-gpu --no-sandbox"
     desktop: dict = {"DISPLAY": ":0"}
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    selfcheck.prepare_environment(desktop)
+    selfcheck.prepare_environment(desktop, "linux", euid=1000)
     assert desktop == {"DISPLAY": ":0"}                   # a user's desktop session is left alone
+    windows: dict = {}
+    selfcheck.prepare_environment(windows, "win32", euid=-1)
+    assert windows == {}

@@ -70,14 +70,17 @@ def installed_version() -> str | None:
         return None
 
 
-def prepare_environment(env=os.environ) -> None:
+def prepare_environment(env=os.environ, platform_name: str = sys.platform,
+                        euid: int | None = None) -> None:
     """Before Qt starts: QtWebEngine (Chromium) refuses to run sandboxed as root, and with no
-    display at all the check still runs, on the offscreen platform."""
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
+    display at all (an SSH session) the check still runs, on the offscreen platform."""
+    if euid is None:
+        euid = os.geteuid() if hasattr(os, "geteuid") else -1
+    if euid == 0:
         flags = env.get("QTWEBENGINE_CHROMIUM_FLAGS", "")
         if "--no-sandbox" not in flags.split():
             env["QTWEBENGINE_CHROMIUM_FLAGS"] = (flags + " --no-sandbox").strip()
-    if (sys.platform.startswith("linux") and not env.get("QT_QPA_PLATFORM")
+    if (platform_name.startswith("linux") and not env.get("QT_QPA_PLATFORM")
             and not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY")):
         env["QT_QPA_PLATFORM"] = "offscreen"
 
