@@ -35,5 +35,13 @@ test: venv web broker
 bench: venv
 	$(BIN)/python benchmarks/bench_replay.py
 
+# The desktop bundle for workstations (PyInstaller one-folder) in dist/monitorapp; see the README.
+package: venv web
+	PY=$(BIN)/python sh packaging/build.sh
+
+# Builds the bundle, then tests it: --version, --self-check (offscreen), contents, a staged install.
+package-test: package
+	MONITORAPP_BUNDLE=dist/monitorapp QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q tests/test_packaging_bundle.py
+
 clean:
 	rm -rf $(VENV) resources/web/node_modules build dist
