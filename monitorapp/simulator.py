@@ -450,3 +450,9 @@ def cli_main(argv: list[str]) -> int:
     summary["breaches"] = len(truth["breaches"])
     print(json.dumps(summary))
     return 0
+
+
+def scenario(name: str, **kw):
+    """A trainers' preset (``monitorapp.simscenarios``): ``scenario("strap_cut").feed()``."""
+    from monitorapp.simscenarios import scenario as preset
+    return preset(name, **kw)
