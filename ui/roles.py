@@ -1,0 +1,85 @@
+"""Who may do what: role → allowed actions and views, checked everywhere with ``can``.
+
+One table (``PERMISSIONS``) says which roles may perform each action; every view and every
+action of the application asks ``can(role, action)`` (or ``require``, which raises
+:class:`RoleRefused` with a sentence a user can read). Roles come from ``localdb.accounts``.
+
+Decisions (the spec is silent): least privilege. A police analyst reads locations
+(crime mapping, playback, evidential exports) but never handles alerts; a trainer runs the
+training scenarios and may acknowledge *training* alerts, but never reaches live mode; an
+administrator manages accounts and may look at the supervisors' views, but does not handle
+alerts either (an account for that is an operator's or a supervisor's).
+"""
+from __future__ import annotations
+
+from localdb.accounts import ROLE_TEXT, ROLES
+
+OPERATOR, SUPERVISOR, TRAINER, POLICE, ADMIN = ROLES
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    # the live console
+    "live_mode": frozenset({OPERATOR, SUPERVISOR, ADMIN}),
+    "training_mode": frozenset({OPERATOR, SUPERVISOR, TRAINER, ADMIN}),
+    "view_queue": frozenset({OPERATOR, SUPERVISOR, TRAINER}),
+    "acknowledge": frozenset({OPERATOR, SUPERVISOR, TRAINER}),
+    "close": frozenset({OPERATOR, SUPERVISOR, TRAINER}),
+    "shelve": frozenset({OPERATOR, SUPERVISOR, TRAINER}),
+    "edit_zones": frozenset({OPERATOR, SUPERVISOR}),
+    # supervisors
+    "review": frozenset({SUPERVISOR, ADMIN}),
+    "review_comment": frozenset({SUPERVISOR}),
+    "review_export": frozenset({SUPERVISOR, ADMIN}),
+    "kpi": frozenset({SUPERVISOR, ADMIN, TRAINER}),
+    # police
+    "crime_query": frozenset({POLICE, SUPERVISOR}),
+    "evidence_export": frozenset({POLICE, SUPERVISOR}),
+    "playback": frozenset({POLICE, SUPERVISOR, OPERATOR}),
+    # trainers
+    "trainer": frozenset({TRAINER}),
+    # administration
+    "manage_accounts": frozenset({ADMIN}),
+}
+
+ACTION_TEXT = {
+    "live_mode": "use the live console", "training_mode": "use training mode",
+    "view_queue": "see the alert queue", "acknowledge": "acknowledge alerts",
+    "close": "close alerts", "shelve": "shelve alerts", "edit_zones": "edit zones",
+    "review": "review alert handling", "review_comment": "comment on alert handling",
+    "review_export": "export the handling review", "kpi": "see the KPI dashboard",
+    "crime_query": "run crime-mapping queries", "evidence_export": "export evidential reports",
+    "playback": "play back a trail", "trainer": "run training scenarios",
+    "manage_accounts": "manage accounts",
+}
+
+# the views each role finds in the "Views" menu, in menu order (see ui.roleviews)
+VIEWS: dict[str, tuple[str, ...]] = {
+    "review": ("review",), "kpi": ("kpi",), "crime": ("crime_query",),
+    "playback": ("playback",), "trainer": ("trainer",),
+}
+
+
+class RoleRefused(PermissionError):
+    """The signed-in role may not do this (the message says who may)."""
+
+
+def can(role: str | None, action: str) -> bool:
+    """Whether ``role`` may perform ``action``. Unknown actions are refused (and a bug)."""
+    if action not in PERMISSIONS:
+        raise KeyError(f"unknown action {action!r}")
+    return role in PERMISSIONS[action]
+
+
+def require(role: str | None, action: str) -> None:
+    if not can(role, action):
+        who = ", ".join(ROLE_TEXT[r] for r in ROLES if r in PERMISSIONS[action])
+        raise RoleRefused(f"a {ROLE_TEXT.get(role or '', role or 'signed-out user')} may not "
+                          f"{ACTION_TEXT[action]} (allowed: {who})")
+
+
+def views_for(role: str | None) -> list[str]:
+    return [v for v, actions in VIEWS.items() if all(can(role, a) for a in actions)]
+
+
+def check_mode(role: str | None, training: bool) -> None:
+    """Refuse the console mode the role may not use (a trainer never reaches live mode)."""
+    require(role, "training_mode" if training else "live_mode")
