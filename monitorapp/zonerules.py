@@ -201,7 +201,11 @@ class AppointmentRule(_ZoneRule):
         self.nearest: tuple | None = None   # closest fix in the window: (depth, t, lat, lon, acc)
 
     def start(self, now: float) -> None:
-        if not self.decided and self.req.end >= now - self.req.grace_s:
+        """Only an appointment the engine watched from its start can be called missed: one that
+        began before the engine's first message (a replay or a first start in the middle of
+        it) is not judged, since the fixes that might show attendance were never seen."""
+        origin = self.engine.origin if self.engine.origin is not None else now
+        if not self.decided and self.req.start >= origin and self.req.end >= now - self.req.grace_s:
             self.engine.schedule(self.req.end + self.req.grace_s, self, None)
 
     def on_fix(self, fix) -> None:
