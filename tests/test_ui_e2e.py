@@ -13,8 +13,9 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def run_console(args, wait_for, timeout=90.0):
-    """Start main.py, collect its JSON lines until every event in wait_for was seen."""
+def run_console(args, wait_for, timeout=90.0, on_event=None):
+    """Start main.py, collect its JSON lines until every event in wait_for was seen;
+    ``on_event(events)`` is called (on the reader thread) after each line."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -26,6 +27,8 @@ def run_console(args, wait_for, timeout=90.0):
             line = line.strip()
             if line.startswith("{"):
                 events.append(json.loads(line))
+                if on_event is not None:
+                    on_event(events)
                 if all(any(e["event"] == w for e in events) for w in wait_for):
                     done.set()
         done.set()

@@ -116,6 +116,7 @@ class AlertQueueController(QObject):
         self.max_shelve_hours = max_shelve_hours
         self.flood = False
         self.now = 0.0
+        self.share = None        # live mode: ui.brokersync.BrokerSync
         self._ringing: set[str] = set()
         self._seen: list[float] = []
         self._flash = False
@@ -159,7 +160,10 @@ class AlertQueueController(QObject):
         problem = ack_problem(row.alert.priority, action, note)
         if problem:
             raise HandlingRefused(problem)
+        if self.share is not None and (taken := self.share.ack_conflict(alert_id, self.operator)):
+            raise HandlingRefused(taken)
         self.store.acknowledge(alert_id, self.operator, action, note)
+        self._publish("acknowledge", alert_id, action=action, note=note)
         h = Handling(state="acknowledged", acked_at=self.now, acked_by=self.operator,
                      action=action, note=note)
         self._ringing.discard(alert_id)
@@ -172,6 +176,7 @@ class AlertQueueController(QObject):
         if row.handling.state not in ("acknowledged",):
             raise HandlingRefused("acknowledge the alert before closing it")
         self.store.close(alert_id, self.operator, note)
+        self._publish("close", alert_id, note=note)
         h = Handling(**{**row.handling.__dict__, "state": "closed", "closed_at": self.now,
                         "closed_by": self.operator})
         self._set(alert_id, h)
@@ -185,6 +190,7 @@ class AlertQueueController(QObject):
         except ShelveRefused as e:
             raise HandlingRefused(str(e)) from None
         self.store.shelve(alert_id, self.operator, reason, until)
+        self._publish("shelve", alert_id, reason=reason, until=until)
         h = Handling(**{**row.handling.__dict__, "state": "shelved", "shelved_until": until,
                         "shelved_by": self.operator, "shelve_reason": reason,
                         "state_before_shelve": row.handling.state})
@@ -198,6 +204,7 @@ class AlertQueueController(QObject):
         if not expired:
             # an expired shelving has ended by itself in the store (its record holds the expiry)
             self.store.unshelve(alert_id, self.operator)
+            self._publish("unshelve", alert_id)
         h = Handling(**{**row.handling.__dict__, "state": row.handling.state_before_shelve or "unacknowledged",
                         "shelved_until": None, "state_before_shelve": None})
         self._set(alert_id, h)
@@ -210,7 +217,17 @@ class AlertQueueController(QObject):
         self._ring_timer.stop()
         self.sound.stop()
 
+    def apply_remote(self, alert_id: str, h: Handling) -> None:
+        """Another workstation handled this alert (live mode): show it, stop its alarm here."""
+        if h.state != "unacknowledged":
+            self._ringing.discard(alert_id)
+        self._set(alert_id, h)
+
     # ----- helpers -----------------------------------------------------------------------
+    def _publish(self, step: str, alert_id: str, **fields) -> None:
+        if self.share is not None:
+            self.share.published(step, alert_id, **fields)
+
     def _row(self, alert_id: str):
         row = self.model.row(alert_id)
         if row is None:
@@ -382,7 +399,7 @@ class AlertQueueDock(QWidget):
         self.shelved_header.setObjectName("shelvedHeader")
         self.shelved_list = QListView()
         self.shelved_list.setModel(controller.shelved)
-        self.shelved_list.setMaximumHeight(84)
+        self.shelved_list.setMaximumHeight(72)
         self.shelved_list.setAccessibleName("Shelved alerts")
         self.unshelve_btn = QPushButton("Unshelve")
 

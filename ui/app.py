@@ -81,7 +81,9 @@ class Console:
             if not cpath:
                 raise ConsoleError("live mode needs a caseload: --caseload FILE (or feed/caseload_path)")
             self.caseload = load_caseload(cpath)
-            source = MqttFeed(FeedClient(MqttSettings.from_url(broker)))
+            from monitorapp.mqttconfig import default_client_id
+            source = MqttFeed(FeedClient(MqttSettings.from_url(broker, client_id=default_client_id("console"))))
+            self.broker_url = broker
             speeds = ()
             self.store_path = pathlib.Path(opts.db or self.settings.get("store/db_path")
                                            or data_dir() / "monitor.sqlite")
@@ -112,6 +114,15 @@ class Console:
         if self.training:
             self.window.training_banner.setText(self.training_text)
         self.window.event.connect(lambda name, fields: log_event(name, **fields))
+        self.sync = None
+        if not self.training:
+            from monitorapp.mqttconfig import MqttSettings, default_client_id
+            from monitorapp.sharedstate import SharedState
+            from ui.brokersync import BrokerSync
+            import os
+            ws = f"{default_client_id('workstation')}-{os.getpid()}"   # one per running console
+            shared = SharedState(MqttSettings.from_url(self.broker_url, client_id=ws), ws)
+            self.sync = BrokerSync(shared, self.controller, self.window)
         log_event("console_started", mode="training" if self.training else "live",
                   scenario=opts.scenario if self.training else None,
                   operator=self.operator, store=str(self.store_path), offenders=len(self.caseload.offenders),
@@ -119,6 +130,8 @@ class Console:
         self._stopped = False
 
     def start(self) -> None:
+        if self.sync is not None:
+            self.sync.start()
         self.worker.start()
         self.window.show()
 
@@ -126,6 +139,8 @@ class Console:
         if self._stopped:
             return
         self._stopped = True
+        if self.sync is not None:
+            self.sync.stop()
         self.worker.stop()
         try:
             self.store.flush()

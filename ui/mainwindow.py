@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self._by_device = caseload.by_device      # a property that builds a dict: keep one
         self._extra_zones: dict[str, dict] = {}
         self._zone_seq = 0
+        self.share = None        # live mode: ui.brokersync.BrokerSync
 
         centre = QWidget()
         lay = QVBoxLayout(centre)
@@ -74,6 +75,7 @@ class MainWindow(QMainWindow):
                                       "Nothing here reaches police or probation.")
         self.training_banner.setObjectName("trainingBanner")
         self.training_banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.training_banner.setWordWrap(True)     # never dictates the map's minimum width
         self.training_banner.setVisible(training)
         lay.addWidget(self.training_banner)
         lay.addWidget(map_widget, 1)
@@ -120,8 +122,6 @@ class MainWindow(QMainWindow):
 
         self.apply_theme(self.theme)
         self.resize(1600, 1000)
-        self.resizeDocks([self.caseload_dock, self.details_dock], [360, 430], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.queue_dock], [380], Qt.Orientation.Vertical)
         self._restore_layout()
         self._tick_timer = QTimer(self)
         self._tick_timer.setInterval(TICK_MS)
@@ -388,6 +388,8 @@ class MainWindow(QMainWindow):
         self._zone_kinds[zone["id"]] = requirement["type"]
         self._extra_zones[zone["id"]] = zone
         self.worker.attach_zone(zone, offender_id, requirement)
+        if self.share is not None:
+            self.share.zone(zone)
         self.event.emit("zone_saved", {"zone": zone["id"], "offender": offender_id, "type": requirement["type"]})
 
     def _zone_edited(self, feature: dict) -> None:
@@ -397,6 +399,8 @@ class MainWindow(QMainWindow):
             self._warn(f"Zone edit not saved: {e}")
             return
         self.worker.update_zone(feature)
+        if self.share is not None:
+            self.share.zone(feature)
 
     def _zone_deleted(self, zone_id: str) -> None:
         try:
@@ -406,6 +410,22 @@ class MainWindow(QMainWindow):
             self._warn(f"Zone removal not saved: {e}")
             return
         self.worker.remove_zone(zone_id)
+        if self.share is not None:
+            self.share.zone({"type": "Feature", "id": zone_id, "geometry": None, "properties": {}}, removed=True)
+
+    def apply_remote_zone(self, feature: dict, removed: bool) -> None:
+        """A zone edited at another workstation (live mode): record it, apply it, show it."""
+        zid = str(feature.get("id"))
+        try:
+            self.store.record_zone_edit(feature, "remote", removed=removed)
+        except Exception as e:
+            self._warn(f"Remote zone edit {zid} not recorded: {e}")
+            return
+        if removed:
+            self.worker.remove_zone(zid)
+        else:
+            self._zone_kinds.setdefault(zid, (feature.get("properties") or {}).get("kind", "exclusion"))
+            self.worker.update_zone(feature)
 
     def _on_zone_applied(self, zone_id: str, version: int) -> None:
         self.event.emit("zone_applied", {"zone": zone_id, "version": version})
@@ -460,6 +480,16 @@ class MainWindow(QMainWindow):
         if hasattr(self.map, "set_theme"):
             self.map.set_theme(name)
 
+    def showEvent(self, event):  # noqa: N802 (Qt API)
+        super().showEvent(event)
+        if not self._sized:      # first run: give the docks room (later runs restore the layout)
+            self._sized = True
+            QTimer.singleShot(0, self._default_dock_sizes)
+
+    def _default_dock_sizes(self) -> None:
+        self.resizeDocks([self.caseload_dock, self.details_dock], [380, 460], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.queue_dock], [400], Qt.Orientation.Vertical)
+
     def resizeEvent(self, event):  # noqa: N802 (Qt API)
         super().resizeEvent(event)
         self._place_watermark()
@@ -491,8 +521,7 @@ class MainWindow(QMainWindow):
         state = qs.value("window/state")
         if isinstance(geo, QByteArray):
             self.restoreGeometry(geo)
-        if isinstance(state, QByteArray):
-            self.restoreState(state, STATE_VERSION)
+        self._sized = isinstance(state, QByteArray) and self.restoreState(state, STATE_VERSION)
         header = qs.value("queue/header")
         if isinstance(header, QByteArray):
             self.queue.table.horizontalHeader().restoreState(header)
@@ -508,6 +537,7 @@ class MainWindow(QMainWindow):
         self.restoreState(self._default_state, STATE_VERSION)
         for d in (self.queue_dock, self.caseload_dock, self.details_dock):
             d.show()
+        self._default_dock_sizes()
 
     def closeEvent(self, event):  # noqa: N802 (Qt API)
         self.save_layout()

@@ -1,0 +1,60 @@
+"""Live mode end to end: ``main.py --broker URL --caseload FILE --db FILE`` against a real
+Mosquitto; a tamper published on the broker reaches the console's queue (structured log line)
+and its store; another workstation's acknowledgement, shared through the broker, reaches it."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+from monitorapp.simpublish import publish_feed
+from monitorapp.timeutil import fmt_time
+from tests.fixtures_ui import ui_caseload_doc
+from tests.test_ui_e2e import run_console
+
+
+def test_live_console_raises_alert_from_broker_and_shares_handling(tmp_path, broker):
+    caseload = tmp_path / "caseload.json"
+    caseload.write_text(json.dumps(ui_caseload_doc(3)))
+    db = tmp_path / "live.sqlite"
+    url = f"mqtt://127.0.0.1:{broker.port}"
+    published = {}
+    from monitorapp.mqttconfig import MqttSettings
+    from monitorapp.sharedstate import SharedState
+    other = SharedState(MqttSettings.from_url(url, client_id="em-test-other-ws"), "other-ws")
+    other.start()
+    assert other.wait_ready(10)
+    acked = {}
+
+    def publish_when_connected(events):
+        raised = [e for e in events if e["event"] == "alert_raised" and e["type"] == "strap_tamper"]
+        if raised and not acked:      # another workstation takes the alert
+            acked.update(other.publish_ack(raised[0]["alert_id"], "other.op", "contacted_subject", "on the phone"))
+        if published or not any(e["event"] == "map_ready" for e in events):
+            return
+        now = time.time()
+        lines = []
+        for i, (dev, kind) in enumerate((("TAG-2", "fix"), ("TAG-2", "event"))):
+            msg = {"v": 1, "kind": kind, "device": dev, "seq": i + 1, "t": fmt_time(now - 1 + i * 0.1)}
+            if kind == "fix":
+                msg.update(lat=51.55, lon=-0.07, acc=9.0, src="gps", batt=0.7)
+            else:
+                msg.update(type="strap_tamper")
+            lines.append((now, json.dumps(msg).encode()))
+        published.update(publish_feed(lines, url, speed=1000.0, drain_timeout=20))
+
+    rc, events, err = run_console(["--broker", url, "--caseload", str(caseload), "--db", str(db),
+                                   "--operator", "live.op", "--quit-after", "60"],
+                                  ["map_ready", "alert_raised", "remote_handling"], timeout=60,
+                                  on_event=publish_when_connected)
+    other.stop()
+    names = [e["event"] for e in events]
+    assert published.get("published") == 2, (published, names, err[-1500:])
+    raised = [e for e in events if e["event"] == "alert_raised"]
+    assert any(e["type"] == "strap_tamper" and e["offender"] == "OFF-2" for e in raised), (names, err[-1500:])
+    remote = next(e for e in events if e["event"] == "remote_handling")
+    assert remote["operator"] == "other.op" and remote["step"] == "acknowledge"
+    started = next(e for e in events if e["event"] == "console_started")
+    assert started["mode"] == "live" and started["store"] == str(db)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM alerts WHERE type='strap_tamper'").fetchone()[0] == 1
