@@ -84,3 +84,52 @@ def handled_store(tmp_path):
     h = HandledStore(tmp_path)
     yield h
     h.close()
+
+
+CRIME_DEVICES = {"OFF-A": "TAG-A", "OFF-B": "TAG-B", "OFF-C": "TAG-C", "OFF-D": "TAG-D"}
+
+
+class CrimeStore:
+    """Four tracks around a scene near Bank (tests.fixtures_store's place), one hour window:
+    OFF-A walks straight through it (present), OFF-B passes 300 m away (not present), OFF-C
+    waits 150 m away with a poor 80 m accuracy (possible), OFF-D reported only hours before
+    (no data). Accounts for every role."""
+
+    RADIUS = 100.0
+
+    def __init__(self, tmp_path):
+        from localdb.accounts import Accounts
+        from localdb.store import Store
+        from tests.fixtures_store import PLACE_LAT, PLACE_LON, T0, TrackWriter
+        self.t0, self.t1 = T0, T0 + 3600
+        self.lat, self.lon = PLACE_LAT, PLACE_LON
+        self.clock = Clock(T0 + 86400)
+        self.path = tmp_path / "crime.sqlite"
+        self.store = Store(self.path, clock=self.clock)
+        self.store.record_caseload({"version": 1, "tz": "Europe/London",
+                                    "zones": {"type": "FeatureCollection", "features": []},
+                                    "offenders": [{"id": o, "name": f"Person {o[-1]}", "risk": "high",
+                                                   "borough": "City", "device": d, "requirements": []}
+                                                  for o, d in CRIME_DEVICES.items()]})
+        w = TrackWriter(self.store)
+        w.line("TAG-A", T0 - 1800, T0 + 5400, 60, (-3000, 0), (3000, 0))
+        w.line("TAG-B", T0 - 600, T0 + 4200, 60, (-2000, 300), (2000, 300))
+        w.line("TAG-C", T0 - 600, T0 + 4200, 120, (150, 0), (150, 0), acc=80)
+        w.line("TAG-D", T0 - 4 * 3600, T0 - 3 * 3600, 60, (0, 0), (500, 0))
+        self.store.flush()
+        self.accounts = Accounts(self.store)
+        admin = self.accounts.create_first_admin(ROLE_USERS["administrator"], PASSWORD)
+        for role, user in ROLE_USERS.items():
+            if role != "administrator":
+                self.accounts.create(admin, user, role, PASSWORD)
+        self.sessions = {role: self.accounts.sign_in(user, PASSWORD) for role, user in ROLE_USERS.items()}
+
+    def close(self):
+        self.store.close()
+
+
+@pytest.fixture
+def crime_store(tmp_path):
+    c = CrimeStore(tmp_path)
+    yield c
+    c.close()

@@ -1,0 +1,391 @@
+"""The police analyst's crime-mapping view: where was who, when (spec §5), in the application.
+
+The analyst picks the place on the map (or types its coordinates), a radius and a time window,
+and must give a reference number and a reason: without them the query is refused before it
+runs. The query runs on a worker thread through ``monitorapp.crimemap.crime_check`` (which
+writes it to the audit log); the answer comes back to the GUI thread as a signal. The view shows
+every person's verdict in a table (``CrimeResultModel``), a distance-to-scene over time chart
+per person with the radius as a line (pyqtgraph), and on the map the scene circle, the closest
+fix of each person near it and the selected person's track. Exports (PDF via ``ui.report``,
+GeoJSON and CSV via ``monitorapp.evidence_report``) are audited with the data's SHA-256.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QAbstractTableModel, QDateTime, QModelIndex, Qt, QTimeZone, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (QAbstractItemView, QDateTimeEdit, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QPushButton, QSpinBox, QSplitter, QTableView, QVBoxLayout, QWidget)
+
+from monitorapp import evidence_report
+from monitorapp.crimemap import MARGIN_S, CrimeQueryError, _project, crime_check
+from monitorapp.evidence_report import VERDICT_TEXT
+from monitorapp.trail import read_track
+from ui.roles import RoleRefused, can, require
+
+COLUMNS = ("Verdict", "Offender", "Tag", "Closest", "At (UTC)", "Accuracy", "Basis")
+CHART_MAX = 8            # people drawn on the distance chart (present and possible first)
+SCENE_ZONE = "crime-scene"
+PENS = ["#1c1c1c", "#4f6f91", "#6d6d6d", "#8a6d00", "#3f7d4e", "#999999", "#555555", "#2f5f8a"]
+
+
+class CrimeResultModel(QAbstractTableModel):
+    """One row per person in the answer, in the answer's order (strongest verdict first)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._results: list[dict] = []
+
+    def set_results(self, results: list[dict]) -> None:
+        # a new answer replaces the old one: a reset here is one event per query, not per tick
+        self.beginResetModel()
+        self._results = list(results)
+        self.endResetModel()
+
+    def result(self, row: int) -> dict:
+        return self._results[row]
+
+    def rowCount(self, parent=QModelIndex()):  # noqa: N802 (Qt API)
+        return 0 if parent.isValid() else len(self._results)
+
+    def columnCount(self, parent=QModelIndex()):  # noqa: N802
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal \
+                and 0 <= section < len(COLUMNS):
+            return COLUMNS[section]
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or not 0 <= index.row() < len(self._results) \
+                or not 0 <= index.column() < len(COLUMNS):
+            return None
+        r = self._results[index.row()]
+        c = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if c == 0:
+                return VERDICT_TEXT[r["verdict"]]
+            if c == 1:
+                return r["offender"] or "(unassigned tag)"
+            if c == 2:
+                return r["device"]
+            if c == 3:
+                return "—" if r["closest_m"] is None else f"{r['closest_m']:.0f} m"
+            if c == 4:
+                return (r["closest_at"] or "—").replace("T", " ").replace("Z", "")
+            if c == 5:
+                return "—" if r.get("closest_acc_m") is None else f"±{r['closest_acc_m']:.0f} m"
+            return "; ".join(r.get("basis") or [])
+        if role == Qt.ItemDataRole.FontRole and c == 0 and r["verdict"] in ("present", "possible"):
+            f = QFont()
+            f.setBold(True)
+            return f
+        return None
+
+
+def _distance_series(store, answer: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """device -> (t, metres from the scene) over the window and its margin, for the chart."""
+    q = answer["query"]
+    cx, cy = _project(q["lon"], q["lat"])
+    from monitorapp.timeutil import parse_time
+    lo, hi = parse_time(q["from"]) - MARGIN_S, parse_time(q["to"]) + MARGIN_S
+    conn = store.reader()
+    out = {}
+    for r in answer["results"]:
+        if r["verdict"] not in ("present", "possible") or len(out) >= CHART_MAX:
+            continue
+        tr = read_track(conn, r["device"], lo, hi)
+        if tr is not None:
+            out[r["device"]] = (tr["t"], np.hypot(tr["x"] - cx, tr["y"] - cy))
+    return out
+
+
+def _utc_edit(t: float) -> QDateTimeEdit:
+    w = QDateTimeEdit()
+    w.setTimeZone(QTimeZone.utc())
+    w.setDisplayFormat("yyyy-MM-dd HH:mm:ss 'UTC'")
+    w.setCalendarPopup(True)
+    w.setDateTime(QDateTime.fromSecsSinceEpoch(int(t), QTimeZone.utc()))
+    return w
+
+
+class CrimePanel(QWidget):
+    """The crime-mapping view (see the module docstring)."""
+
+    answered = Signal(dict)        # the crime-mapping answer
+    refused = Signal(str)          # a query refused before it ran (the reason)
+    failed = Signal(str)
+    _done = Signal(object, object, object)
+
+    def __init__(self, store, session, *, map_view=None, embed_map: bool = True, parent=None):
+        super().__init__(parent)
+        require(session.role, "crime_query")
+        self.store, self.session, self.map = store, session, map_view
+        self.answer: dict | None = None
+        self.series: dict = {}
+        self._markers: set[str] = set()
+        self._stopped = False
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="crime-query")
+        self.setObjectName("crimePanel")
+        self.setWindowTitle("Crime mapping")
+        last = store.reader().execute("SELECT max(t) FROM fixes").fetchone()[0] or 0.0
+
+        form = QFormLayout()
+        self.lat, self.lon = QDoubleSpinBox(), QDoubleSpinBox()
+        for w, lim in ((self.lat, 90), (self.lon, 180)):
+            w.setDecimals(6)
+            w.setRange(-lim, lim)
+            w.setSingleStep(0.0005)
+        self.lat.setValue(51.5131)
+        self.lon.setValue(-0.0890)
+        self.pick = QPushButton("Pick the place on the map")
+        self.pick.setCheckable(True)
+        self.pick.setEnabled(map_view is not None)
+        place = QHBoxLayout()
+        place.addWidget(QLabel("lat"))
+        place.addWidget(self.lat)
+        place.addWidget(QLabel("lon"))
+        place.addWidget(self.lon)
+        place.addWidget(self.pick)
+        form.addRow("Place", place)
+        self.radius = QSpinBox()
+        self.radius.setRange(1, 50_000)
+        self.radius.setValue(200)
+        self.radius.setSuffix(" m")
+        form.addRow("Radius", self.radius)
+        self.t_from, self.t_to = _utc_edit(last - 3600), _utc_edit(last)
+        window = QHBoxLayout()
+        window.addWidget(self.t_from)
+        window.addWidget(QLabel("to"))
+        window.addWidget(self.t_to)
+        form.addRow("Window", window)
+        self.ref = QLineEdit()
+        self.ref.setPlaceholderText("Police reference number (required)")
+        self.reason = QLineEdit()
+        self.reason.setPlaceholderText("Why this query is made (required)")
+        form.addRow("Reference", self.ref)
+        form.addRow("Reason", self.reason)
+
+        buttons = QHBoxLayout()
+        self.run_button = QPushButton("Run query")
+        self.run_button.setDefault(True)
+        self.pdf_button = QPushButton("Evidential report (PDF)…")
+        self.geojson_button = QPushButton("GeoJSON…")
+        self.csv_button = QPushButton("CSV…")
+        buttons.addWidget(self.run_button)
+        buttons.addStretch(1)
+        for b in (self.pdf_button, self.geojson_button, self.csv_button):
+            b.setEnabled(False)
+            buttons.addWidget(b)
+        self.message = QLabel("Every query is recorded with who asked, when, the reference and the reason.")
+        self.message.setWordWrap(True)
+
+        self.model = CrimeResultModel(self)
+        self.table = QTableView()
+        self.table.setObjectName("crimeTable")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+
+        self.chart = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
+        self.chart.setObjectName("distanceChart")
+        self.chart.setBackground("#e4e4e4")
+        self.chart.showGrid(x=True, y=True, alpha=0.25)
+        self.chart.setLabel("left", "distance to the scene (m)")
+        self.chart.setLabel("bottom", "time (UTC)")
+        self.chart.addLegend(offset=(10, 10))
+        self.radius_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#000000", width=2, style=Qt.PenStyle.DashLine),
+                                           label="radius", labelOpts={"position": 0.05, "color": "#000000"})
+        self.window_region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(0, 0, 0, 18))
+
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addLayout(form)
+        ll.addLayout(buttons)
+        ll.addWidget(self.message)
+        ll.addWidget(self.table, 1)
+        split = QSplitter(Qt.Orientation.Vertical)
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(left)
+        if map_view is not None and embed_map:
+            top.addWidget(map_view)
+            top.setStretchFactor(1, 1)
+        split.addWidget(top)
+        split.addWidget(self.chart)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        lay = QVBoxLayout(self)
+        lay.addWidget(split)
+
+        self.run_button.clicked.connect(self.run_query)
+        self.pdf_button.clicked.connect(lambda: self.export("pdf"))
+        self.geojson_button.clicked.connect(lambda: self.export("geojson"))
+        self.csv_button.clicked.connect(lambda: self.export("csv"))
+        self.table.selectionModel().selectionChanged.connect(self._row_selected)
+        self._done.connect(self._on_done)
+        if map_view is not None:
+            map_view.mapClicked.connect(self._map_clicked)
+
+    # ---- the query ------------------------------------------------------------------------------
+    def set_place(self, lat: float, lon: float) -> None:
+        self.lat.setValue(lat)
+        self.lon.setValue(lon)
+
+    def set_window(self, t_from: float, t_to: float) -> None:
+        self.t_from.setDateTime(QDateTime.fromSecsSinceEpoch(int(t_from), QTimeZone.utc()))
+        self.t_to.setDateTime(QDateTime.fromSecsSinceEpoch(int(t_to), QTimeZone.utc()))
+
+    def _map_clicked(self, lat: float, lon: float) -> None:
+        if self.pick.isChecked():
+            self.set_place(lat, lon)
+            self.pick.setChecked(False)
+            self.message.setText(f"Place set from the map: {lat:.6f}, {lon:.6f}")
+
+    def run_query(self) -> bool:
+        """Start the query; False (and ``refused``) when it cannot be asked as it stands."""
+        try:
+            require(self.session.role, "crime_query")
+        except RoleRefused as e:
+            return self._refuse(str(e))
+        if not self.ref.text().strip() or not self.reason.text().strip():
+            return self._refuse("A reference number and a reason are required before a query runs.")
+        t0 = self.t_from.dateTime().toSecsSinceEpoch()
+        t1 = self.t_to.dateTime().toSecsSinceEpoch()
+        args = (self.lat.value(), self.lon.value(), float(self.radius.value()), float(t0), float(t1),
+                self.ref.text(), self.reason.text(), self.session.username)
+        self.run_button.setEnabled(False)
+        self.message.setText("Running the query…")
+        fut = self._pool.submit(self._work, args)
+        fut.add_done_callback(lambda f: self._done.emit(f.result() if not f.exception() else None,
+                                                        f.exception(), args))
+        return True
+
+    def _work(self, args):
+        answer = crime_check(self.store, *args)
+        return answer, _distance_series(self.store, answer)
+
+    def _refuse(self, text: str) -> bool:
+        self.message.setText(text)
+        self.refused.emit(text)
+        return False
+
+    def _on_done(self, out, exc, args) -> None:
+        self.run_button.setEnabled(True)
+        if exc is not None:
+            text = str(exc) if isinstance(exc, CrimeQueryError) else f"{exc.__class__.__name__}: {exc}"
+            self.message.setText(f"The query was refused: {text}")
+            self.failed.emit(text)
+            return
+        self.answer, self.series = out
+        self.model.set_results(self.answer["results"])
+        counts = {v: sum(1 for r in self.answer["results"] if r["verdict"] == v) for v in VERDICT_TEXT}
+        self.message.setText(
+            f"Ref {self.answer['query']['ref']}, asked {self.answer['query']['asked_at']}: "
+            + ", ".join(f"{n} {VERDICT_TEXT[v]}" for v, n in counts.items()) + ". Recorded in the audit log.")
+        allowed = can(self.session.role, "evidence_export")
+        for b in (self.pdf_button, self.geojson_button, self.csv_button):
+            b.setEnabled(allowed)
+        self._draw_chart()
+        self._draw_map()
+        self.answered.emit(self.answer)
+
+    # ---- showing the answer ---------------------------------------------------------------------
+    def _draw_chart(self) -> None:
+        from monitorapp.timeutil import parse_time
+        self.chart.clear()
+        q = self.answer["query"]
+        names = {r["device"]: r["offender"] or r["device"] for r in self.answer["results"]}
+        for i, (dev, (t, d)) in enumerate(self.series.items()):
+            self.chart.plot(t, d, pen=pg.mkPen(PENS[i % len(PENS)], width=2), symbol="o", symbolSize=5,
+                            symbolBrush=PENS[i % len(PENS)], name=f"{names.get(dev, dev)} ({dev})")
+        self.radius_line.setValue(q["radius_m"])
+        self.radius_line.label.setFormat(f"radius {q['radius_m']:.0f} m")
+        self.chart.addItem(self.radius_line)
+        self.window_region.setRegion((parse_time(q["from"]), parse_time(q["to"])))
+        self.chart.addItem(self.window_region)
+
+    def _draw_map(self) -> None:
+        if self.map is None:
+            return
+        q = self.answer["query"]
+        self.map.set_zones([{"type": "Feature", "id": SCENE_ZONE,
+                             "geometry": {"type": "Point", "coordinates": [q["lon"], q["lat"]]},
+                             "properties": {"kind": "appointment", "radius_m": q["radius_m"],
+                                            "name": f"Scene {q['ref']} ({q['radius_m']:.0f} m)"}}])
+        self.map.remove_markers(sorted(self._markers))
+        markers = []
+        for r in self.answer["results"]:
+            near = [f for f in r.get("fixes") or [] if f.get("in_window")]
+            if not near:
+                continue
+            f = min(near, key=lambda f: f["distance_m"])
+            markers.append({"device": r["device"], "lat": f["lat"], "lon": f["lon"], "acc": f["acc"],
+                            "label": f"{r['offender'] or r['device']} · {VERDICT_TEXT[r['verdict']]}",
+                            "priority": None, "stale": False})
+        if markers:
+            self.map.update_markers(markers)
+        self._markers = {m["device"] for m in markers}
+        self.map.pan_to(q["lat"], q["lon"], 16)
+
+    def _row_selected(self, *_) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows and self.map is not None and self.answer is not None:
+            self.show_track(self.model.result(rows[0].row())["device"])
+
+    def show_track(self, device: str) -> None:
+        """The person's track over the window and its margin, on the map."""
+        from monitorapp.timeutil import parse_time
+        q = self.answer["query"]
+        tr = read_track(self.store.reader(), device, parse_time(q["from"]) - MARGIN_S,
+                        parse_time(q["to"]) + MARGIN_S, full=True)
+        if tr is None or self.map is None:
+            return
+        trail = [{"lat": float(a), "lon": float(b), "t": float(t), "acc": float(c)}
+                 for a, b, t, c in zip(tr["lat"], tr["lon"], tr["t"], tr["acc"])]
+        self.map.select_device(device, trail, now=float(tr["t"][-1]))
+
+    # ---- exports --------------------------------------------------------------------------------
+    def export(self, kind: str, path: str | None = None) -> str | None:
+        """Write the PDF, GeoJSON or CSV export and audit it; returns the data's SHA-256."""
+        require(self.session.role, "evidence_export")
+        if self.answer is None:
+            self.message.setText("Run a query first.")
+            return None
+        ext = {"pdf": "PDF (*.pdf)", "geojson": "GeoJSON (*.geojson)", "csv": "CSV (*.csv)"}[kind]
+        if not path:
+            ref = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in self.answer["query"]["ref"])
+            path, _ = QFileDialog.getSaveFileName(self, "Export", f"crime-{ref}.{kind}", ext)
+        if not path:
+            return None
+        if kind == "pdf":
+            from ui.report import write_pdf
+            image = self.map.grab().toImage() if self.map is not None and self.map.isVisible() else None
+            digest = write_pdf(path, self.answer, self.session.username, map_image=image,
+                               produced_at=self.store.clock())
+            evidence_report.audit_export(self.store, self.session.username, "pdf", path, self.answer, digest)
+        else:
+            digest = evidence_report.export(self.store, self.session.username, kind, path, self.answer)
+        self.message.setText(f"{kind.upper()} written to {path} (SHA-256 {digest[:16]}…); recorded in the audit log.")
+        return digest
+
+    def shutdown(self) -> None:
+        """Stop the query thread (waits for a running query)."""
+        self._pool.shutdown(wait=True)
+        if self.map is not None and not self._stopped:
+            self.map.mapClicked.disconnect(self._map_clicked)
+        self._stopped = True
+
+    def closeEvent(self, event):  # noqa: N802 (Qt API)
+        self.shutdown()
+        super().closeEvent(event)
+
