@@ -67,9 +67,12 @@ def cli_main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     with feed, out:
         if args.db:
+            from localdb.schema import StoreError
             from monitorapp.replaystore import replay_with_store
             try:
                 engine = replay_with_store(caseload, feed, out, args.db, args.checkpoint_every)
+            except StoreError as e:
+                return _fail(str(e))
             except OSError as e:
                 return _fail(f"{args.feed}: cannot be read ({e.strerror})")
         else:
