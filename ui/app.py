@@ -170,6 +170,10 @@ def run(opts: Options) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("monitorapp")
     app.setOrganizationName("monitorapp")
+    icon = pathlib.Path(__file__).resolve().parent.parent / "resources" / "icons" / "app-icon.png"
+    if icon.exists():
+        from PySide6.QtGui import QIcon
+        app.setWindowIcon(QIcon(str(icon)))
     try:
         console = Console(opts)
     except ConsoleError as e:

@@ -272,7 +272,9 @@ class EngineWorker(QObject):
         span = max(1e-3, (self._msgs_window[-1][0] - self._msgs_window[0][0])) if len(self._msgs_window) > 1 else 1.0
         rate = sum(n for _, n in self._msgs_window) / span
         c = self.engine.counters
-        self.stats.emit({"now": now, "connected": bool(self.source.connected), "msgs_per_s": rate,
+        lost = getattr(self.engine, "feed_is_lost", None)
+        silent = bool(lost()) if callable(lost) else False     # no message for 60 s: spec §4 feed_lost
+        self.stats.emit({"now": now, "connected": bool(self.source.connected) and not silent, "msgs_per_s": rate,
                          "lag_s": self._lag_s, "messages": c.messages, "rejected": c.rejected,
                          "alerts": c.alerts, "speed": getattr(self.source, "speed", 1.0)})
 
