@@ -20,8 +20,10 @@ import os
 import sqlite3
 from pathlib import Path
 
+from localdb.migrations_accounts import ACCOUNTS_MIGRATION
+
 APPLICATION_ID = 0x454D5354  # "EMST"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class StoreError(Exception):
@@ -95,6 +97,8 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
     BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 """,
+    # 2: local sign-in accounts (localdb/accounts.py); idempotent, see migrations_accounts.py
+    2: ACCOUNTS_MIGRATION,
 }
 
 

@@ -142,3 +142,21 @@ def test_core_imports_no_qt():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=os.path.dirname(os.path.dirname(__file__)), timeout=60)
     assert r.stdout.strip() == "ok", r.stderr
+
+
+def test_an_older_store_is_migrated_and_keeps_its_data(store_path):
+    """A version-1 store (before accounts) opens as the current version with its data."""
+    from localdb.schema import MIGRATIONS, _statements
+    conn = sqlite3.connect(store_path, isolation_level=None)
+    for statement in _statements(MIGRATIONS[1]):
+        conn.execute(statement)
+    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    conn.execute("PRAGMA user_version=1")
+    conn.execute("INSERT INTO offenders VALUES ('OFF-1', 'One', 'high', 'Camden', 60, 0)")
+    conn.close()
+    with Store(store_path) as s:
+        s.sign_in("alice")
+        conn = s.reader()
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("SELECT offender_id FROM offenders").fetchall() == [("OFF-1",)]
+        assert conn.execute("SELECT count(*) FROM accounts").fetchone()[0] == 0
