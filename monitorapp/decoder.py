@@ -159,8 +159,15 @@ class FixDecoder:
         device = get("device")
         if device is None:
             raise _Bad("missing_field", "field 'device' is missing")
-        if type(device) is not str or not _DEVICE_RE.fullmatch(device):
-            raise _Bad("bad_device", f"device id {str(device)[:70]!r} is not [A-Za-z0-9_.-]{{1,64}}")
+        known = self._known
+        if known is not None and callable(known):
+            known = known()
+        if known is None or type(device) is not str or device not in known:
+            # a known tag id was validated with the caseload; anything else is checked here
+            if type(device) is not str or not _DEVICE_RE.fullmatch(device):
+                raise _Bad("bad_device", f"device id {str(device)[:70]!r} is not [A-Za-z0-9_.-]{{1,64}}")
+            if known is not None:
+                raise _Bad("unknown_device", f"device {device!r} is in no offender's record", device)
         seq = get("seq")
         if seq is None:
             raise _Bad("missing_field", "field 'seq' is missing", device)
@@ -173,12 +180,6 @@ class FixDecoder:
             if len(parts) == 4 and parts[0] == "em" and parts[1] == "v1":
                 if parts[2] != kind or parts[3] != device:
                     raise _Bad("topic_mismatch", f"topic {topic[:100]!r} does not match kind {kind!r} device {device!r}", device)
-        known = self._known
-        if known is not None:
-            if callable(known):
-                known = known()
-            if device not in known:
-                raise _Bad("unknown_device", f"device {device!r} is in no offender's record", device)
         if kind == "fix":
             try:
                 return self._fix(obj, device, seq, t, rx)

@@ -99,7 +99,12 @@ class Engine:
         self.alerts: dict[str, Alert] = {}
         self._active: dict[tuple, Alert] = {}
         self._last_cleared: dict[tuple, Alert] = {}
-        self._listeners: dict[str, list] = {k: [] for k in ("alert", "fix", "event", "rejected", "position")}
+        self._on_alert: list = []
+        self._on_fix: list = []
+        self._on_event: list = []
+        self._on_rejected: list = []
+        self._on_position: list = []
+        self._feed_alert: Alert | None = None
         self._heap: list = []
         self._tiebreak = itertools.count()
         self.now: float | None = None
@@ -161,10 +166,10 @@ class Engine:
                 r.start(t)
 
     def add_listener(self, on_alert=None, on_fix=None, on_event=None, on_rejected=None, on_position=None):
-        for k, cb in (("alert", on_alert), ("fix", on_fix), ("event", on_event),
-                      ("rejected", on_rejected), ("position", on_position)):
+        for lst, cb in ((self._on_alert, on_alert), (self._on_fix, on_fix), (self._on_event, on_event),
+                        (self._on_rejected, on_rejected), (self._on_position, on_position)):
             if cb is not None:
-                self._listeners[k].append(cb)
+                lst.append(cb)
 
     # ------------------------------------------------------------------ timers
     def schedule(self, due: float, target, token=None) -> None:
@@ -204,12 +209,13 @@ class Engine:
             self._feed_timer = True
             self.schedule(actual, self)
             return
-        if ("feed_lost", None, None) not in self._active:
-            self.raise_alert("feed_lost", None, None, None, self.last_rx_any, due, False,
-                             {"last_message_rx": fmt_time(self.last_rx_any), "silence_s": FEED_LOST_S})
+        if self._feed_alert is None:
+            self._feed_alert = self.raise_alert(
+                "feed_lost", None, None, None, self.last_rx_any, due, False,
+                {"last_message_rx": fmt_time(self.last_rx_any), "silence_s": FEED_LOST_S})
 
     def feed_is_lost(self) -> bool:
-        return ("feed_lost", None, None) in self._active
+        return self._feed_alert is not None
 
     # ------------------------------------------------------------------ input
     def submit(self, raw: bytes | str, rx: float | None = None, topic: str | None = None):
@@ -223,17 +229,27 @@ class Engine:
             now = msg.rx
         if now != now:  # a rejection without any time: process at the current clock
             now = self.now if self.now is not None else 0.0
-        self.advance(now)
+        if self.now is None or (self._heap and self._heap[0][0] <= now):
+            self.advance(now)
+        elif now > self.now:
+            self.now = now
+        now = self.now
         c = self.counters
         c.messages += 1
         kind = msg.kind
         if kind == "rejected":
             c.rejected += 1
             c.rejected_by_reason[msg.reason] = c.rejected_by_reason.get(msg.reason, 0) + 1
-            for cb in self._listeners["rejected"]:
+            for cb in self._on_rejected:
                 cb(msg)
             return msg
-        self._heard(self.now)
+        # the feed is alive
+        self.last_rx_any = now
+        if self._feed_alert is not None:
+            self._feed_recovered(now)
+        if not self._feed_timer:
+            self._feed_timer = True
+            self.schedule(now + FEED_LOST_S, self)
         if kind == "heartbeat":
             c.heartbeats += 1
             return msg
@@ -241,49 +257,43 @@ class Engine:
         if self.seqs.is_duplicate(msg.device, msg.seq):
             c.duplicates += 1
             if kind == "fix":
-                for cb in self._listeners["fix"]:
+                for cb in self._on_fix:
                     cb(msg, False)
             return msg
-        tag.last_rx = self.now
+        tag.last_rx = now
         if tag.last_msg_t is None or msg.t > tag.last_msg_t:
             tag.last_msg_t = msg.t
         if tag.signal_alert is not None:
-            self.clear_alert(tag.signal_alert, self.now)
+            self.clear_alert(tag.signal_alert, now)
             tag.signal_alert = None
         if not tag.timer_pending:
             self._arm_signal(tag)
         if kind == "fix":
             c.fixes += 1
-            self._fix(tag, msg)
+            if now - msg.t > LATE_AFTER_S:
+                self._hold_late(tag, msg)
+            else:
+                if tag.late_buf:
+                    self._flush_late(tag)
+                self._use_fix(tag, msg)
         else:
             c.events += 1
             self._event(tag, msg)
         return msg
 
-    def _heard(self, now: float) -> None:
-        self.last_rx_any = now
-        fl = self._active.get(("feed_lost", None, None))
-        if fl is not None:
-            self.clear_alert(fl, now)
-            self.feed_recovered_at = now
-            for tag in self.tags.values():
-                self._arm_signal(tag)
-        if not self._feed_timer:
-            self._feed_timer = True
-            self.schedule(now + FEED_LOST_S, self)
+    def _feed_recovered(self, now: float) -> None:
+        self.clear_alert(self._feed_alert, now)
+        self.feed_recovered_at = now
+        for tag in self.tags.values():
+            self._arm_signal(tag)
 
-    def _fix(self, tag: TagState, fix: Fix) -> None:
+    def _hold_late(self, tag: TagState, fix: Fix) -> None:
         """Late fixes (a buffered upload after a coverage gap) come in bursts, in any order: they
         are held for ``LATE_HOLD_S`` of processing time after the last of the burst, then taken in
         measurement order. A fix on time first flushes whatever of its tag is held."""
-        if self.now - fix.t > LATE_AFTER_S:
-            tag.late_buf.append(fix)
-            tag.late_token += 1
-            self.schedule(self.now + LATE_HOLD_S, _LateFlush(self, tag), tag.late_token)
-            return
-        if tag.late_buf:
-            self._flush_late(tag)
-        self._use_fix(tag, fix)
+        tag.late_buf.append(fix)
+        tag.late_token += 1
+        self.schedule(self.now + LATE_HOLD_S, _LateFlush(self, tag), tag.late_token)
 
     def _flush_late(self, tag: TagState) -> None:
         buf = sorted(tag.late_buf, key=lambda f: (f.t, f.seq))
@@ -306,10 +316,10 @@ class Engine:
             r.on_fix(fix)
         if in_order and fix.batt is not None:
             self._battery(tag, fix.batt, fix.t, fix)
-        for cb in self._listeners["fix"]:
+        for cb in self._on_fix:
             cb(fix, True)
         if in_order:
-            for cb in self._listeners["position"]:
+            for cb in self._on_position:
                 cb(tag.device, fix)
 
     def _battery(self, tag: TagState, batt: float | None, t: float, source, low_event=False) -> None:
@@ -348,7 +358,7 @@ class Engine:
             self._battery(tag, None, ev.t, evidence, low_event=True)
         elif et == "charging_started":
             self._rearm_battery(tag)
-        for cb in self._listeners["event"]:
+        for cb in self._on_event:
             cb(ev)
 
     # ------------------------------------------------------------------ alerts
@@ -386,6 +396,8 @@ class Engine:
         key = (a.type, a.offender, a.requirement)
         if self._active.get(key) is a:
             del self._active[key]
+        if a is self._feed_alert:
+            self._feed_alert = None
         a.state = "cleared"
         a.cleared_at = at
         self._last_cleared[key] = a
@@ -398,7 +410,7 @@ class Engine:
         return list(self._active.values())
 
     def _emit(self, a: Alert, change: str) -> None:
-        for cb in self._listeners["alert"]:
+        for cb in self._on_alert:
             cb(a, change)
 
     # ------------------------------------------------------------------ edits

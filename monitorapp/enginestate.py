@@ -77,6 +77,8 @@ def restore(eng, s: dict) -> None:
         eng._active[(a.type, a.offender, a.requirement)] = a
         if a.type == "signal_lost" and a.offender in by_offender:
             by_offender[a.offender].signal_alert = a
+        if a.type == "feed_lost":
+            eng._feed_alert = a
     for aid in s["last_cleared"]:
         a = eng.alerts[aid]
         eng._last_cleared[(a.type, a.offender, a.requirement)] = a

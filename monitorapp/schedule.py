@@ -90,6 +90,12 @@ class Schedule:
                 best = (s, e) if best is None else (min(best[0], s), max(best[1], e))
         return best
 
+    def gap_end(self, t: float) -> float | None:
+        """If the schedule is inactive at t, when it next becomes active (None if active)."""
+        if self.interval_at(t) is not None:
+            return None
+        return self._seg[1]
+
     def active_at(self, t: float) -> bool:
         return self.interval_at(t) is not None
 

@@ -99,8 +99,15 @@ class ExclusionRule(_ZoneRule):
         pass
 
 
+QUIET_BEFORE_S = 3600.0
+
+
 class CurfewRule(_ZoneRule):
-    """Must be inside the zone while the schedule is active; absence raised after ``grace_s``."""
+    """Must be inside the zone while the schedule is active; absence raised after ``grace_s``.
+
+    Fixes measured more than ``QUIET_BEFORE_S`` before the next curfew window, with nothing
+    pending or open, are not evaluated: they cannot decide anything, and the evidence the window
+    start needs comes from the fixes of the hour before it."""
     alert_type = "curfew_absent"
 
     def __init__(self, *a, **kw):
@@ -136,6 +143,10 @@ class CurfewRule(_ZoneRule):
         self.pending_items = []
 
     def on_fix(self, fix) -> None:
+        if self.pending is None:
+            gap_end = self.schedule.gap_end(fix.t)
+            if gap_end is not None and gap_end - fix.t > QUIET_BEFORE_S and self.engine._active.get(self.key) is None:
+                return   # well before the curfew, nothing pending or open: nothing to decide
         if self._observe(fix) is None:
             return
         eng = self.engine
