@@ -52,11 +52,12 @@ class Evidence:
     Each item is ``(t, inside, strong, lat, lon, acc, depth, rx)``.
     """
 
-    __slots__ = ("items", "far")
+    __slots__ = ("items", "far", "deep_in")
 
     def __init__(self, items: list | None = None):
         self.items: list[tuple] = items or []
-        self.far = _trailing_far(self.items)   # how many of the newest items are far away
+        self.far = _trailing(self.items, _is_far)        # how many of the newest items are far away
+        self.deep_in = _trailing(self.items, _is_deep_in)  # ... or strongly inside
 
     def add(self, item: tuple) -> bool:
         """Insert in measurement order; return False if the fix is older than the whole window
@@ -65,6 +66,7 @@ class Evidence:
         if not items or item[0] >= items[-1][0]:
             items.append(item)
             self.far = self.far + 1 if item[6] <= FAR_DEPTH else 0
+            self.deep_in = self.deep_in + 1 if item[1] and item[2] else 0
         else:
             i = len(items) - 1
             while i >= 0 and items[i][0] > item[0]:
@@ -72,7 +74,8 @@ class Evidence:
             if i < 0 and len(items) >= WINDOW:
                 return False
             items.insert(i + 1, item)
-            self.far = _trailing_far(items)
+            self.far = _trailing(items, _is_far)
+            self.deep_in = _trailing(items, _is_deep_in)
         if len(items) > WINDOW:
             del items[0]
         return True
@@ -103,10 +106,18 @@ class Evidence:
         return [it for it in self.items if it[1] is inside]
 
 
-def _trailing_far(items: list) -> int:
+def _is_far(it: tuple) -> bool:
+    return it[6] <= FAR_DEPTH
+
+
+def _is_deep_in(it: tuple) -> bool:
+    return it[1] and it[2]
+
+
+def _trailing(items: list, pred) -> int:
     n = 0
     for it in reversed(items):
-        if it[6] > FAR_DEPTH:
+        if not pred(it):
             break
         n += 1
     return n

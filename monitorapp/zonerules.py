@@ -147,6 +147,10 @@ class CurfewRule(_ZoneRule):
             gap_end = self.schedule.gap_end(fix.t)
             if gap_end is not None and gap_end - fix.t > QUIET_BEFORE_S and self.engine._active.get(self.key) is None:
                 return   # well before the curfew, nothing pending or open: nothing to decide
+            if self.ev.deep_in >= 4 and fix.t >= self.ev.items[-1][0] and fix.acc <= 200.0:
+                # settled at home: one more fix well inside changes nothing
+                if self.shape.depth(fix.lon, fix.lat) >= 0.5 * fix.acc and self.engine._active.get(self.key) is None:
+                    return
         if self._observe(fix) is None:
             return
         eng = self.engine
