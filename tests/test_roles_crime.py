@@ -20,9 +20,9 @@ from tests.fixtures_map import map_log_ignore, wait_state
 pytestmark = map_log_ignore
 
 
-def _panel(qtbot, crime_store, role="police_analyst", map_view=None):
+def _panel(own, crime_store, role="police_analyst", map_view=None):
     panel = CrimePanel(crime_store.store, crime_store.sessions[role], map_view=map_view, embed_map=False)
-    qtbot.addWidget(panel)
+    own(panel)
     panel.resize(1200, 900)
     panel.set_place(crime_store.lat, crime_store.lon)
     panel.radius.setValue(int(crime_store.RADIUS))
@@ -38,8 +38,8 @@ def _run(qtbot, panel, ref="MET/2026/0415", reason="Burglary at the scene, suspe
     return blocker.args[0]
 
 
-def test_query_without_reason_is_refused_and_not_run(qtbot, crime_store):
-    panel = _panel(qtbot, crime_store)
+def test_query_without_reason_is_refused_and_not_run(qtbot, crime_store, own):
+    panel = _panel(own, crime_store)
     panel.ref.setText("MET/2026/0415")
     with qtbot.waitSignal(panel.refused, timeout=1000) as b:
         assert panel.run_query() is False
@@ -57,8 +57,8 @@ def test_operator_cannot_open_crime_mapping(crime_store):
         CrimePanel(crime_store.store, crime_store.sessions["operator"])
 
 
-def test_verdicts_chart_and_map(qtbot, crime_store, map_view):
-    panel = _panel(qtbot, crime_store, map_view=map_view)
+def test_verdicts_chart_and_map(qtbot, crime_store, map_view, own):
+    panel = _panel(own, crime_store, map_view=map_view)
     answer = _run(qtbot, panel)
     verdicts = {r["offender"]: r["verdict"] for r in answer["results"]}
     assert verdicts == {"OFF-A": "present", "OFF-C": "possible", "OFF-B": "not_present", "OFF-D": "no_data"}
@@ -85,8 +85,8 @@ def test_verdicts_chart_and_map(qtbot, crime_store, map_view):
     panel.shutdown()
 
 
-def test_map_click_sets_place_when_picking(qtbot, crime_store, map_view):
-    panel = _panel(qtbot, crime_store, map_view=map_view)
+def test_map_click_sets_place_when_picking(qtbot, crime_store, map_view, own):
+    panel = _panel(own, crime_store, map_view=map_view)
     panel.pick.setChecked(True)
     map_view.mapClicked.emit(51.5, -0.1)
     assert (panel.lat.value(), panel.lon.value()) == (51.5, -0.1) and not panel.pick.isChecked()
@@ -95,8 +95,8 @@ def test_map_click_sets_place_when_picking(qtbot, crime_store, map_view):
     panel.shutdown()
 
 
-def test_exports_pdf_geojson_csv(qtbot, crime_store, tmp_path):
-    panel = _panel(qtbot, crime_store)
+def test_exports_pdf_geojson_csv(qtbot, crime_store, tmp_path, own):
+    panel = _panel(own, crime_store)
     answer = _run(qtbot, panel)
     digest = data_digest(answer)
     assert digest == hashlib.sha256(canonical(answer)).hexdigest()
@@ -133,10 +133,10 @@ def test_exports_pdf_geojson_csv(qtbot, crime_store, tmp_path):
     panel.shutdown()
 
 
-def test_police_cannot_acknowledge_and_results_model(qtmodeltester, crime_store, qtbot):
+def test_police_cannot_acknowledge_and_results_model(qtmodeltester, crime_store, qtbot, own):
     from ui.roles import can
     assert not can(crime_store.sessions["police_analyst"].role, "acknowledge")
-    panel = _panel(qtbot, crime_store)
+    panel = _panel(own, crime_store)
     answer = _run(qtbot, panel)
     model = CrimeResultModel()
     model.set_results(answer["results"])

@@ -12,9 +12,9 @@ from ui.roles import RoleRefused
 
 
 @pytest.fixture
-def review(qtbot, handled_store):
+def review(qtbot, handled_store, own):
     panel = ReviewPanel(handled_store.store, handled_store.sessions["supervisor"])
-    qtbot.addWidget(panel)
+    own(panel)
     panel.resize(1500, 700)
     return panel
 
@@ -90,7 +90,7 @@ def test_csv_export_reads_back(review, handled_store, tmp_path):
     assert any(r["action"] == "review_export" for r in handled_store.store.audit_log())
 
 
-def test_broken_chain_named_on_open(qtbot, handled_store):
+def test_broken_chain_named_on_open(qtbot, handled_store, own):
     handled_store.store.flush()
     db = sqlite3.connect(handled_store.path)
     db.execute("DROP TRIGGER ack_log_no_update")
@@ -98,16 +98,16 @@ def test_broken_chain_named_on_open(qtbot, handled_store):
     db.commit()
     db.close()
     panel = ReviewPanel(handled_store.store, handled_store.sessions["supervisor"])
-    qtbot.addWidget(panel)
+    own(panel)
     assert "Acknowledgement log: BROKEN at record 3" in panel.chain.text()
     assert panel.chain.property("broken") is True
 
 
-def test_roles_for_review(qtbot, handled_store):
+def test_roles_for_review(qtbot, handled_store, own):
     with pytest.raises(RoleRefused):
         ReviewPanel(handled_store.store, handled_store.sessions["operator"])
     admin = ReviewPanel(handled_store.store, handled_store.sessions["administrator"])
-    qtbot.addWidget(admin)
+    own(admin)
     assert not admin.review_button.isEnabled()          # may look, not comment
     with pytest.raises(RoleRefused):
         admin.review(handled_store.late[0], "x")

@@ -12,6 +12,7 @@ GeoJSON and CSV via ``monitorapp.evidence_report``) are audited with the data's 
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 
 import numpy as np
 import pyqtgraph as pg
@@ -117,10 +118,11 @@ def _utc_edit(t: float) -> QDateTimeEdit:
 class CrimePanel(QWidget):
     """The crime-mapping view (see the module docstring)."""
 
-    answered = Signal(dict)        # the crime-mapping answer
+    answered = Signal(object)      # the crime-mapping answer (object: a dict of bools through
+                                   # QVariantMap trips a PySide refcount bug at exit)
     refused = Signal(str)          # a query refused before it ran (the reason)
     failed = Signal(str)
-    _done = Signal(object, object, object)
+    _done = Signal(int)            # a finished job's number (its result waits in _results)
 
     def __init__(self, store, session, *, map_view=None, embed_map: bool = True, parent=None):
         super().__init__(parent)
@@ -130,6 +132,9 @@ class CrimePanel(QWidget):
         self.series: dict = {}
         self._markers: set[str] = set()
         self._stopped = False
+        self._job = 0
+        self._results: dict[int, object] = {}
+        self._lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="crime-query")
         self.setObjectName("crimePanel")
         self.setWindowTitle("Crime mapping")
@@ -206,6 +211,10 @@ class CrimePanel(QWidget):
         self.radius_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#000000", width=2, style=Qt.PenStyle.DashLine),
                                            label="radius", labelOpts={"position": 0.05, "color": "#000000"})
         self.window_region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(0, 0, 0, 18))
+        self._curves: list = []
+        for item in (self.radius_line, self.window_region):
+            self.chart.addItem(item)
+            item.hide()
 
         left = QWidget()
         ll = QVBoxLayout(left)
@@ -265,10 +274,18 @@ class CrimePanel(QWidget):
                 self.ref.text(), self.reason.text(), self.session.username)
         self.run_button.setEnabled(False)
         self.message.setText("Running the query…")
+        self._job += 1
+        job = self._job
         fut = self._pool.submit(self._work, args)
-        fut.add_done_callback(lambda f: self._done.emit(f.result() if not f.exception() else None,
-                                                        f.exception(), args))
+        fut.add_done_callback(lambda f: self._finished(job, f))
         return True
+
+    def _finished(self, job: int, fut) -> None:
+        """On the query thread: park the result and wake the GUI thread with the job number
+        only (Python objects are not sent through a queued signal from a foreign thread)."""
+        with self._lock:
+            self._results[job] = fut
+        self._done.emit(job)
 
     def _work(self, args):
         answer = crime_check(self.store, *args)
@@ -279,7 +296,13 @@ class CrimePanel(QWidget):
         self.refused.emit(text)
         return False
 
-    def _on_done(self, out, exc, args) -> None:
+    def _on_done(self, job: int) -> None:
+        with self._lock:
+            fut = self._results.pop(job, None)
+        if fut is None:
+            return
+        exc = fut.exception()
+        out = None if exc is not None else fut.result()
         self.run_button.setEnabled(True)
         if exc is not None:
             text = str(exc) if isinstance(exc, CrimeQueryError) else f"{exc.__class__.__name__}: {exc}"
@@ -302,17 +325,19 @@ class CrimePanel(QWidget):
     # ---- showing the answer ---------------------------------------------------------------------
     def _draw_chart(self) -> None:
         from monitorapp.timeutil import parse_time
-        self.chart.clear()
+        for curve in self._curves:
+            self.chart.removeItem(curve)
+        self._curves = []
         q = self.answer["query"]
         names = {r["device"]: r["offender"] or r["device"] for r in self.answer["results"]}
         for i, (dev, (t, d)) in enumerate(self.series.items()):
-            self.chart.plot(t, d, pen=pg.mkPen(PENS[i % len(PENS)], width=2), symbol="o", symbolSize=5,
-                            symbolBrush=PENS[i % len(PENS)], name=f"{names.get(dev, dev)} ({dev})")
+            self._curves.append(self.chart.plot(t, d, pen=pg.mkPen(PENS[i % len(PENS)], width=2), symbol="o", symbolSize=5,
+                            symbolBrush=PENS[i % len(PENS)], name=f"{names.get(dev, dev)} ({dev})"))
         self.radius_line.setValue(q["radius_m"])
         self.radius_line.label.setFormat(f"radius {q['radius_m']:.0f} m")
-        self.chart.addItem(self.radius_line)
+        self.radius_line.show()
         self.window_region.setRegion((parse_time(q["from"]), parse_time(q["to"])))
-        self.chart.addItem(self.window_region)
+        self.window_region.show()
 
     def _draw_map(self) -> None:
         if self.map is None:
