@@ -425,6 +425,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="seconds between journal syncs (messages are acknowledged after them)")
     p.add_argument("--checkpoint-interval", type=float, default=300.0,
                    help="seconds between checkpoints of the engine's state in the store")
+    p.add_argument("--retention-days", type=float, default=365.0,
+                   help="purge stored fixes older than this many days, at start and daily (default 365)")
     p.add_argument("--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -510,6 +512,7 @@ def run(args, settings: MqttSettings, caseload, store, alerts_out) -> int:
     next_commit = time.monotonic() + args.commit_interval
     next_checkpoint = time.monotonic() + args.checkpoint_interval
     next_advance = 0.0
+    next_purge = time.monotonic()          # retention: at start, then once a day
     try:
         while not stop.is_set():
             batch = feed.get_batch(max_items=5000, timeout=0.2)
@@ -537,6 +540,10 @@ def run(args, settings: MqttSettings, caseload, store, alerts_out) -> int:
             if mono >= next_stats:
                 emit_stats(stats.line(proc))
                 next_stats = mono + args.stats_interval
+            if mono >= next_purge:
+                purged = store.purge_fixes("monitor", retention_days=args.retention_days)
+                log.info("retention purge", extra={"fields": {"deleted": purged, "retention_days": args.retention_days}})
+                next_purge = mono + 86400.0
         log.info("monitor stopping", extra={"fields": {"reason": "signal"}})
         proc.publish_changes()
         proc.checkpoint()
