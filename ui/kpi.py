@@ -1,0 +1,211 @@
+"""The supervisors' KPI dashboard (pyqtgraph): how the centre is coping.
+
+``compute_kpis(records, now, ...)`` (plain Python over ``ui.review.handling_records``) gives
+the five figures; ``KpiDashboard`` draws them:
+
+* alerts raised per 10 minutes, against the flood threshold (the console's ``alarm/flood_count``
+  per ``alarm/flood_window_s``); a bar over the threshold is drawn in the critical colour, the
+  only colour on the page, because a flood is the abnormal condition;
+* time to acknowledge per priority: every acknowledged alert as a dot, the median as a bar, the
+  priority's limit as a dashed line;
+* load per operator: alerts acknowledged and closed by each operator;
+* stale alerts: raised more than 24 hours ago and still not closed (a list);
+* the ten noisiest tags: alerts per tag.
+"""
+from __future__ import annotations
+
+import collections
+import statistics
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QPushButton,
+                               QVBoxLayout, QWidget)
+
+from ui.alertmodel import TYPE_TEXT, fmt_duration
+from ui.review import DEFAULT_LIMITS, handling_records
+from ui.roles import require
+from ui.theme import LIGHT, PRIORITY_TEXT
+
+BIN_S = 600.0
+STALE_S = 24 * 3600.0
+PRIORITIES = ("critical", "high", "medium", "low")
+GREY, DARK = "#8a8a8a", "#3a3a3a"
+
+
+def compute_kpis(records: list[dict], now: float, *, flood_count: int = 10,
+                 flood_window_s: float = 600.0, limits: dict | None = None) -> dict:
+    limits = {**DEFAULT_LIMITS, **(limits or {})}
+    raised = np.array([r["raised_at"] for r in records], dtype=float)
+    if len(raised):
+        start = np.floor(raised.min() / BIN_S) * BIN_S
+        n_bins = int((raised.max() - start) // BIN_S) + 1
+        counts = np.bincount(((raised - start) // BIN_S).astype(int), minlength=n_bins)
+        bins = start + BIN_S * np.arange(n_bins)
+    else:
+        counts, bins = np.zeros(0, dtype=int), np.zeros(0)
+    threshold = flood_count * BIN_S / flood_window_s      # the flood rule, scaled to a bin
+    tta = {p: sorted(r["tta_s"] for r in records if r["priority"] == p and r["tta_s"] is not None)
+           for p in PRIORITIES}
+    load: dict[str, collections.Counter] = {}
+    for r in records:
+        if r["acked_by"]:
+            load.setdefault(r["acked_by"], collections.Counter())["acknowledged"] += 1
+        if r["closed_by"]:
+            load.setdefault(r["closed_by"], collections.Counter())["closed"] += 1
+    stale = sorted((r for r in records if r["handling"] != "closed" and now - r["raised_at"] > STALE_S),
+                   key=lambda r: r["raised_at"])
+    noisy = collections.Counter(r["device"] for r in records if r["device"]).most_common(10)
+    return {"bins": bins, "counts": counts, "threshold": threshold,
+            "flood_bins": int((counts > threshold).sum()),
+            "tta": tta, "tta_median": {p: statistics.median(v) if v else None for p, v in tta.items()},
+            "limits": limits, "load": {k: dict(v) for k, v in sorted(load.items())},
+            "stale": stale, "noisy": noisy}
+
+
+def _plot(title: str, left: str, bottom_axis=None) -> pg.PlotWidget:
+    w = pg.PlotWidget(axisItems={"bottom": bottom_axis} if bottom_axis is not None else None)
+    w.setBackground(LIGHT.base)
+    w.setTitle(title, color=LIGHT.text, size="12pt")
+    w.setLabel("left", left)
+    w.showGrid(x=False, y=True, alpha=0.25)
+    w.setMouseEnabled(x=False, y=False)
+    w.setMenuEnabled(False)
+    for ax in ("left", "bottom"):
+        w.getAxis(ax).setTextPen(pg.mkPen(LIGHT.text))
+        w.getAxis(ax).setPen(pg.mkPen(LIGHT.dim_text))
+    return w
+
+
+class KpiDashboard(QWidget):
+    """The dashboard (see the module docstring); ``refresh()`` re-reads the store."""
+
+    def __init__(self, store, session, *, flood_count: int = 10, flood_window_s: float = 600.0,
+                 limits: dict | None = None, tz: str = "Europe/London", parent=None):
+        super().__init__(parent)
+        require(session.role, "kpi")
+        self.store, self.session = store, session
+        self.flood_count, self.flood_window_s, self.limits, self.tz = flood_count, flood_window_s, limits, tz
+        self.setObjectName("kpiDashboard")
+        self.setWindowTitle("KPI dashboard")
+        self.kpis: dict = {}
+        self.rate = _plot("Alerts per 10 minutes", "alerts", pg.DateAxisItem())
+        self.tta = _plot("Time to acknowledge by priority (dashed: limit)", "seconds")
+        self.load = _plot("Load per operator (dark: acknowledged, light: closed)", "alerts")
+        self.noisy = _plot("Ten noisiest tags", "alerts")
+        self.stale = QListWidget()
+        self.stale.setObjectName("staleList")
+        self.headline = QLabel()
+        self.headline.setObjectName("kpiHeadline")
+        self.headline.setStyleSheet("font-size: 15pt; font-weight: bold;")
+        refresh = QPushButton("Refresh")
+        refresh.clicked.connect(self.refresh)
+        stale_box = QGroupBox("Stale alerts (over 24 h, not closed)")
+        sl = QVBoxLayout(stale_box)
+        sl.addWidget(self.stale)
+        grid = QGridLayout(self)
+        self.headline.setWordWrap(True)
+        top = QHBoxLayout()
+        top.addWidget(self.headline, 1)
+        top.addWidget(refresh)
+        grid.addLayout(top, 0, 0, 1, 2)
+        grid.addWidget(self.rate, 1, 0)
+        grid.addWidget(self.tta, 1, 1)
+        grid.addWidget(self.load, 2, 0)
+        grid.addWidget(self.noisy, 2, 1)
+        grid.addWidget(stale_box, 3, 0, 1, 2)
+        grid.setRowStretch(1, 3)
+        grid.setRowStretch(2, 3)
+        grid.setRowStretch(3, 1)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        self._items: list = []
+        self.refresh()
+
+    def refresh(self, now: float | None = None) -> dict:
+        now = self.store.clock() if now is None else now
+        records = handling_records(self.store, now=now, limits=self.limits, tz=self.tz)
+        k = self.kpis = compute_kpis(records, now, flood_count=self.flood_count,
+                                     flood_window_s=self.flood_window_s, limits=self.limits)
+        # the charts are rebuilt on refresh (a button press, not a live tick)
+        for plot in (self.rate, self.tta, self.load, self.noisy):
+            plot.clear()
+        self._draw_rate(k)
+        self._draw_tta(k)
+        self._draw_bars(self.load, list(k["load"]), [v.get("acknowledged", 0) for v in k["load"].values()],
+                        [v.get("closed", 0) for v in k["load"].values()])
+        self._draw_noisy(k["noisy"])
+        self.stale.clear()
+        for r in k["stale"]:
+            age = fmt_duration(now - r["raised_at"])
+            self.stale.addItem(f"{PRIORITY_TEXT[r['priority']]}  {TYPE_TEXT.get(r['type'], r['type'])}  "
+                               f"{r['offender'] or r['device'] or ''}  raised {age} ago  ({r['handling']})")
+        if not k["stale"]:
+            self.stale.addItem("None: every alert older than 24 hours is closed.")
+        acked = [v for vs in k["tta"].values() for v in vs]
+        late = sum(r["late"] for r in records)
+        self.headline.setText(f"{len(records)} alerts · {k['flood_bins']} ten-minute periods over the flood "
+                              f"threshold · {late} handled late · {len(k['stale'])} stale · median time to "
+                              f"acknowledge {fmt_duration(statistics.median(acked)) if acked else '—'}")
+        return k
+
+    def _draw_rate(self, k: dict) -> None:
+        bins, counts = k["bins"], k["counts"]
+        over = counts > k["threshold"]
+        if len(bins):
+            x = bins + BIN_S / 2
+            self.rate.addItem(pg.BarGraphItem(x=x[~over], height=counts[~over], width=BIN_S * 0.85,
+                                              brush=GREY, pen=pg.mkPen(DARK)))
+            if over.any():
+                self.rate.addItem(pg.BarGraphItem(x=x[over], height=counts[over], width=BIN_S * 0.85,
+                                                  brush=LIGHT.priority["critical"], pen=pg.mkPen(DARK)))
+        line = pg.InfiniteLine(pos=k["threshold"], angle=0,
+                               pen=pg.mkPen(DARK, width=2, style=Qt.PenStyle.DashLine),
+                               label=f"flood threshold {k['threshold']:.0f}",
+                               labelOpts={"position": 0.1, "color": DARK})
+        self.rate.addItem(line)
+
+    def _draw_tta(self, k: dict) -> None:
+        rng = np.random.default_rng(0)        # a fixed jitter: the same picture every refresh
+        for i, p in enumerate(PRIORITIES):
+            v = np.array(k["tta"][p], dtype=float)
+            if len(v):
+                self.tta.addItem(pg.ScatterPlotItem(x=i + rng.uniform(-0.25, 0.25, len(v)), y=v, size=7,
+                                                    brush=pg.mkBrush(DARK), pen=None))
+                med = k["tta_median"][p]
+                self.tta.addItem(pg.PlotDataItem([i - 0.35, i + 0.35], [med, med], pen=pg.mkPen(DARK, width=4)))
+            limit = k["limits"].get(p)
+            if limit:
+                self.tta.addItem(pg.PlotDataItem([i - 0.4, i + 0.4], [limit, limit],
+                                                 pen=pg.mkPen(LIGHT.priority[p], width=2, style=Qt.PenStyle.DashLine)))
+        self.tta.getAxis("bottom").setTicks([[(i, PRIORITY_TEXT[p]) for i, p in enumerate(PRIORITIES)]])
+        self.tta.setXRange(-0.6, len(PRIORITIES) - 0.4)
+        # the scale of the data and of the limits that apply to it, not of every limit
+        data = [v for vs in k["tta"].values() for v in vs]
+        self.tta.setYRange(0, max(data + [200.0]) * 1.3)     # limits above that are off the scale
+
+    def _draw_noisy(self, noisy: list[tuple[str, int]]) -> None:
+        if not noisy:
+            return
+        y = np.arange(len(noisy), dtype=float)[::-1]       # the noisiest at the top
+        self.noisy.addItem(pg.BarGraphItem(x0=0, y=y, width=[n for _, n in noisy], height=0.7,
+                                           brush=DARK, pen=pg.mkPen(DARK)))
+        self.noisy.getAxis("left").setTicks([[(yy, d) for yy, (d, _) in zip(y, noisy)]])
+        self.noisy.setLabel("left", "")
+        self.noisy.getAxis("left").setWidth(90)
+        self.noisy.setLabel("bottom", "alerts")
+        self.noisy.setYRange(-0.6, len(noisy) - 0.4)
+
+    @staticmethod
+    def _draw_bars(plot, names: list[str], heights: list[int], second: list[int] | None = None) -> None:
+        if not names:
+            return
+        x = np.arange(len(names), dtype=float)
+        w = 0.4 if second is not None else 0.7
+        plot.addItem(pg.BarGraphItem(x=x - (w / 2 if second is not None else 0), height=heights, width=w,
+                                     brush=DARK, name="acknowledged"))
+        if second is not None:
+            plot.addItem(pg.BarGraphItem(x=x + w / 2, height=second, width=w, brush=GREY, name="closed"))
+        plot.getAxis("bottom").setTicks([[(i, n) for i, n in enumerate(names)]])
+        plot.setXRange(-0.6, len(names) - 0.4)
