@@ -1,0 +1,300 @@
+"""Signing in and out: the sign-in dialog (with the first-run administrator), the idle lock and
+the shift handover.
+
+``SignInDialog(accounts)`` asks for a user name and password and returns a
+``localdb.accounts.Session``; on a store with no account yet it asks for the first
+administrator instead. After a sign-in it shows the handover summary the previous person left.
+``IdleLock`` locks the screen after a period without keyboard or mouse input (``LockScreen``:
+only the signed-in user's password opens it; failures count towards the account's lockout, and
+a lockout signs the user out). ``handover_summary(store, notes)`` collects the open and shelved
+alerts and the notes; ``SignOutDialog`` shows it, takes the notes and saves it at sign-out.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QFormLayout, QLabel,
+                               QLineEdit, QPlainTextEdit, QPushButton, QStackedWidget,
+                               QVBoxLayout, QWidget)
+
+from localdb.accounts import AccountError, Session, SignInError
+from monitorapp.timeutil import fmt_time
+from ui.alertmodel import TYPE_TEXT
+from ui.theme import PRIORITY_TEXT
+
+IDLE_LOCK_S = 10 * 60
+INPUT_EVENTS = {QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type.MouseMove,
+                QEvent.Type.Wheel, QEvent.Type.TouchBegin}
+
+
+def handover_summary(store, notes: str = "") -> dict:
+    """Open (not closed, not shelved) and shelved alerts now, and the notes, for the next person."""
+    open_, shelved = [], []
+    for a in store.alerts():
+        if a["handling"] == "closed":
+            continue
+        item = {"alert_id": a["alert_id"], "type": a["type"], "priority": a["priority"],
+                "offender": a["offender_id"], "handling": a["handling"], "state": a["state"]}
+        if a["handling"] == "shelved":
+            item.update(until=a["shelved_until"], reason=a["shelved_reason"])
+            shelved.append(item)
+        else:
+            open_.append(item)
+    return {"open": open_, "shelved": shelved, "notes": notes.strip()}
+
+
+def handover_text(h: dict | None, limit: int = 12) -> str:
+    if not h:
+        return "No handover has been left yet."
+    lines = [f"Handover from {h.get('by', '?')} at {fmt_time(h['at']) if h.get('at') else '?'}",
+             f"{len(h.get('open', []))} open alerts, {len(h.get('shelved', []))} shelved."]
+    if h.get("notes"):
+        lines += ["", "Notes:", h["notes"]]
+    for title, key in (("Open", "open"), ("Shelved", "shelved")):
+        items = h.get(key) or []
+        if items:
+            lines += ["", f"{title}:"]
+            for a in items[:limit]:
+                extra = f" — until {fmt_time(a['until'])}: {a.get('reason')}" if a.get("until") else ""
+                lines.append(f"  {PRIORITY_TEXT.get(a['priority'], a['priority'])}  "
+                             f"{TYPE_TEXT.get(a['type'], a['type'])}  {a.get('offender') or ''}  "
+                             f"({a['handling']}){extra}")
+            if len(items) > limit:
+                lines.append(f"  … and {len(items) - limit} more")
+    return "\n".join(lines)
+
+
+class SignInDialog(QDialog):
+    """Sign in (or, on a new store, create the first administrator); ``session`` after accept."""
+
+    signedIn = Signal(object)        # Session
+
+    def __init__(self, accounts, parent=None, *, title: str = "Monitoring centre — sign in"):
+        super().__init__(parent)
+        self.accounts = accounts
+        self.session: Session | None = None
+        self.setWindowTitle(title)
+        self.setObjectName("signInDialog")
+        self.setMinimumWidth(520)
+        self.pages = QStackedWidget()
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.pages)
+        self.error = QLabel()
+        self.error.setObjectName("signInError")
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("font-weight: bold;")
+        lay.addWidget(self.error)
+
+        # page 0: sign in
+        p0 = QWidget()
+        f0 = QFormLayout(p0)
+        f0.addRow(QLabel("<b>Sign in to start your shift</b>"))
+        self.user, self.password = QLineEdit(), QLineEdit()
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        f0.addRow("User name", self.user)
+        f0.addRow("Password", self.password)
+        self.sign_in_button = QPushButton("Sign in")
+        self.sign_in_button.setDefault(True)
+        f0.addRow(self.sign_in_button)
+        # page 1: first run
+        p1 = QWidget()
+        f1 = QFormLayout(p1)
+        f1.addRow(QLabel("<b>First run: create the administrator account</b><br>"
+                         "The administrator creates everyone else's accounts."))
+        self.admin_user, self.admin_pw, self.admin_pw2 = QLineEdit(), QLineEdit(), QLineEdit()
+        for w in (self.admin_pw, self.admin_pw2):
+            w.setEchoMode(QLineEdit.EchoMode.Password)
+        f1.addRow("User name", self.admin_user)
+        f1.addRow("Password", self.admin_pw)
+        f1.addRow("Password again", self.admin_pw2)
+        self.create_button = QPushButton("Create administrator and sign in")
+        f1.addRow(self.create_button)
+        # page 2: the handover left by the previous person
+        p2 = QWidget()
+        l2 = QVBoxLayout(p2)
+        self.handover = QPlainTextEdit()
+        self.handover.setReadOnly(True)
+        self.handover.setObjectName("handoverText")
+        self.continue_button = QPushButton("I have read the handover — continue")
+        l2.addWidget(QLabel("<b>Shift handover</b>"))
+        l2.addWidget(self.handover)
+        l2.addWidget(self.continue_button)
+        for p in (p0, p1, p2):
+            self.pages.addWidget(p)
+        self.pages.setCurrentIndex(1 if accounts.needs_first_admin() else 0)
+
+        self.sign_in_button.clicked.connect(self.try_sign_in)
+        self.password.returnPressed.connect(self.try_sign_in)
+        self.create_button.clicked.connect(self.try_create_admin)
+        self.continue_button.clicked.connect(self.accept)
+
+    @property
+    def first_run(self) -> bool:
+        return self.pages.currentIndex() == 1
+
+    def try_sign_in(self) -> Session | None:
+        try:
+            session = self.accounts.sign_in(self.user.text(), self.password.text())
+        except SignInError as e:
+            self.password.clear()
+            self.error.setText(str(e))
+            return None
+        finally:
+            self.password.clear()
+        return self._signed_in(session)
+
+    def try_create_admin(self) -> Session | None:
+        if self.admin_pw.text() != self.admin_pw2.text():
+            self.error.setText("The two passwords differ.")
+            return None
+        try:
+            session = self.accounts.create_first_admin(self.admin_user.text(), self.admin_pw.text())
+        except AccountError as e:
+            self.error.setText(str(e))
+            return None
+        finally:
+            self.admin_pw.clear()
+            self.admin_pw2.clear()
+        return self._signed_in(session)
+
+    def _signed_in(self, session: Session) -> Session:
+        self.session = session
+        self.error.clear()
+        self.signedIn.emit(session)
+        last = self.accounts.last_handover()
+        if last:
+            self.handover.setPlainText(handover_text(last))
+            self.pages.setCurrentIndex(2)
+        else:
+            self.accept()
+        return session
+
+
+class LockScreen(QDialog):
+    """The idle lock: only the signed-in user's password opens it."""
+
+    unlocked = Signal()
+    signedOut = Signal(str)          # the account locked itself: the reason
+
+    def __init__(self, accounts, session: Session, parent=None):
+        super().__init__(parent)
+        self.accounts, self.session = accounts, session
+        self.setWindowTitle("Locked")
+        self.setObjectName("lockScreen")
+        self.setModal(True)
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel(f"<b>Locked after {IDLE_LOCK_S // 60} minutes without input.</b><br>"
+                             f"Signed in: {session.username} ({session.role_text})"))
+        self.password = QLineEdit()
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.password.setPlaceholderText("Password")
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.unlock_button = QPushButton("Unlock")
+        lay.addWidget(self.password)
+        lay.addWidget(self.unlock_button)
+        lay.addWidget(self.error)
+        self.unlock_button.clicked.connect(self.try_unlock)
+        self.password.returnPressed.connect(self.try_unlock)
+
+    def try_unlock(self) -> bool:
+        try:
+            self.accounts.sign_in(self.session.username, self.password.text())
+        except SignInError as e:
+            self.error.setText(str(e))
+            if e.locked:
+                self.signedOut.emit(str(e))
+                self.reject()
+            return False
+        finally:
+            self.password.clear()
+        self.unlocked.emit()
+        self.accept()
+        return True
+
+
+class IdleLock(QObject):
+    """Watches the application's input; after ``idle_s`` without any, shows a ``LockScreen``."""
+
+    locked = Signal()
+    unlocked = Signal()
+    signedOut = Signal(str)
+
+    def __init__(self, accounts, session: Session, *, idle_s: float = IDLE_LOCK_S, parent_widget=None):
+        super().__init__(parent_widget)
+        self.accounts, self.session, self.parent_widget = accounts, session, parent_widget
+        self.screen: LockScreen | None = None
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(int(idle_s * 1000))
+        self.timer.timeout.connect(self.lock_now)
+        QApplication.instance().installEventFilter(self)
+        self.timer.start()
+
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt API)
+        if event.type() in INPUT_EVENTS and self.screen is None:
+            self.timer.start()
+        return False
+
+    @property
+    def is_locked(self) -> bool:
+        return self.screen is not None
+
+    def lock_now(self) -> None:
+        if self.screen is not None:
+            return
+        self.accounts.record_lock(self.session, "idle")
+        self.screen = LockScreen(self.accounts, self.session, self.parent_widget)
+        self.screen.unlocked.connect(self._unlocked)
+        self.screen.signedOut.connect(self.signedOut)
+        self.screen.open()
+        self.locked.emit()
+
+    def _unlocked(self) -> None:
+        self.screen.deleteLater()
+        self.screen = None
+        self.timer.start()
+        self.unlocked.emit()
+
+    def stop(self) -> None:
+        self.timer.stop()
+        QApplication.instance().removeEventFilter(self)
+
+
+class SignOutDialog(QDialog):
+    """Sign-out: the handover summary to leave, with notes; ``sign_out()`` saves it."""
+
+    def __init__(self, accounts, store, session: Session, parent=None):
+        super().__init__(parent)
+        self.accounts, self.store, self.session = accounts, store, session
+        self.setWindowTitle("Sign out — shift handover")
+        self.setObjectName("signOutDialog")
+        self.setMinimumSize(640, 480)
+        lay = QVBoxLayout(self)
+        self.summary = QPlainTextEdit()
+        self.summary.setReadOnly(True)
+        self.notes = QPlainTextEdit()
+        self.notes.setPlaceholderText("Notes for the next person (what to watch, calls to return…)")
+        lay.addWidget(QLabel(f"<b>{session.username}</b>, signing out at "
+                             f"{dt.datetime.now().strftime('%H:%M')}. This is what you hand over:"))
+        lay.addWidget(self.summary, 2)
+        lay.addWidget(self.notes, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Save handover and sign out")
+        buttons.accepted.connect(self.sign_out)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+        self.refresh()
+
+    def refresh(self) -> None:
+        h = handover_summary(self.store)
+        h.update(by=self.session.username, at=self.store.clock())
+        self.summary.setPlainText(handover_text(h))
+
+    def sign_out(self) -> dict:
+        h = handover_summary(self.store, self.notes.toPlainText())
+        rec = self.accounts.sign_out(self.session, h)
+        self.accept()
+        return rec
+
