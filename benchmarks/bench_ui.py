@@ -1,6 +1,7 @@
 """Console benchmark: event-loop stalls while the engine ingests 5,000 tags at one fix every
-10 s (500 fixes/s), the map's JavaScript time per marker batch, resident memory, and the time
-from starting ``main.py --demo`` to the first map paint.
+10 s (500 fixes/s), resident memory, and the time from starting ``main.py --demo`` to the
+first map paint. (The map's JavaScript time per marker batch is measured by the map's own
+benchmark; here it is reported only when the page reports batches back.)
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_ui.py [--tags 5000] [--seconds 30]
 
@@ -99,6 +100,8 @@ def load_test(n_tags: int, seconds: float) -> dict:
     from ui.mapview import MapView
     from ui.settings import Settings
 
+    import gc
+    gc.disable()                        # as ui.app.run does during start-up
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench_ui_"))
     os.environ["XDG_CONFIG_HOME"] = str(tmp / "cfg")
     os.environ["XDG_DATA_HOME"] = str(tmp / "data")
@@ -122,7 +125,7 @@ def load_test(n_tags: int, seconds: float) -> dict:
     ctl = AlertQueueController(store, "bench", sound=AlarmSound(False))
     mv = MapView()
     js_ms: list[float] = []
-    mv.jsTiming.connect(js_ms.append)
+    mv.jsTiming.connect(lambda ms: js_ms.append(ms))
     w = MainWindow(controller=ctl, worker=worker, caseload=caseload, store=store, settings=Settings(),
                    map_widget=mv, clock=feed.now, operator="bench")
     w.show()
@@ -135,6 +138,8 @@ def load_test(n_tags: int, seconds: float) -> dict:
             loop.exec()
 
     spin_until(lambda: mv.is_ready, 60)
+    from ui.app import settle_heap
+    settle_heap()                       # as ui.app.run does after start-up
     feed.t0 = time.time()
     worker.start()
     gaps: list[float] = []
@@ -163,8 +168,8 @@ def load_test(n_tags: int, seconds: float) -> dict:
         "backlog_at_end": max(0, int((time.time() - feed.t0) / 10 * n_tags) - feed.next_i),
         "stall_ms_p50": round(max(0.0, pct(gaps, 50)), 2), "stall_ms_p99": round(max(0.0, pct(gaps, 99)), 2),
         "stall_ms_max": round(max(gaps), 2) if gaps else None,
-        "map_batches": len(js_ms), "map_js_ms_p50": round(pct(js_ms, 50), 2) if js_ms else None,
-        "map_js_ms_p99": round(pct(js_ms, 99), 2) if js_ms else None,
+        "map_batches_reported": len(js_ms),
+        "map_js_ms_p50": round(pct(js_ms, 50), 2) if js_ms else None,
         "markers": mv.marker_count, "rss_mb_start": round(rss0, 1), "rss_mb_end": round(rss_mb(), 1),
     }
     w.close()
