@@ -119,9 +119,8 @@ def load_test(n_tags: int, seconds: float) -> dict:
         homes[o.device] = (c[0], c[1])
     feed = SyntheticFeed(homes)
     store = Store(tmp / "bench.sqlite", clock=feed.now)
-    engine = Engine(caseload, start=time.time())
-    store.attach(engine)
-    worker = EngineWorker(engine, feed, store=store)
+    t_start0 = time.time()
+    worker = EngineWorker(lambda: Engine(caseload, start=t_start0), feed, store=store)
     ctl = AlertQueueController(store, "bench", sound=AlarmSound(False))
     mv = MapView()
     js_ms: list[float] = []
@@ -152,7 +151,8 @@ def load_test(n_tags: int, seconds: float) -> dict:
     probe = QTimer()
     probe.setInterval(5)
     probe.timeout.connect(beat)
-    spin_until(lambda: feed.next_i >= n_tags, 30)      # one full round before measuring
+    spin_until(lambda: worker.engine is not None and feed.next_i >= n_tags, 60)   # one full round first
+    engine = worker.engine
     gaps.clear()
     js_ms.clear()
     sent0, t_start = engine.counters.messages, time.time()

@@ -93,9 +93,8 @@ class Rig:
         self.feed = ReplayFeed(messages, start=T0, speed=speed)
         self.store_path = tmp_path / "console.sqlite"
         self.store = Store(self.store_path, clock=self.feed.now)
-        self.engine = Engine(self.caseload, start=T0)
-        self.store.attach(self.engine)
-        self.worker = EngineWorker(self.engine, self.feed, store=self.store)
+        caseload = self.caseload
+        self.worker = EngineWorker(lambda: Engine(caseload, start=T0), self.feed, store=self.store)
         self.controller = AlertQueueController(self.store, operator, sound=AlarmSound(True))
         self.controller.model.set_offenders({o.id: (o.name, o.borough) for o in self.caseload.offenders.values()})
 
@@ -115,6 +114,11 @@ class Rig:
         self.worker.stop()
         self.store.close()
 
+    @property
+    def engine(self):
+        """The engine, once the engine thread has built it (read it only after it is idle)."""
+        return self.worker.engine
+
     def alerts(self, type_: str | None = None):
         return [r for r in self.controller.model.rows() if type_ is None or r.alert.type == type_]
 
@@ -133,4 +137,4 @@ def ui_rig(tmp_path):
     yield make
     for rig in rigs:
         rig.stop()
-        assert not rig.worker.thread.isRunning(), "engine thread left running"
+        assert not rig.worker.running, "engine thread left running"

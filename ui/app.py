@@ -92,13 +92,13 @@ class Console:
         self.source = source
         # the store records handling at the console's clock (the simulated one in training)
         self.store = Store(self.store_path, clock=source.now)
-        self.engine = Engine(self.caseload, start=start)
-        self.store.attach(self.engine)
         try:
             self.store.record_caseload(self.caseload, "system")
         except Exception as e:     # the caseload history is a record, not a reason to stop
             log_event("warning", text=f"caseload not recorded: {e}")
-        self.worker = EngineWorker(self.engine, source, store=self.store)
+        caseload = self.caseload
+        # built in the engine thread (pyproj transformers stay in the thread that made them)
+        self.worker = EngineWorker(lambda: Engine(caseload, start=start), source, store=self.store)
         tz = _zone(self.caseload.tz)
         self.controller = AlertQueueController(
             self.store, self.operator, escalation=self.settings.escalation_limits(),

@@ -1,11 +1,12 @@
 """Runs the engine and its feed off the GUI thread and hands results to the main thread.
 
-``EngineWorker`` is a ``QObject`` moved to its own ``QThread``. A timer in that thread drains the
-feed source (the simulator in training mode, the MQTT ``FeedClient`` live), submits every message
-to the engine, advances the processing clock, and collects what the engine reports through its
-listeners. A few times a second it emits *one* batch per kind through queued signals:
-alert changes, latest positions, feed statistics. The main thread never calls the engine; it
-asks through queued slots (zone edits, details of one offender) and gets answers as signals.
+``EngineWorker`` owns the engine thread (a Python thread with its own loop). Every 100 ms it
+drains the feed source (the simulator in training mode, the MQTT ``FeedClient`` live), submits
+every message to the engine, advances the processing clock, and collects what the engine reports
+through its listeners. A few times a second it emits *one* batch per kind through Qt signals,
+which reach the main thread as queued calls: alert changes, latest positions, feed statistics.
+The main thread never calls the engine; it queues commands (zone edits, details of one offender)
+and gets answers as signals. The engine itself is built in that thread.
 
 Feed sources are plain objects with ``now()``, ``poll(max_items)`` and ``connected``:
 ``SimulatedFeed`` (training) and ``MqttFeed`` (live).
@@ -15,12 +16,15 @@ from __future__ import annotations
 import collections
 import copy
 import math
+import queue
+import threading
 import time
 
-import shiboken6
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
-from monitorapp.geo import Projector, ZoneShape
+import numpy as np
+import shapely
+from shapely.geometry import shape
 
 HISTORY_S = 24 * 3600
 HISTORY_MAX = 3000          # fixes kept per tag for the details charts
@@ -131,27 +135,32 @@ class MqttFeed:
 
 
 class EngineWorker(QObject):
-    """The engine's thread. Create it, ``start()`` it, talk to it only through signals."""
+    """The engine's thread. Create it, ``start()`` it, talk to it only through its methods
+    (which queue commands) and its signals (emitted from the engine thread, so delivered to
+    main-thread receivers as queued calls).
+
+    The thread is a Python ``threading.Thread`` with its own loop, not a ``QThread``: PROJ
+    (through pyproj, in the engine's projector and zones) keeps per-thread state in
+    ``threading.local``, which a QThread's Python thread state does not keep between slot
+    calls; pyproj then crashed the process in zone edits and details requests.
+    """
 
     alertBatch = Signal(list, float)       # [(change, Alert copy)], processing clock
     positions = Signal(list)               # [{device, lat, lon, acc, t, batt}]
     stats = Signal(dict)                   # feed health
-    details = Signal(dict)                 # answer to requestDetails
+    details = Signal(dict)                 # answer to request_details
+    ready = Signal()                       # the engine is built (in the engine thread)
     zoneApplied = Signal(str, int)         # zone id, new version
     failed = Signal(str)                   # a request the engine refused (message)
 
-    _requestDetails = Signal(str)
-    _updateZone = Signal(dict)
-    _removeZone = Signal(str)
-    _attachZone = Signal(dict, str, dict)
-    _setSpeed = Signal(float)
-    _stop = Signal()
-
-    def __init__(self, engine, source, *, store=None):
+    def __init__(self, make_engine, source, *, store=None):
+        """``make_engine()`` builds the engine in the engine thread; the store, when given, is
+        attached to the engine there too."""
         super().__init__()
-        self.engine = engine
+        self._make_engine = make_engine
+        self.engine = None
+        self.caseload = None
         self.source = source
-        self.caseload = engine.caseload      # the engine edits it; read it only in this thread
         self.store = store
         self._alerts: list = []
         self._moved: dict[str, dict] = {}
@@ -159,66 +168,75 @@ class EngineWorker(QObject):
         self._msgs_window: collections.deque = collections.deque()
         self._lag_s = 0.0
         self._last_emit = 0.0
-        self.thread = QThread()
-        self.thread.setObjectName("engine")
-        self.moveToThread(self.thread)
-        self._timer: QTimer | None = None
-        self.thread.started.connect(self._begin)
-        self._requestDetails.connect(self._details)
-        self._updateZone.connect(self._update_zone)
-        self._removeZone.connect(self._remove_zone)
-        self._attachZone.connect(self._attach_zone)
-        self._setSpeed.connect(self._set_speed)
-        self._stop.connect(self._end)
-        engine.add_listener(on_alert=self._on_alert, on_position=self._on_position)
-        self._proj = None
-        self._exclusion_shapes: dict[str, ZoneShape] = {}
-        self._build_shapes()
+        self._cmds: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="engine", daemon=True)
+        self._exclusion_by_offender: dict[str, list[BoundaryDistance]] = {}
 
     # ----- the main thread's side ----------------------------------------------------------
     def start(self) -> None:
         self.thread.start()
 
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
     def stop(self, timeout_ms: int = 5000) -> None:
-        if self.thread.isRunning():
-            self._stop.emit()
-            self.thread.wait(timeout_ms)
+        if self.thread.is_alive():
+            self._cmds.put(("stop",))
+            self.thread.join(timeout_ms / 1000)
 
     def request_details(self, offender_id: str) -> None:
-        self._requestDetails.emit(offender_id)
+        self._cmds.put(("details", offender_id))
 
     def update_zone(self, feature: dict) -> None:
-        self._updateZone.emit(feature)
+        self._cmds.put(("update_zone", feature))
 
     def remove_zone(self, zone_id: str) -> None:
-        self._removeZone.emit(zone_id)
+        self._cmds.put(("remove_zone", zone_id))
 
     def attach_zone(self, feature: dict, offender_id: str, requirement: dict) -> None:
         """A new zone and the requirement of ``offender_id`` that uses it."""
-        self._attachZone.emit(feature, offender_id, requirement)
+        self._cmds.put(("attach_zone", feature, offender_id, requirement))
 
     def set_speed(self, speed: float) -> None:
-        self._setSpeed.emit(float(speed))
+        self._cmds.put(("speed", float(speed)))
 
-    # ----- the worker thread ---------------------------------------------------------------
-    @Slot()
-    def _begin(self) -> None:
-        self._timer = QTimer(self)
-        self._timer.setInterval(TICK_MS)
-        self._timer.timeout.connect(self._tick)
-        self._timer.start()
-
-    @Slot()
-    def _end(self) -> None:
-        if self._timer is not None:
-            # the timer lives in this thread: stop and destroy it here, not from the GUI thread
-            timer, self._timer = self._timer, None
-            timer.stop()
-            shiboken6.delete(timer)
+    # ----- the engine thread ---------------------------------------------------------------
+    def _run(self) -> None:
         try:
-            self.source.stop()
+            engine = self._make_engine()
+            if self.store is not None:
+                self.store.attach(engine)
+        except Exception as e:     # a caseload the engine refuses, a store already fed elsewhere
+            self.failed.emit(f"the engine could not start: {e}")
+            return
+        engine.add_listener(on_alert=self._on_alert, on_position=self._on_position)
+        self.engine = engine
+        self.caseload = engine.caseload      # the engine edits it; read it only in this thread
+        self._build_shapes()
+        self.ready.emit()
+        handlers = {"details": self._details, "update_zone": self._update_zone,
+                    "remove_zone": self._remove_zone, "attach_zone": self._attach_zone,
+                    "speed": self._set_speed}
+        next_tick = time.monotonic()
+        try:
+            while True:
+                try:
+                    cmd = self._cmds.get(timeout=max(0.0, next_tick - time.monotonic()))
+                except queue.Empty:
+                    cmd = None
+                if cmd is not None:
+                    if cmd[0] == "stop":
+                        break
+                    try:
+                        handlers[cmd[0]](*cmd[1:])
+                    except Exception as e:     # one bad request never stops the engine
+                        self.failed.emit(f"{cmd[0]} failed: {e.__class__.__name__}: {e}")
+                    continue
+                self._tick()
+                next_tick = max(next_tick + TICK_MS / 1000, time.monotonic() + 0.005)
         finally:
-            self.thread.quit()
+            self.source.stop()
 
     def _on_alert(self, alert, change: str) -> None:
         self._alerts.append((change, copy.copy(alert)))
@@ -231,7 +249,6 @@ class EngineWorker(QObject):
             h = self._history[device] = collections.deque(maxlen=HISTORY_MAX)
         h.append((fix.t, fix.lat, fix.lon, fix.acc, fix.spd, fix.batt))
 
-    @Slot()
     def _tick(self) -> None:
         t0 = time.monotonic()
         submit = self.engine.submit
@@ -278,12 +295,10 @@ class EngineWorker(QObject):
                          "lag_s": self._lag_s, "messages": c.messages, "rejected": c.rejected,
                          "alerts": c.alerts, "speed": getattr(self.source, "speed", 1.0)})
 
-    @Slot(float)
     def _set_speed(self, speed: float) -> None:
         if hasattr(self.source, "set_speed"):
             self.source.set_speed(speed)
 
-    @Slot(dict)
     def _update_zone(self, feature: dict) -> None:
         try:
             version = self.engine.update_zone(feature)
@@ -293,7 +308,6 @@ class EngineWorker(QObject):
         self._build_shapes()
         self.zoneApplied.emit(str(feature.get("id")), int(version or 0))
 
-    @Slot(dict, str, dict)
     def _attach_zone(self, feature: dict, offender_id: str, requirement: dict) -> None:
         try:
             version = self.engine.update_zone(feature)
@@ -307,7 +321,6 @@ class EngineWorker(QObject):
         self._build_shapes()
         self.zoneApplied.emit(str(feature.get("id")), int(version or 0))
 
-    @Slot(str)
     def _remove_zone(self, zone_id: str) -> None:
         try:
             self.engine.remove_zone(zone_id)
@@ -319,28 +332,14 @@ class EngineWorker(QObject):
 
     # ----- details of one offender -----------------------------------------------------------
     def _build_shapes(self) -> None:
-        """Projected exclusion zones, for the distance-to-boundary chart."""
+        """Exclusion zones per offender, for the distance-to-boundary chart."""
         zones = self.caseload.zones
-        if self._proj is None:
-            pts = []
-            for z in zones.values():
-                g = z.geometry
-                if g["type"] == "Point":
-                    pts.append(tuple(g["coordinates"][:2]))
-                else:
-                    ring = g["coordinates"][0] if g["type"] == "Polygon" else g["coordinates"][0][0]
-                    pts.extend(tuple(p[:2]) for p in ring)
-            self._proj = Projector(pts)
-        self._exclusion_by_offender: dict[str, list[ZoneShape]] = {}
+        self._exclusion_by_offender = {}
         for o in self.caseload.offenders.values():
-            shapes = []
-            for r in o.requirements:
-                if r.type == "exclusion" and r.zone in zones:
-                    z = zones[r.zone]
-                    shapes.append(ZoneShape(z.id, z.geometry, z.radius_m, self._proj))
-            self._exclusion_by_offender[o.id] = shapes
+            self._exclusion_by_offender[o.id] = [
+                BoundaryDistance(zones[r.zone].geometry, zones[r.zone].radius_m)
+                for r in o.requirements if r.type == "exclusion" and r.zone in zones]
 
-    @Slot(str)
     def _details(self, offender_id: str) -> None:
         o = self.caseload.offenders.get(offender_id)
         if o is None:
@@ -351,10 +350,11 @@ class EngineWorker(QObject):
         ts = [h[0] for h in hist]
         shapes = self._exclusion_by_offender.get(o.id, [])
         dist = []
-        for t, lat, lon, *_ in hist:
-            if shapes:
-                # signed depth > 0 inside; the chart shows distance outside the boundary (> 0 safe)
-                dist.append(-max(s.depth_xy(*s.proj.to_xy(lon, lat)) for s in shapes))
+        if shapes and hist:
+            lons = np.fromiter((h[2] for h in hist), float, len(hist))
+            lats = np.fromiter((h[1] for h in hist), float, len(hist))
+            # metres outside the nearest exclusion boundary (< 0: inside)
+            dist = np.min([s.outside_m(lons, lats) for s in shapes], axis=0).round(1).tolist()
         speed = []
         prev = None
         for t, lat, lon, acc, spd, batt in hist:
@@ -386,6 +386,44 @@ class EngineWorker(QObject):
             "tag": _jsonable(tag_info),
             "trail": [{"lat": h[1], "lon": h[2], "t": h[0], "acc": h[3]} for h in hist[-720:]],
         })
+
+
+class BoundaryDistance:
+    """Signed distance in metres from points to one zone's boundary, for the details chart.
+
+    Uses a local tangent plane at the zone's centre (equirectangular on the mean sphere; under
+    0.1 % scale error within 10 km) and shapely 2's vectorised functions, with no PROJ
+    transformer: those are kept to the engine, which owns the authoritative geometry.
+    """
+
+    R = 6371008.8
+
+    def __init__(self, geometry: dict, radius_m: float | None):
+        self.circle = geometry["type"] == "Point"
+        if self.circle:
+            self.lon0, self.lat0 = (float(v) for v in geometry["coordinates"][:2])
+            self.radius = float(radius_m or 0)
+        else:
+            g = shape(geometry)
+            c = g.envelope.centroid
+            self.lon0, self.lat0 = c.x, c.y
+        self.ky = self.R * math.pi / 180
+        self.kx = self.ky * math.cos(math.radians(self.lat0))
+        if not self.circle:
+            geom = shapely.transform(g, lambda p: np.column_stack(self._xy(p[:, 0], p[:, 1])))
+            self.geom = geom if geom.is_valid else shapely.make_valid(geom)
+            self.boundary = self.geom.boundary
+            shapely.prepare(self.geom)
+
+    def _xy(self, lons, lats):
+        return (np.asarray(lons) - self.lon0) * self.kx, (np.asarray(lats) - self.lat0) * self.ky
+
+    def outside_m(self, lons, lats) -> np.ndarray:
+        x, y = self._xy(lons, lats)
+        if self.circle:
+            return np.hypot(x, y) - self.radius
+        d = shapely.distance(self.boundary, shapely.points(x, y))
+        return np.where(shapely.contains_xy(self.geom, x, y), -d, d)
 
 
 def _jsonable(d: dict) -> dict:

@@ -29,6 +29,7 @@ from ui.theme import apply_theme, palette
 from ui.zonedialog import ZoneDialog
 
 TICK_MS = 500
+DETAILS_EVERY = 10          # ticks between refreshes of the selected offender's details
 STATE_VERSION = 1
 
 
@@ -66,6 +67,7 @@ class MainWindow(QMainWindow):
         self._extra_zones: dict[str, dict] = {}
         self._zone_seq = 0
         self.share = None        # live mode: ui.brokersync.BrokerSync
+        self._ticks = 0
 
         centre = QWidget()
         lay = QVBoxLayout(centre)
@@ -106,6 +108,7 @@ class MainWindow(QMainWindow):
         worker.zoneApplied.connect(self._on_zone_applied)
         worker.failed.connect(self._warn)
         controller.sounded.connect(lambda aid: self.event.emit("alarm_sounded", {"alert_id": aid}))
+        controller.handlingChanged.connect(self._on_handling_changed)
         controller.floodChanged.connect(lambda on, n: self.event.emit("flood", {"on": on, "new_alerts": n}))
         self.queue.acknowledgeRequested.connect(self.acknowledge)
         self.queue.closeRequested.connect(self.close_alert)
@@ -200,6 +203,17 @@ class MainWindow(QMainWindow):
             self.event.emit(f"alert_{change}", {"alert_id": alert.alert_id, "type": alert.type,
                                                 "priority": alert.priority, "offender": alert.offender})
         self._refresh_markers(touched)
+
+    def _on_handling_changed(self, alert_id: str, state: str) -> None:
+        """A closed alert no longer colours its offender's marker or caseload row."""
+        row = self.ctl.model.row(alert_id)
+        if row is None or not row.alert.offender:
+            return
+        a = row.alert
+        self.caseload_model.set_alert(a.offender, alert_id, a.priority, state != "closed")
+        self._refresh_markers({a.offender})
+        if a.offender == self._selected_offender:
+            self.worker.request_details(a.offender)
 
     def _on_positions(self, moved: list) -> None:
         for m in moved:
@@ -506,6 +520,9 @@ class MainWindow(QMainWindow):
         self.caseload_model.tick(now)
         self.status.set_time(now)
         self._place_watermark()
+        self._ticks += 1
+        if self._selected_offender and self._ticks % DETAILS_EVERY == 0:
+            self.worker.request_details(self._selected_offender)     # keep the charts current
 
     def _warn(self, text: str) -> None:
         self.event.emit("warning", {"text": text})
