@@ -23,6 +23,7 @@ def test_strap_cut_run_and_trainee_report(qtbot, handled_store, own, tmp_path):
     run.controller.acknowledge(row.alert.alert_id, "contacted_subject", "called the subject, strap cut")
     panel.pause_button.click()
     assert run.paused and panel.pause_button.text() == "Resume"
+    qtbot.waitUntil(lambda: run.feed.speed == 0.0, timeout=5000)     # the engine thread applied it
     frozen = run.feed.now()
     qtbot.wait(200)
     assert run.feed.now() == pytest.approx(frozen, abs=1e-6)
@@ -35,7 +36,7 @@ def test_strap_cut_run_and_trainee_report(qtbot, handled_store, own, tmp_path):
     assert m.data(m.index(0, 2)) == "Strap tamper" and m.data(m.index(0, 7)) == "contacted subject"
     assert m.data(m.index(0, 1)) == "+5:00"
     panel.reset_button.click()
-    assert panel.run is None and panel.queue is None and not run.worker.thread.isRunning()
+    assert panel.run is None and panel.queue is None and not run.worker.running
 
 
 def test_trainer_never_reaches_live_mode(handled_store, tmp_path, own):

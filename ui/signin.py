@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
-from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QFormLayout, QLabel,
+from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
                                QLineEdit, QPlainTextEdit, QPushButton, QStackedWidget,
                                QVBoxLayout, QWidget)
 
@@ -298,3 +298,82 @@ class SignOutDialog(QDialog):
         self.accept()
         return rec
 
+
+
+class AccountsDialog(QDialog):
+    """Administrators: the accounts, a new account (user, role, first password), unlock."""
+
+    def __init__(self, accounts, admin: Session, parent=None):
+        super().__init__(parent)
+        from localdb.accounts import ROLE_TEXT, ROLES
+        from ui.roles import require
+        require(admin.role, "manage_accounts")
+        self.accounts, self.admin = accounts, admin
+        self.setWindowTitle("Accounts")
+        self.setObjectName("accountsDialog")
+        self.setMinimumSize(620, 420)
+        lay = QVBoxLayout(self)
+        self.listing = QPlainTextEdit()
+        self.listing.setReadOnly(True)
+        lay.addWidget(self.listing, 1)
+        form = QFormLayout()
+        self.user, self.password = QLineEdit(), QLineEdit()
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.role = QComboBox()
+        for r in ROLES:
+            self.role.addItem(ROLE_TEXT[r], r)
+        form.addRow("User name", self.user)
+        form.addRow("Role", self.role)
+        form.addRow("First password", self.password)
+        self.create_button = QPushButton("Create account")
+        self.unlock_button = QPushButton("Unlock this user name")
+        form.addRow(self.create_button)
+        form.addRow(self.unlock_button)
+        lay.addLayout(form)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        lay.addWidget(self.message)
+        self.create_button.clicked.connect(self.create)
+        self.unlock_button.clicked.connect(self.unlock)
+        self.refresh()
+
+    def refresh(self) -> None:
+        lines = []
+        for a in self.accounts.list():
+            state = "LOCKED" if a["locked"] else ("disabled" if a["disabled"] else "active")
+            last = fmt_time(a["last_sign_in"]) if a["last_sign_in"] else "never"
+            lines.append(f"{a['username']:<20} {a['role']:<16} {state:<8} last sign-in {last}")
+        self.listing.setPlainText("\n".join(lines))
+
+    def create(self) -> bool:
+        try:
+            self.accounts.create(self.admin, self.user.text(), self.role.currentData(), self.password.text())
+        except AccountError as e:
+            self.message.setText(str(e))
+            return False
+        finally:
+            self.password.clear()
+        self.message.setText(f"Account {self.user.text().strip()} created.")
+        self.refresh()
+        return True
+
+    def unlock(self) -> bool:
+        try:
+            self.accounts.unlock(self.admin, self.user.text().strip())
+        except AccountError as e:
+            self.message.setText(str(e))
+            return False
+        self.message.setText(f"{self.user.text().strip()} unlocked.")
+        self.refresh()
+        return True
+
+
+def sign_in_at_start(accounts, *, training: bool, parent=None) -> Session | None:
+    """The start-of-shift sign-in (modal). Returns the session, or None if the user cancelled.
+    Raises ``ui.roles.RoleRefused`` if the role may not use this mode (a trainer in live mode)."""
+    from ui.roles import check_mode
+    dlg = SignInDialog(accounts, parent)
+    if not dlg.exec() or dlg.session is None:
+        return None
+    check_mode(dlg.session.role, training)
+    return dlg.session

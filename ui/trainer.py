@@ -137,10 +137,10 @@ class TrainingRun:
         for suffix in ("", "-wal", "-shm"):       # every run starts from an empty store
             pathlib.Path(str(store_path) + suffix).unlink(missing_ok=True)
         self.store = Store(store_path, clock=self.feed.now)
-        self.engine = Engine(self.caseload, start=self.start)
-        self.store.attach(self.engine)
         self.store.record_caseload(self.caseload, "trainer")
-        self.worker = EngineWorker(self.engine, self.feed, store=self.store)
+        caseload, start = self.caseload, self.start
+        # the engine is built, and the store attached to it, in the engine thread
+        self.worker = EngineWorker(lambda: Engine(caseload, start=start), self.feed, store=self.store)
         self.controller = AlertQueueController(self.store, trainee, sound=AlarmSound(False))
         self.controller.model.set_offenders({o.id: (o.name, o.borough) for o in self.caseload.offenders.values()})
         self.worker.alertBatch.connect(self.controller.on_alert_batch)
