@@ -134,6 +134,11 @@ class MqttFeed:
             self.client.stop()
 
 
+class _EngineThread(threading.Thread):
+    def isRunning(self) -> bool:  # noqa: N802 (the QThread spelling, for existing callers)
+        return self.is_alive()
+
+
 class EngineWorker(QObject):
     """The engine's thread. Create it, ``start()`` it, talk to it only through its methods
     (which queue commands) and its signals (emitted from the engine thread, so delivered to
@@ -155,7 +160,9 @@ class EngineWorker(QObject):
 
     def __init__(self, make_engine, source, *, store=None):
         """``make_engine()`` builds the engine in the engine thread; the store, when given, is
-        attached to the engine there too."""
+        attached to the engine there too. (An already built ``Engine`` is accepted as well, for
+        callers that attach the store themselves; zone geometry it made in another thread is
+        then used from this one, which pyproj does not promise to survive.)"""
         super().__init__()
         self._make_engine = make_engine
         self.engine = None
@@ -169,7 +176,7 @@ class EngineWorker(QObject):
         self._lag_s = 0.0
         self._last_emit = 0.0
         self._cmds: queue.SimpleQueue = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._run, name="engine", daemon=True)
+        self.thread = _EngineThread(target=self._run, name="engine", daemon=True)
         self._exclusion_by_offender: dict[str, list[BoundaryDistance]] = {}
 
     # ----- the main thread's side ----------------------------------------------------------
@@ -204,9 +211,12 @@ class EngineWorker(QObject):
     # ----- the engine thread ---------------------------------------------------------------
     def _run(self) -> None:
         try:
-            engine = self._make_engine()
-            if self.store is not None:
-                self.store.attach(engine)
+            if hasattr(self._make_engine, "submit"):        # an Engine built by the caller
+                engine = self._make_engine
+            else:
+                engine = self._make_engine()
+                if self.store is not None:
+                    self.store.attach(engine)
         except Exception as e:     # a caseload the engine refuses, a store already fed elsewhere
             self.failed.emit(f"the engine could not start: {e}")
             return
