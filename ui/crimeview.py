@@ -207,10 +207,13 @@ class CrimePanel(QWidget):
         self.chart.showGrid(x=True, y=True, alpha=0.25)
         self.chart.setLabel("left", "distance to the scene (m)")
         self.chart.setLabel("bottom", "time (UTC)")
-        self.chart.addLegend(offset=(10, 10))
+        self.chart.addLegend(offset=(10, 10), labelTextColor="#1c1c1c", brush=pg.mkBrush("#e4e4e4"))
         self.radius_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#000000", width=2, style=Qt.PenStyle.DashLine),
-                                           label="radius", labelOpts={"position": 0.05, "color": "#000000"})
+                                           label="radius {value:.0f} m",
+                                           labelOpts={"position": 0.05, "color": "#000000"})
         self.window_region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(0, 0, 0, 18))
+        for edge in self.window_region.lines:       # the window's edges, grey like the rest
+            edge.setPen(pg.mkPen("#5a5a5a", width=1))
         self._curves: list = []
         for item in (self.radius_line, self.window_region):
             self.chart.addItem(item)
@@ -334,7 +337,6 @@ class CrimePanel(QWidget):
             self._curves.append(self.chart.plot(t, d, pen=pg.mkPen(PENS[i % len(PENS)], width=2), symbol="o", symbolSize=5,
                             symbolBrush=PENS[i % len(PENS)], name=f"{names.get(dev, dev)} ({dev})"))
         self.radius_line.setValue(q["radius_m"])
-        self.radius_line.label.setFormat(f"radius {q['radius_m']:.0f} m")
         self.radius_line.show()
         self.window_region.setRegion((parse_time(q["from"]), parse_time(q["to"])))
         self.window_region.show()

@@ -64,6 +64,7 @@ class PlaybackPanel(QWidget):
         self.store, self.session, self.map = store, session, map_view
         self.fixes: list[dict] = []
         self.gap_list: list[tuple[int, float]] = []
+        self._zoomed = False
         self.index = -1
         self.clock_t = 0.0
         self.setObjectName("playbackPanel")
@@ -160,6 +161,9 @@ class PlaybackPanel(QWidget):
         self.store.audit(self.session.username, "trail_playback",
                          {"who": who, "from": fmt_time(t0), "to": fmt_time(t1), "fixes": len(self.fixes)})
         self.who_id = who
+        if (k := self.who.findData(who)) >= 0:
+            self.who.setCurrentIndex(k)
+        self._zoomed = False
         self._draw_plan()
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(0, len(self.fixes) - 1))
@@ -262,7 +266,8 @@ class PlaybackPanel(QWidget):
             trail = [{"lat": p["lat"], "lon": p["lon"], "t": p["t"], "acc": p["acc"]}
                      for p in self.fixes[:i + 1] if not p["jump"]]
             self.map.select_device(f["device"], trail, now=f["t"])
-            self.map.pan_to(f["lat"], f["lon"])
+            self.map.pan_to(f["lat"], f["lon"], None if self._zoomed else 16)
+            self._zoomed = True
         self.positionChanged.emit(i)
 
     def shutdown(self) -> None:

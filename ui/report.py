@@ -200,6 +200,7 @@ def write_pdf(path, answer: dict, produced_by: str, map_image: QImage | None = N
     if map_image is not None and not map_image.isNull():
         page.text("Map as shown to the analyst", 11, bold=True)
         page.image(map_image, 100)
+    page.need(130 * page.mm)           # the heading stays with its plan
     page.text("Plan of the fixes near the scene (to scale, from the data)", 11, bold=True)
     page.image(plan_image(answer), 120)
     page.text("Results", 11, bold=True)
@@ -211,7 +212,7 @@ def write_pdf(path, answer: dict, produced_by: str, map_image: QImage | None = N
                      "" if r.get("closest_acc_m") is None else f"±{r['closest_acc_m']:.0f} m",
                      "; ".join(r.get("basis") or [])])
     page.table(["Verdict", "Offender", "Tag", "Closest", "At (UTC)", "Accuracy", "Basis"],
-               [14, 11, 10, 8, 19, 8, 30], rows)
+               [13, 10, 9, 8, 23, 9, 28], rows)
     page.text("Verdicts (spec §5): present — a fix in the window within the radius; possible — "
               "within the radius plus its accuracy, a track segment through it, or a gap over 10 "
               "minutes from which the place was reachable at 15 m/s; not present — continuous data "

@@ -221,6 +221,7 @@ class TrainerPanel(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(queue_box)
         split.addWidget(self.report_table)
+        split.setSizes([560, 340])
         lay = QVBoxLayout(self)
         lay.addWidget(self.banner)
         lay.addLayout(bar)
@@ -253,6 +254,8 @@ class TrainerPanel(QWidget):
     def start(self, name: str | None = None) -> TrainingRun:
         require(self.session.role, "trainer")
         name = name or self.scenario.currentData()
+        if (k := self.scenario.findData(name)) >= 0:
+            self.scenario.setCurrentIndex(k)
         self.reset()
         self.store_dir.mkdir(parents=True, exist_ok=True)
         run = TrainingRun(name, self.store_path(name), self.trainee.text().strip() or "trainee",
