@@ -58,3 +58,29 @@ def test_live_console_raises_alert_from_broker_and_shares_handling(tmp_path, bro
     assert started["mode"] == "live" and started["store"] == str(db)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM alerts WHERE type='strap_tamper'").fetchone()[0] == 1
+
+
+def test_live_console_restarts_from_its_checkpoint(tmp_path, broker):
+    """A restarted live console carries on from the store's checkpoint: the open alert is back
+    in the queue (same id, not raised again)."""
+    caseload = tmp_path / "caseload.json"
+    caseload.write_text(json.dumps(ui_caseload_doc(3)))
+    db = tmp_path / "live.sqlite"
+    url = f"mqtt://127.0.0.1:{broker.port}"
+    sent = {}
+
+    def tamper_when_ready(events):
+        if sent or not any(e["event"] == "map_ready" for e in events):
+            return
+        now = time.time()
+        msg = {"v": 1, "kind": "event", "device": "TAG-3", "seq": 1, "t": fmt_time(now - 1), "type": "strap_tamper"}
+        sent.update(publish_feed([(now, json.dumps(msg).encode())], url, speed=1000.0, drain_timeout=20))
+
+    args = ["--broker", url, "--caseload", str(caseload), "--db", str(db), "--quit-after", "60"]
+    rc, events, err = run_console(args, ["map_ready", "alert_raised"], timeout=60, on_event=tamper_when_ready)
+    raised = [e for e in events if e["event"] == "alert_raised" and e["type"] == "strap_tamper"]
+    assert raised, ([e["event"] for e in events], err[-1500:])
+    rc, events2, err2 = run_console(args, ["map_ready", "queue_restored"], timeout=60)
+    restored = next((e for e in events2 if e["event"] == "queue_restored"), None)
+    assert restored and raised[0]["alert_id"] in restored["ids"], ([e["event"] for e in events2], err2[-1500:])
+    assert not [e for e in events2 if e["event"] == "alert_raised" and e["alert_id"] == raised[0]["alert_id"]]

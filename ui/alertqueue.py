@@ -143,6 +143,26 @@ class AlertQueueController(QObject):
         self._check_flood()
         self._update_shelved()
 
+    def restore(self, changes: list[tuple[str, Alert]], now: float, handlings: dict[str, dict]) -> int:
+        """Alerts open when the engine was checkpointed, with their handling from the store's
+        log; only those still unacknowledged sound again. Returns how many were restored."""
+        self.now = max(self.now, now)
+        before = self.model.rowCount()
+        self.model.apply_changes(changes, now)
+        for r in range(before, self.model.rowCount()):
+            row = self.model.row_at(r)
+            h = handlings.get(row.alert.alert_id)
+            if h and h.get("handling") in ("acknowledged", "closed", "shelved"):
+                row.handling = Handling(state=h["handling"], acked_at=h.get("handled_at"),
+                                        acked_by=h.get("handled_by"), action=h.get("action_code"),
+                                        shelved_until=h.get("shelved_until"), shelve_reason=h.get("shelved_reason"),
+                                        state_before_shelve="acknowledged" if h.get("action_code") else None)
+            elif row.alert.state == "active" and row.alert.priority in ("critical", "high"):
+                self._ring(row.alert.alert_id)
+        self.model.tick(self.now, self._flash)
+        self._update_shelved()
+        return self.model.rowCount() - before
+
     def tick(self, now: float) -> None:
         """Clock tick (a few times a second from the main window): ages, flashing, shelf expiry."""
         self.now = max(self.now, now)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication
 from ui.settings import Settings, data_dir
 
 T0 = time.perf_counter()
+CHECKPOINT_S = 60.0      # live mode: engine state into the store, then messages acknowledged
 
 
 def log_event(event: str, **fields) -> None:
@@ -97,8 +98,12 @@ class Console:
         except Exception as e:     # the caseload history is a record, not a reason to stop
             log_event("warning", text=f"caseload not recorded: {e}")
         caseload = self.caseload
+        snapshot = None
+        if not self.training:      # live: carry on from the last checkpoint of this store
+            snapshot, _position = self.store.load_checkpoint()
         # built in the engine thread (pyproj transformers stay in the thread that made them)
-        self.worker = EngineWorker(lambda: Engine(caseload, start=start), source, store=self.store)
+        self.worker = EngineWorker(lambda: Engine(caseload, start=start, state=snapshot), source,
+                                   store=self.store, checkpoint_s=None if self.training else CHECKPOINT_S)
         tz = _zone(self.caseload.tz)
         self.controller = AlertQueueController(
             self.store, self.operator, escalation=self.settings.escalation_limits(),
@@ -210,6 +215,13 @@ def run(opts: Options) -> int:
             app.quit()
         QTimer.singleShot(int(opts.quit_after * 1000), finish)
     app.aboutToQuit.connect(console.shutdown)
+    # SIGTERM/SIGINT end the shift cleanly: checkpoint, acknowledge, close the store
+    import signal
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: (log_event("signal"), app.quit()))
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)      # lets Python run signal handlers during exec()
+    wake.start(250)
     rc = app.exec()
     console.shutdown()
     log_event("quit", code=rc)

@@ -155,10 +155,11 @@ class EngineWorker(QObject):
     stats = Signal(dict)                   # feed health
     details = Signal(dict)                 # answer to request_details
     ready = Signal()                       # the engine is built (in the engine thread)
+    restored = Signal(list, float)         # [(change, Alert)] open when the engine was restored
     zoneApplied = Signal(str, int)         # zone id, new version
     failed = Signal(str)                   # a request the engine refused (message)
 
-    def __init__(self, make_engine, source, *, store=None):
+    def __init__(self, make_engine, source, *, store=None, checkpoint_s: float | None = None):
         """``make_engine()`` builds the engine in the engine thread; the store, when given, is
         attached to the engine there too. (An already built ``Engine`` is accepted as well, for
         callers that attach the store themselves; zone geometry it made in another thread is
@@ -176,6 +177,11 @@ class EngineWorker(QObject):
         self._lag_s = 0.0
         self._last_emit = 0.0
         self._cmds: queue.SimpleQueue = queue.SimpleQueue()
+        # live mode: checkpoint the engine in the store every checkpoint_s and acknowledge the
+        # feed's messages to the broker only then (a crash loses nothing the broker handed us)
+        self.checkpoint_s = checkpoint_s
+        self._unacked: list = []
+        self._last_checkpoint = time.monotonic()
         self.thread = _EngineThread(target=self._run, name="engine", daemon=True)
         self._exclusion_by_offender: dict[str, list[BoundaryDistance]] = {}
 
@@ -225,6 +231,10 @@ class EngineWorker(QObject):
         self.caseload = engine.caseload      # the engine edits it; read it only in this thread
         self._build_shapes()
         self.ready.emit()
+        if engine.alerts:        # restored from a checkpoint: the queue shows what was open
+            keep = [("raised", copy.copy(a)) for a in engine.alerts.values()
+                    if a.state == "active" or (engine.now or 0) - (a.cleared_at or 0) < 12 * 3600]
+            self.restored.emit(keep, float(engine.now or self.source.now()))
         handlers = {"details": self._details, "update_zone": self._update_zone,
                     "remove_zone": self._remove_zone, "attach_zone": self._attach_zone,
                     "speed": self._set_speed}
@@ -246,7 +256,23 @@ class EngineWorker(QObject):
                 self._tick()
                 next_tick = max(next_tick + TICK_MS / 1000, time.monotonic() + 0.005)
         finally:
-            self.source.stop()
+            try:
+                if self.checkpoint_s:
+                    self._checkpoint()
+            finally:
+                self.source.stop()
+
+    def _checkpoint(self) -> None:
+        """Engine state and feed position into the store, then acknowledge to the broker."""
+        try:
+            self.store.checkpoint(self.engine, {"at": self.source.now()})
+        except Exception as e:
+            self.failed.emit(f"checkpoint failed: {e}")
+            return
+        pending, self._unacked = self._unacked, []
+        if pending:
+            self.source.ack(pending)
+        self._last_checkpoint = time.monotonic()
 
     def _on_alert(self, alert, change: str) -> None:
         self._alerts.append((change, copy.copy(alert)))
@@ -271,7 +297,10 @@ class EngineWorker(QObject):
                     rx, raw, topic = item.arrival, item.payload, item.topic
                 submit(raw, rx=rx, topic=topic)
             if batch:
-                self.source.ack(batch)
+                if self.checkpoint_s:
+                    self._unacked.extend(batch)
+                else:
+                    self.source.ack(batch)
                 n += len(batch)
                 last = batch[-1]
                 rx = getattr(last, "arrival", None) or last[0]
@@ -281,6 +310,8 @@ class EngineWorker(QObject):
                 break
         self.engine.advance(self.source.now())
         mono = time.monotonic()
+        if self.checkpoint_s and mono - self._last_checkpoint >= self.checkpoint_s:
+            self._checkpoint()
         self._msgs_window.append((mono, n))
         while self._msgs_window and mono - self._msgs_window[0][0] > 5.0:
             self._msgs_window.popleft()

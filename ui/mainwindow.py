@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
 
         controller.model.set_offenders({o.id: (o.name, o.borough) for o in caseload.offenders.values()})
         worker.alertBatch.connect(self._on_alert_batch)
+        worker.restored.connect(self._on_restored)
         worker.positions.connect(self._on_positions)
         worker.stats.connect(self.status.update_stats)
         worker.stats.connect(self._on_stats)
@@ -203,6 +204,20 @@ class MainWindow(QMainWindow):
             self.event.emit(f"alert_{change}", {"alert_id": alert.alert_id, "type": alert.type,
                                                 "priority": alert.priority, "offender": alert.offender})
         self._refresh_markers(touched)
+
+    def _on_restored(self, changes: list, now: float) -> None:
+        """Live restart: the engine came back from its checkpoint; so does the queue."""
+        try:
+            handlings = {d["alert_id"]: d for d in self.store.alerts()}
+        except Exception as e:
+            handlings = {}
+            self._warn(f"Handling not read from the store: {e}")
+        n = self.ctl.restore(changes, now, handlings)
+        for _change, a in changes:
+            h = handlings.get(a.alert_id, {}).get("handling", "unacknowledged")
+            self.caseload_model.set_alert(a.offender, a.alert_id, a.priority, h != "closed")
+        self._refresh_markers({a.offender for _c, a in changes if a.offender})
+        self.event.emit("queue_restored", {"alerts": n, "ids": [a.alert_id for _c, a in changes]})
 
     def _on_handling_changed(self, alert_id: str, state: str) -> None:
         """A closed alert no longer colours its offender's marker or caseload row."""
