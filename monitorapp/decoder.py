@@ -103,6 +103,10 @@ class FixDecoder:
                 raise _Bad("bad_json", f"not JSON: {str(e)[:120]}") from None
             if type(obj) is not dict:
                 raise _Bad("bad_json", f"message is a JSON {type(obj).__name__}, not an object")
+            if topic is None and obj.get("kind") == "fix":
+                fix = self._fast_fix(obj)
+                if fix is not None:
+                    return fix
             return self._decode_obj(obj, raw, rx, topic)
         except _Bad as b:
             return Rejection(b.reason, b.text, bytes(raw), rx if rx is not None else math.nan,
@@ -120,6 +124,51 @@ class FixDecoder:
             return self._decode_obj(obj, raw or orjson.dumps(obj), rx, topic)
         except _Bad as b:
             return Rejection(b.reason, b.text, raw or b"", rx if rx is not None else math.nan, topic, b.device)
+
+    def _fast_fix(self, obj: dict) -> Fix | None:
+        """The common case in few steps: a fix with ``rx``, a known device and every value of
+        the usual type in range. Anything else returns None and takes the full path, which
+        accepts a superset of this and gives each rejection its reason."""
+        try:
+            v = obj["v"]
+            device = obj["device"]
+            seq = obj["seq"]
+            lat = obj["lat"]
+            lon = obj["lon"]
+            acc = obj["acc"]
+            src = obj["src"]
+            t = parse_time(obj["t"])
+            rx = parse_time(obj["rx"])
+        except (KeyError, TimeFormatError):
+            return None
+        known = self._known
+        if (type(v) is not int or v != 1 or type(seq) is not int or seq < 0 or known is None
+                or callable(known) or type(device) is not str or device not in known
+                or type(lat) is not _FLOAT or not -90.0 <= lat <= 90.0
+                or type(lon) is not _FLOAT or not -180.0 <= lon <= 180.0
+                or src not in FIX_SOURCES or t - rx > FUTURE_LIMIT_S):
+            return None
+        ta = type(acc)
+        if ta is _INT:
+            acc = float(acc)
+        elif ta is not _FLOAT:
+            return None
+        if not 0.0 < acc <= 1e6:
+            return None
+        batt = spd = hdg = sats = None
+        if len(obj) > 10:
+            get = obj.get
+            batt = get("batt")
+            if batt is not None and (type(batt) is not _FLOAT or not 0.0 <= batt <= 1.0):
+                return None
+            spd = get("spd")
+            hdg = get("hdg")
+            sats = get("sats")
+            if spd is not None or hdg is not None or sats is not None:
+                return None if not _optional_ok(spd, hdg, sats) else Fix(
+                    device, seq, t, rx, lat, lon, acc, src,
+                    None if spd is None else float(spd), None if hdg is None else float(hdg), sats, batt)
+        return Fix(device, seq, t, rx, lat, lon, acc, src, spd, hdg, sats, batt)
 
     def _decode_obj(self, obj: dict, raw: bytes, rx_arrival: float | None, topic: str | None):
         get = obj.get
@@ -239,6 +288,17 @@ class FixDecoder:
         if sats is not None and (type(sats) is not int or not 0 <= sats <= 1000):
             raise _Bad("bad_value", "sats must be a whole number 0–1000")
         return Fix(device, seq, t, rx, lat, lon, acc, src, spd, hdg, sats, batt)
+
+
+def _optional_ok(spd, hdg, sats) -> bool:
+    """The optional fix fields of the fast path, as the full path checks them."""
+    if spd is not None and (type(spd) not in (_INT, _FLOAT) or not 0.0 <= spd <= 1000.0):
+        return False
+    if hdg is not None and (type(hdg) not in (_INT, _FLOAT) or not 0.0 <= hdg <= 360.0):
+        return False
+    if sats is not None and (type(sats) is not int or not 0 <= sats <= 1000):
+        return False
+    return True
 
 
 class SequenceTracker:
