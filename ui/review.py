@@ -166,8 +166,12 @@ class ReviewModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(r, c)
         if role == Qt.ItemDataRole.UserRole:            # sort key
-            return {C_RAISED: r["raised_at"], C_TTA: r["tta_s"] if r["tta_s"] is not None else 1e18,
-                    C_TTC: r["ttc_s"] if r["ttc_s"] is not None else 1e18}.get(c, self._text(r, c))
+            if c == C_RAISED:
+                return r["raised_at"]
+            if c in (C_TTA, C_TTC):
+                v = r["tta_s" if c == C_TTA else "ttc_s"]
+                return 1e18 if v is None else v
+            return self._text(r, c)
         if role == Qt.ItemDataRole.FontRole and (c == C_LATE and r["late"] or c == C_PRIORITY):
             f = QFont()
             f.setBold(True)
@@ -290,6 +294,7 @@ class ReviewPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setResizeContentsPrecision(200)    # not every row of a year
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.sortByColumn(C_RAISED, Qt.SortOrder.AscendingOrder)
         lay.addWidget(self.table, 1)

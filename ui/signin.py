@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBo
                                QVBoxLayout, QWidget)
 
 from localdb.accounts import AccountError, Session, SignInError
+from monitorapp.alerts import PRIORITY_RANK
 from monitorapp.timeutil import fmt_time
 from ui.alertmodel import TYPE_TEXT
 from ui.theme import PRIORITY_TEXT
@@ -41,6 +42,8 @@ def handover_summary(store, notes: str = "") -> dict:
             shelved.append(item)
         else:
             open_.append(item)
+    # what needs doing first: by priority, unacknowledged before acknowledged
+    open_.sort(key=lambda a: (PRIORITY_RANK.get(a["priority"], 9), a["handling"] != "unacknowledged"))
     return {"open": open_, "shelved": shelved, "notes": notes.strip()}
 
 
