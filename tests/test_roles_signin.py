@@ -108,3 +108,26 @@ def test_handover_at_sign_out_shown_to_next(qtbot, handled_store, own):
     assert "Handover from op.jones" in text and "phone probation at 08:00" in text
     nxt.continue_button.click()
     assert nxt.result() == nxt.DialogCode.Accepted
+
+
+def test_sign_in_for_console_non_interactive(tmp_path):
+    from ui.roles import RoleRefused
+    from ui.signin import sign_in_for_console
+    db = tmp_path / "live" / "monitor.sqlite"
+    db.parent.mkdir()
+    store = Store(db)
+    acc = Accounts(store)
+    admin = acc.create_first_admin("admin.ann", PASSWORD)
+    acc.create(admin, "tr.lee", "trainer", PASSWORD)
+    acc.create(admin, "op.jones", "operator", PASSWORD)
+    store.close()
+    pw = tmp_path / "pw.txt"
+    pw.write_text(PASSWORD + "\n", encoding="utf-8")
+    session, accounts = sign_in_for_console(db, training=False, user="op.jones", password_file=str(pw))
+    assert session.role == "operator"
+    accounts.store.close()
+    with pytest.raises(RoleRefused, match="live console"):
+        sign_in_for_console(db, training=False, user="tr.lee", password_file=str(pw))
+    session, accounts = sign_in_for_console(db, training=True, user="tr.lee", password_file=str(pw))
+    assert session.role == "trainer"
+    accounts.store.close()

@@ -31,11 +31,12 @@ GUARDED = {"acknowledge": "acknowledge", "close": "close", "shelve": "shelve", "
 class RoleViews(QObject):
     """What ``install_role_views`` builds; kept on the window as ``window.role_views``."""
 
-    def __init__(self, window, store, engine_or_worker, map_view, session, idle_s: float | None):
+    def __init__(self, window, store, engine_or_worker, map_view, session, idle_s: float | None,
+                 accounts: Accounts | None = None):
         super().__init__(window)
         self.window, self.store, self.worker, self.session = window, store, engine_or_worker, session
         self.theme = getattr(map_view, "_theme", "light")
-        self.accounts = Accounts(store)
+        self.accounts = accounts or Accounts(store)
         self.views: dict[str, QWidget] = {}
         self.actions: dict[str, QAction] = {}
         self._refresh = QTimer(self)
@@ -165,13 +166,14 @@ def _guard_console(window, role: str) -> None:
 
 
 def install_role_views(window, store, engine_or_worker, map_view, session, *,
-                       idle_s: float | None = None) -> dict[str, QAction]:
+                       idle_s: float | None = None, accounts: Accounts | None = None) -> dict[str, QAction]:
     """Add the "Views" menu for ``session``'s role to ``window``; see the module docstring.
     ``idle_s``: seconds without input before the screen locks (default ``ui.signin.IDLE_LOCK_S``;
-    0 turns the idle lock off)."""
+    0 turns the idle lock off). ``accounts``: where the session signed in (default: ``store``'s),
+    used by the lock screen, sign-out and account management."""
     from ui.signin import IDLE_LOCK_S
     rv = RoleViews(window, store, engine_or_worker, map_view, session,
-                   IDLE_LOCK_S if idle_s is None else idle_s)
+                   IDLE_LOCK_S if idle_s is None else idle_s, accounts)
     window.role_views = rv
     menu = window.menuBar().addMenu("&Views")
     for name in views_for(session.role):

@@ -380,3 +380,37 @@ def sign_in_at_start(accounts, *, training: bool, parent=None) -> Session | None
         return None
     check_mode(dlg.session.role, training)
     return dlg.session
+
+
+def sign_in_for_console(accounts_db, *, training: bool, user: str | None = None,
+                        password_file: str | None = None, parent=None):
+    """Sign in against the accounts of ``accounts_db`` (the live store file: accounts are
+    central, also for training mode) before the console starts.
+
+    Interactive (the dialog) unless ``user`` and ``password_file`` are given (end-to-end tests,
+    kiosk scripts: the file's first line is the password). Returns ``(session, accounts)``, or
+    None when the user cancels; ``accounts.store`` stays open for the idle lock and sign-out
+    (close it at shutdown). Raises ``SignInError`` (non-interactive) or ``ui.roles.RoleRefused``
+    (a role that may not use this mode, e.g. a trainer in live mode)."""
+    import pathlib
+    from localdb.accounts import Accounts
+    from localdb.store import Store
+    from ui.roles import check_mode
+    path = pathlib.Path(accounts_db)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = Store(path)
+    try:
+        accounts = Accounts(store)
+        if user and password_file:
+            text = pathlib.Path(password_file).read_text(encoding="utf-8").splitlines()
+            session = accounts.sign_in(user, text[0] if text else "")
+        else:
+            session = sign_in_at_start(accounts, training=training, parent=parent)
+            if session is None:
+                store.close()
+                return None
+        check_mode(session.role, training)
+    except BaseException:
+        store.close()
+        raise
+    return session, accounts
