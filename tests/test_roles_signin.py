@@ -131,3 +131,17 @@ def test_sign_in_for_console_non_interactive(tmp_path):
     session, accounts = sign_in_for_console(db, training=True, user="tr.lee", password_file=str(pw))
     assert session.role == "trainer"
     accounts.store.close()
+
+
+def test_idle_lock_counts_actions_as_input(qtbot, handled_store, own):
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QWidget
+    window = own(QWidget())
+    act = QAction("Acknowledge", window)
+    window.addAction(act)
+    lock = IdleLock(handled_store.accounts, handled_store.sessions["operator"], idle_s=3600)
+    lock.watch(window)
+    lock.timer.stop()
+    act.trigger()
+    assert lock.timer.isActive() and not lock.is_locked     # the idle time starts again
+    lock.stop()

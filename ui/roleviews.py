@@ -103,6 +103,8 @@ class RoleViews(QObject):
             lay.addWidget(view)
             frame.resize(1500, 950)
             self.views[name] = view
+            if self.idle_lock is not None:
+                self.idle_lock.watch(frame)
         frame = view.parentWidget()
         frame.show()
         frame.raise_()
@@ -201,4 +203,6 @@ def install_role_views(window, store, engine_or_worker, map_view, session, *,
     menu.addAction(act)
     rv.actions["sign_out"] = act
     _guard_console(window, session.role)
+    if rv.idle_lock is not None:
+        rv.idle_lock.watch(window)
     return rv.actions

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from PySide6.QtCore import QEvent, QObject, QTimer, Signal
-from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QCursor
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
                                QLineEdit, QPlainTextEdit, QPushButton, QStackedWidget,
                                QVBoxLayout, QWidget)
 
@@ -25,8 +26,6 @@ from ui.alertmodel import TYPE_TEXT
 from ui.theme import PRIORITY_TEXT
 
 IDLE_LOCK_S = 10 * 60
-INPUT_EVENTS = {QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type.MouseMove,
-                QEvent.Type.Wheel, QEvent.Type.TouchBegin}
 
 
 def handover_summary(store, notes: str = "") -> dict:
@@ -218,13 +217,20 @@ class LockScreen(QDialog):
 
 
 class IdleLock(QObject):
-    """Watches the application's input; after ``idle_s`` without any, shows a ``LockScreen``."""
+    """Locks the screen (``LockScreen``) after ``idle_s`` without input.
+
+    Input is seen without an application-wide Python event filter (under PySide6 6.12 one
+    crashed the console with the map page open): the mouse pointer is polled every
+    ``poll_ms``, and ``touch()`` is called by whatever the user triggers (``watch`` connects
+    every action of a window: menu items and their shortcuts, the queue's buttons).
+    """
 
     locked = Signal()
     unlocked = Signal()
     signedOut = Signal(str)
 
-    def __init__(self, accounts, session: Session, *, idle_s: float = IDLE_LOCK_S, parent_widget=None):
+    def __init__(self, accounts, session: Session, *, idle_s: float = IDLE_LOCK_S, parent_widget=None,
+                 poll_ms: int = 1000):
         super().__init__(parent_widget)
         self.accounts, self.session, self.parent_widget = accounts, session, parent_widget
         self.screen: LockScreen | None = None
@@ -232,13 +238,30 @@ class IdleLock(QObject):
         self.timer.setSingleShot(True)
         self.timer.setInterval(int(idle_s * 1000))
         self.timer.timeout.connect(self.lock_now)
-        QApplication.instance().installEventFilter(self)
+        self._cursor = QCursor.pos()
+        self.poll = QTimer(self)
+        self.poll.setInterval(poll_ms)
+        self.poll.timeout.connect(self._poll_pointer)
         self.timer.start()
+        self.poll.start()
 
-    def eventFilter(self, obj, event):  # noqa: N802 (Qt API)
-        if event.type() in INPUT_EVENTS and self.screen is None:
+    def watch(self, widget) -> None:
+        """Count every action of ``widget`` (and its children) as input."""
+        from PySide6.QtGui import QAction
+        for action in widget.findChildren(QAction):
+            action.triggered.connect(self.touch)
+        for button in widget.findChildren(QPushButton):
+            button.pressed.connect(self.touch)
+
+    def touch(self, *_) -> None:
+        if self.screen is None:
             self.timer.start()
-        return False
+
+    def _poll_pointer(self) -> None:
+        pos = QCursor.pos()
+        if pos != self._cursor:
+            self._cursor = pos
+            self.touch()
 
     @property
     def is_locked(self) -> bool:
@@ -262,7 +285,7 @@ class IdleLock(QObject):
 
     def stop(self) -> None:
         self.timer.stop()
-        QApplication.instance().removeEventFilter(self)
+        self.poll.stop()
 
 
 class SignOutDialog(QDialog):
