@@ -7,24 +7,34 @@ WEBSTAMP := resources/web/node_modules/.installed
 
 .PHONY: demo test bench venv web broker clean package package-test
 
+# Debian's Python needs python3-venv for `-m venv`; installed here when it is missing.
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) 2>/dev/null || \
+	  (rm -rf $(VENV) && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
+	   && $(PY) -m venv $(VENV))
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
+# Leaflet and its plugins from the npm registry, pinned by package-lock.json, into an ignored
+# folder; Node.js and npm from Debian's packages when missing.
 $(WEBSTAMP): resources/web/package.json resources/web/package-lock.json
+	@command -v npm >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null)
 	cd resources/web && npm ci --no-audit --no-fund --silent
 	touch $(WEBSTAMP)
 
 web: $(WEBSTAMP)
 
-# Mosquitto is needed by the MQTT tests; install it from Debian's packages when missing.
+# System packages the tests use, from Debian's packages when missing: Mosquitto (the MQTT tests
+# start their own brokers) and poppler-utils (the evidential PDF is rendered with pdftoppm).
 broker:
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null)
+	@command -v pdftoppm >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null)
 
 demo: venv web
 	$(BIN)/python main.py --demo
@@ -32,8 +42,15 @@ demo: venv web
 test: venv web broker
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-bench: venv
+# Every benchmark of the README's performance section, one after another (about 15 minutes).
+bench: venv web broker
 	$(BIN)/python benchmarks/bench_replay.py
+	$(BIN)/python benchmarks/bench_store_ingest.py --fixes 1000000
+	$(BIN)/python benchmarks/bench_crime_query.py --db benchmarks/.cache/crime10m.sqlite
+	$(BIN)/python benchmarks/bench_mqtt.py --seconds 40
+	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/bench_map.py --seconds 30
+	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/bench_ui.py
+	$(BIN)/python benchmarks/make_feed.py
 
 # The desktop bundle for workstations (PyInstaller one-folder) in dist/monitorapp; see the README.
 package: venv web

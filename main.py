@@ -20,11 +20,23 @@ def parse_args(argv: list[str]):
     p.add_argument("--offenders", type=int, default=100, help="size of the demo caseload (training)")
     p.add_argument("--quit-after", type=float, metavar="SECONDS", help="quit after this many seconds (tests)")
     p.add_argument("--screenshot", metavar="PNG", help="with --quit-after: save the window to this file first")
+    p.add_argument("--user", help="sign in as this user (with --password-file) instead of the dialog")
+    p.add_argument("--password-file", help="file whose first line is the password (with --user)")
+    p.add_argument("--sign-in", action="store_true",
+                   help="training: ask for sign-in even on a training store without accounts")
+    p.add_argument("--self-check", action="store_true", help="check this installation and exit (for IT)")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from ui.selfcheck import handle_cli
+    code = handle_cli(argv)          # --self-check and --version
+    if code is not None:
+        return code
+    args = parse_args(argv)
     if args.scenario and not args.demo:
         print("main.py: --scenario is for training mode; add --demo", file=sys.stderr)
         return 2
@@ -35,12 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         flags = os.environ.get("QTWEBENGINE_CHROMIUM_FLAGS", "")
         if "--no-sandbox" not in flags:    # Chromium refuses to run sandboxed as root
             os.environ["QTWEBENGINE_CHROMIUM_FLAGS"] = (flags + " --no-sandbox").strip()
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import ui.mapview  # noqa: F401  (registers the map's URL schemes before the QApplication)
     from ui.app import Options, run
     return run(Options(demo=args.demo, broker=args.broker, caseload=args.caseload, db=args.db,
                        operator=args.operator, speed=args.speed, offenders=args.offenders, scenario=args.scenario,
-                       quit_after=args.quit_after, screenshot=args.screenshot))
+                       quit_after=args.quit_after, screenshot=args.screenshot,
+                       user=args.user, password_file=args.password_file,
+                       force_sign_in=args.sign_in))
 
 
 if __name__ == "__main__":

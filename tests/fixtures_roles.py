@@ -154,22 +154,3 @@ def own(qtbot):
         w.destroyed.connect(lambda *_: gone.append(True))
         w.deleteLater()
         qtbot.waitUntil(lambda: bool(gone), timeout=5000)
-
-
-# PySide6 6.12.0 on CPython 3.11 drops one reference to ``True`` on every emission of a signal
-# to a Python slot (tests/test_roles_pyside.py reproduces it). CPython 3.11 does not make
-# ``True`` immortal, so a test session that emits a few thousand signals ends with "Fatal
-# Python error: bool_dealloc" while the interpreter finalises, after every test has passed.
-# Until PySide is fixed (the strict xfail in test_roles_pyside.py will say when), the test
-# session gives True, False and None a billion spare references (never released, as CPython
-# 3.12 makes them immortal anyway) so that exit is clean. The application needs the PySide fix
-# (or the same guard at start-up): see docs/readme/roles.md.
-def _pin_singletons() -> None:
-    import ctypes
-    import sys
-    if sys.version_info < (3, 12):
-        for obj in (True, False, None):
-            ctypes.c_ssize_t.from_address(id(obj)).value += 1_000_000_000
-
-
-_pin_singletons()

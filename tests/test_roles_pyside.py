@@ -1,6 +1,7 @@
-"""A PySide defect that bites every long-running view: each signal emission to a Python slot
-drops one reference to ``True`` (PySide6 6.12.0, CPython 3.11). This test fails the day it is
-fixed (strict xfail), so the work-around in tests/fixtures_roles.py can then go."""
+"""A PySide defect that kills every long-running view: in PySide6 6.12.0 on CPython 3.11 each
+signal emission to a Python slot drops one reference to ``True``, and after a few thousand
+emissions the process aborts ("Fatal Python error: bool_dealloc"). pyproject.toml excludes that
+release; this test fails if a PySide6 with the defect is ever installed again."""
 from __future__ import annotations
 
 import sys
@@ -13,8 +14,6 @@ class _Emitter(QObject):
     fired = Signal()
 
 
-@pytest.mark.xfail(strict=True, reason="PySide6 6.12.0 over-releases True on each emission to a "
-                                       "Python slot (bool_dealloc at exit after a few thousand)")
 def test_signal_emission_keeps_true_refcount(qapp):
     e = _Emitter()
     calls = []

@@ -42,6 +42,10 @@ class Options:
     quit_after: float | None = None
     screenshot: str | None = None
     scenario: str | None = None
+    user: str | None = None              # non-interactive sign-in (kiosks, end-to-end tests)
+    password_file: str | None = None
+    sign_in: bool = True
+    force_sign_in: bool = False          # training: the dialog even without accounts
 
 
 class Console:
@@ -182,6 +186,64 @@ def _make_map(settings: Settings):
         return MapView(theme=settings.get("ui/theme"))
 
 
+def _live_config_error(opts: Options, settings: Settings) -> str | None:
+    """What live mode lacks before anyone is asked to sign in, or None."""
+    if not (opts.broker or settings.get("feed/broker_url")):
+        return ("live mode needs a broker: --broker URL (or feed/broker_url in settings); "
+                "use --demo for training")
+    if not (opts.caseload or settings.get("feed/caseload_path")):
+        return "live mode needs a caseload: --caseload FILE (or feed/caseload_path)"
+    return None
+
+
+def _sign_in(opts: Options):
+    """Everyone signs in before the console opens: ``(session, accounts)``, or an exit status.
+
+    Live mode signs in against the accounts of the live store. Training mode touches nothing
+    live, so it signs in against the training store's own accounts; a training store with no
+    accounts yet (a fresh machine, ``make demo``) opens as the built-in trainer, with no
+    password, until an administrator creates accounts there (``--sign-in`` forces the dialog,
+    whose first-run path creates that administrator)."""
+    if not opts.sign_in:
+        return None, None
+    from ui.roles import RoleRefused
+    from ui.signin import sign_in_for_console
+    settings = Settings()
+    if opts.demo:
+        from ui.training import training_store_path
+        accounts_db = training_store_path(opts.db)
+        if not opts.user and not opts.force_sign_in:
+            from localdb.accounts import Accounts
+            from localdb.store import Store
+            accounts_db.parent.mkdir(parents=True, exist_ok=True)
+            probe = Store(accounts_db)
+            try:
+                empty = Accounts(probe).count() == 0
+            finally:
+                probe.close()
+            if empty:
+                from localdb.accounts import Session
+                return Session(opts.operator or "trainer", "trainer", time.time()), None
+    else:
+        problem = _live_config_error(opts, settings)
+        if problem:
+            log_event("error", text=problem)
+            print(f"main.py: {problem}", file=sys.stderr)
+            return 2
+        accounts_db = pathlib.Path(opts.db or settings.get("store/db_path") or data_dir() / "monitor.sqlite")
+    try:
+        signed = sign_in_for_console(accounts_db, training=opts.demo, user=opts.user,
+                                     password_file=opts.password_file)
+    except (RoleRefused, ValueError, OSError) as e:     # SignInError is a ValueError
+        log_event("error", text=str(e))
+        print(f"main.py: {e}", file=sys.stderr)
+        return 2
+    if signed is None:
+        log_event("quit", code=0, reason="sign-in cancelled")
+        return 0
+    return signed
+
+
 def run(opts: Options) -> int:
     import gc
     gc.disable()     # start-up allocates ~400,000 long-lived objects: no collections meanwhile
@@ -192,6 +254,14 @@ def run(opts: Options) -> int:
     if icon.exists():
         from PySide6.QtGui import QIcon
         app.setWindowIcon(QIcon(str(icon)))
+    signed = _sign_in(opts)
+    if isinstance(signed, int):
+        gc.enable()
+        return signed
+    session, accounts = signed
+    if session is not None:
+        opts.operator = session.username          # the acknowledgement log's name
+        log_event("signed_in", user=session.username, role=session.role, built_in=accounts is None)
     try:
         console = Console(opts)
     except ConsoleError as e:
@@ -204,6 +274,12 @@ def run(opts: Options) -> int:
         print(f"main.py: cannot start: {e}", file=sys.stderr)
         return 2
     console.window.map.ready.connect(lambda: log_event("first_paint_ready", seconds=round(time.perf_counter() - T0, 3)))
+    if session is not None:
+        from ui.roleviews import install_role_views
+        install_role_views(console.window, console.store, console.worker, console.map, session,
+                           accounts=accounts)
+        if accounts is not None:
+            app.aboutToQuit.connect(accounts.store.close)
     settle_heap()
     console.start()
     if opts.quit_after:
