@@ -12,6 +12,23 @@ from monitorapp.timeutil import fmt_time
 from tests.fixtures_ui import ui_caseload_doc
 from tests.test_ui_e2e import run_console
 
+PASSWORD = "night shift password 2026"
+
+
+def signed_in(db, tmp_path, user: str) -> list[str]:
+    """Live mode signs in first: an operator account in the live store, and the options that
+    sign in with it without the dialog."""
+    from localdb.accounts import Accounts
+    from localdb.store import Store
+    store = Store(db)
+    acc = Accounts(store)
+    admin = acc.create_first_admin("admin", PASSWORD + " admin")
+    acc.create(admin, user, "operator", PASSWORD)
+    store.close()
+    pw = tmp_path / f"{user}.pw"
+    pw.write_text(PASSWORD + "\n")
+    return ["--user", user, "--password-file", str(pw)]
+
 
 def test_live_console_raises_alert_from_broker_and_shares_handling(tmp_path, broker):
     caseload = tmp_path / "caseload.json"
@@ -44,7 +61,7 @@ def test_live_console_raises_alert_from_broker_and_shares_handling(tmp_path, bro
         published.update(publish_feed(lines, url, speed=1000.0, drain_timeout=20))
 
     rc, events, err = run_console(["--broker", url, "--caseload", str(caseload), "--db", str(db),
-                                   "--operator", "live.op", "--quit-after", "60"],
+                                   *signed_in(db, tmp_path, "live.op"), "--quit-after", "60"],
                                   ["map_ready", "alert_raised", "remote_handling"], timeout=60,
                                   on_event=publish_when_connected)
     other.stop()
@@ -76,7 +93,8 @@ def test_live_console_restarts_from_its_checkpoint(tmp_path, broker):
         msg = {"v": 1, "kind": "event", "device": "TAG-3", "seq": 1, "t": fmt_time(now - 1), "type": "strap_tamper"}
         sent.update(publish_feed([(now, json.dumps(msg).encode())], url, speed=1000.0, drain_timeout=20))
 
-    args = ["--broker", url, "--caseload", str(caseload), "--db", str(db), "--quit-after", "60"]
+    args = ["--broker", url, "--caseload", str(caseload), "--db", str(db), *signed_in(db, tmp_path, "op1"),
+            "--quit-after", "60"]
     rc, events, err = run_console(args, ["map_ready", "alert_raised"], timeout=60, on_event=tamper_when_ready)
     raised = [e for e in events if e["event"] == "alert_raised" and e["type"] == "strap_tamper"]
     assert raised, ([e["event"] for e in events], err[-1500:])
