@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
-                               QPlainTextEdit, QVBoxLayout)
+                               QPlainTextEdit)
 
+from ui.formdialog import lay_out_form_dialog
 from monitorapp.alerts import Alert
 from ui.alertmodel import TYPE_TEXT
 from ui.theme import PRIORITY_TEXT
@@ -59,20 +60,10 @@ class AckDialog(QDialog):
                                      + (" (required)" if alert.priority in NOTE_REQUIRED else " (optional)"))
         self.note.setAccessibleName("Note")
         self.note.setTabChangesFocus(True)
-        self.problem = QLabel()
-        self.problem.setObjectName("dim")
         form = QFormLayout()
         form.addRow("&Action:", self.action)
         form.addRow("&Note:", self.note)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Acknowledge")
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        lay = QVBoxLayout(self)
-        lay.addWidget(head)
-        lay.addLayout(form)
-        lay.addWidget(self.problem)
-        lay.addWidget(self.buttons)
+        self.problem, self.buttons = lay_out_form_dialog(self, form, "Acknowledge", head)
         self.action.currentIndexChanged.connect(self._validate)
         self.note.textChanged.connect(self._validate)
         self._validate()

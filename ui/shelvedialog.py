@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
-                               QLineEdit, QVBoxLayout)
+                               QLineEdit)
 
+from ui.formdialog import lay_out_form_dialog
 from monitorapp.alerts import Alert
 from ui.alertmodel import TYPE_TEXT
 from ui.theme import PRIORITY_TEXT
@@ -85,20 +86,10 @@ class ShelveDialog(QDialog):
         self.reason = QLineEdit()
         self.reason.setPlaceholderText("Why (required), e.g. known GPS dead spot, device replaced tomorrow")
         self.reason.setAccessibleName("Reason")
-        self.problem = QLabel()
-        self.problem.setObjectName("dim")
         form = QFormLayout()
         form.addRow("Shelve &for:", self.duration)
         form.addRow("&Reason:", self.reason)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Shelve")
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        lay = QVBoxLayout(self)
-        lay.addWidget(head)
-        lay.addLayout(form)
-        lay.addWidget(self.problem)
-        lay.addWidget(self.buttons)
+        self.problem, self.buttons = lay_out_form_dialog(self, form, "Shelve", head)
         self.reason.textChanged.connect(self._validate)
         self._validate()
 

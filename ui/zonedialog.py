@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
-                               QLineEdit, QSpinBox, QVBoxLayout)
+                               QLineEdit, QSpinBox)
+
+from ui.formdialog import lay_out_form_dialog
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -82,8 +84,6 @@ class ZoneDialog(QDialog):
         self.grace.setRange(0, 86400)
         self.grace.setValue(600)
         self.grace.setSuffix(" s")
-        self.problem = QLabel()
-        self.problem.setObjectName("dim")
         form = QFormLayout()
         form.addRow(QLabel(f"Drawn {shape} → zone <b>{zone_id}</b>"))
         form.addRow("&Name:", self.name)
@@ -93,14 +93,7 @@ class ZoneDialog(QDialog):
         form.addRow("From (HH:MM):", self.start)
         form.addRow("To (HH:MM):", self.end)
         form.addRow("Curfew grace:", self.grace)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Save zone")
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        lay.addWidget(self.problem)
-        lay.addWidget(self.buttons)
+        self.problem, self.buttons = lay_out_form_dialog(self, form, "Save zone")
         for w in (self.name, self.start, self.end):
             w.textChanged.connect(self._validate)
         self.kind.currentIndexChanged.connect(self._validate)
