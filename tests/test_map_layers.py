@@ -147,12 +147,17 @@ ZONES = [
 ]
 
 
-def test_zones_show_with_kind_labels(map_view, qtbot):
+def test_zones_show_with_kind_labels_from_street_level_in(map_view, qtbot):
     map_view.set_zones(ZONES)
     state = wait_state(qtbot, map_view, lambda s: len(s["zones"]) == 2)
     assert state["zones"] == {"Z-EX": "exclusion", "Z-HOME": "curfew"}
-    labels = run_js(qtbot, map_view, "Array.from(document.querySelectorAll('.em-zone-label')).map(e => e.textContent)")
-    assert sorted(labels) == ["CURFEW · Home", "EXCLUSION · Victim's street"]
+    query = "Array.from(document.querySelectorAll('.em-zone-label')).map(e => e.textContent)"
+    # names from street level in; at borough zoom the zones show as outlines only (calm map)
+    run_js(qtbot, map_view, "EM.map.setZoom(15, {animate: false}) && true")
+    qtbot.waitUntil(lambda: len(run_js(qtbot, map_view, query)) == 2, timeout=5000)
+    assert sorted(run_js(qtbot, map_view, query)) == ["CURFEW · Home", "EXCLUSION · Victim's street"]
+    run_js(qtbot, map_view, "EM.map.setZoom(12, {animate: false}) && true")
+    qtbot.waitUntil(lambda: run_js(qtbot, map_view, query) == [], timeout=5000)
 
 
 def test_zone_edit_and_delete_reach_python(map_view, qtbot):

@@ -14,6 +14,7 @@
     low: { color: '#2f6fb0', shape: 'circle', radius: 9, ring: false, word: 'LOW' },
   };
   EM.PRIORITY = PRIORITY;
+  const ZONE_LABEL_MIN_ZOOM = 14;   // zone names from street level in
   const ZONE_STYLE = {
     exclusion: { color: '#a8453f', dashArray: '7 5', fillOpacity: 0.10, word: 'EXCLUSION' },
     curfew: { color: '#3f7d4e', dashArray: null, fillOpacity: 0.07, word: 'CURFEW' },
@@ -148,7 +149,17 @@
       });
       this.markerGroup.on('mouseout', () => this.hoverTip.remove());
       this.zoneGroup = L.featureGroup([], { pmIgnore: false }).addTo(map);
-      this.zoneLabels = L.layerGroup([], { pmIgnore: true }).addTo(map);
+      this.zoneLabels = L.layerGroup([], { pmIgnore: true });
+      // Zone names only where they can be read: at borough zoom a hundred labels are noise,
+      // and a calm map shows the zones' outlines alone until the operator zooms in.
+      const labels = this.zoneLabels;
+      const showLabels = function () {
+        const want = map.getZoom() >= ZONE_LABEL_MIN_ZOOM;
+        if (want && !map.hasLayer(labels)) map.addLayer(labels);
+        else if (!want && map.hasLayer(labels)) map.removeLayer(labels);
+      };
+      map.on('zoomend', showLabels);
+      map.whenReady(showLabels);
       this.drafts = L.featureGroup([]).addTo(map);
       this.selection = L.layerGroup([], { pmIgnore: true }).addTo(map);
       this.ageTimer = setInterval(() => this.refreshAge(), 1000);
