@@ -21,12 +21,22 @@ class Clock:
         return self.t
 
 
+def accounts_for_every_role(store):
+    """An account for each role (the administrator made by the first-run path), each signed in."""
+    from localdb.accounts import Accounts
+    accounts = Accounts(store)
+    admin = accounts.create_first_admin(ROLE_USERS["administrator"], PASSWORD)
+    for role, user in ROLE_USERS.items():
+        if role != "administrator":
+            accounts.create(admin, user, role, PASSWORD)
+    return accounts, {role: accounts.sign_in(user, PASSWORD) for role, user in ROLE_USERS.items()}
+
+
 class HandledStore:
     """A store the real engine has filled: a tamper flood (12 critical alerts), a breach and a
     low battery, acknowledged by two operators at known delays; some closed, one left open."""
 
     def __init__(self, tmp_path):
-        from localdb.accounts import Accounts
         from localdb.store import Store
         from monitorapp.caseload import parse_caseload
         from monitorapp.engine import Engine
@@ -68,12 +78,7 @@ class HandledStore:
                 self.store.acknowledge(a["alert_id"], "op.patel", "police_informed", "999 called")
         self.clock.t = T0 + 3600
         self.store.flush()
-        self.accounts = Accounts(self.store)
-        admin = self.accounts.create_first_admin(ROLE_USERS["administrator"], PASSWORD)
-        for role, user in ROLE_USERS.items():
-            if role != "administrator":
-                self.accounts.create(admin, user, role, PASSWORD)
-        self.sessions = {role: self.accounts.sign_in(user, PASSWORD) for role, user in ROLE_USERS.items()}
+        self.accounts, self.sessions = accounts_for_every_role(self.store)
 
     def close(self):
         self.store.close()
@@ -98,7 +103,6 @@ class CrimeStore:
     RADIUS = 100.0
 
     def __init__(self, tmp_path):
-        from localdb.accounts import Accounts
         from localdb.store import Store
         from tests.fixtures_store import PLACE_LAT, PLACE_LON, T0, TrackWriter
         self.t0, self.t1 = T0, T0 + 3600
@@ -117,12 +121,7 @@ class CrimeStore:
         w.line("TAG-C", T0 - 600, T0 + 4200, 120, (150, 0), (150, 0), acc=80)
         w.line("TAG-D", T0 - 4 * 3600, T0 - 3 * 3600, 60, (0, 0), (500, 0))
         self.store.flush()
-        self.accounts = Accounts(self.store)
-        admin = self.accounts.create_first_admin(ROLE_USERS["administrator"], PASSWORD)
-        for role, user in ROLE_USERS.items():
-            if role != "administrator":
-                self.accounts.create(admin, user, role, PASSWORD)
-        self.sessions = {role: self.accounts.sign_in(user, PASSWORD) for role, user in ROLE_USERS.items()}
+        self.accounts, self.sessions = accounts_for_every_role(self.store)
 
     def close(self):
         self.store.close()

@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QAbstractTableModel, QDateTime, QModelIndex, Qt, QTimeZone, Signal
+from PySide6.QtCore import QDateTime, Qt, QTimeZone, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QDateTimeEdit, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
@@ -26,6 +26,7 @@ from monitorapp import evidence_report
 from monitorapp.crimemap import MARGIN_S, CrimeQueryError, _project, crime_check
 from monitorapp.evidence_report import VERDICT_TEXT
 from monitorapp.trail import read_track
+from ui.tablemodel import ColumnsModel
 from ui.roles import RoleRefused, can, require
 
 COLUMNS = ("Verdict", "Offender", "Tag", "Closest", "At (UTC)", "Accuracy", "Basis")
@@ -34,8 +35,9 @@ SCENE_ZONE = "crime-scene"
 PENS = ["#1c1c1c", "#4f6f91", "#6d6d6d", "#8a6d00", "#3f7d4e", "#999999", "#555555", "#2f5f8a"]
 
 
-class CrimeResultModel(QAbstractTableModel):
+class CrimeResultModel(ColumnsModel):
     """One row per person in the answer, in the answer's order (strongest verdict first)."""
+    columns = COLUMNS
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -50,17 +52,8 @@ class CrimeResultModel(QAbstractTableModel):
     def result(self, row: int) -> dict:
         return self._results[row]
 
-    def rowCount(self, parent=QModelIndex()):  # noqa: N802 (Qt API)
-        return 0 if parent.isValid() else len(self._results)
-
-    def columnCount(self, parent=QModelIndex()):  # noqa: N802
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal \
-                and 0 <= section < len(COLUMNS):
-            return COLUMNS[section]
-        return None
+    def row_count(self) -> int:
+        return len(self._results)
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or not 0 <= index.row() < len(self._results) \

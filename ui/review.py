@@ -20,7 +20,7 @@ import datetime as dt
 import json
 from zoneinfo import ZoneInfo
 
-from PySide6.QtCore import (QAbstractTableModel, QDate, QModelIndex, QSortFilterProxyModel, Qt,
+from PySide6.QtCore import (QDate, QModelIndex, QSortFilterProxyModel, Qt,
                             Signal)
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDateEdit, QFileDialog,
@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDateEdi
 
 from localdb.verify import verify_store
 from monitorapp.timeutil import fmt_time
+from ui.tablemodel import ColumnsModel
 from ui.alertmodel import TYPE_TEXT, fmt_duration
 from ui.roles import can, require
 from ui.theme import PRIORITY_TEXT
@@ -114,8 +115,9 @@ def write_csv(path, records: list[dict]) -> int:
     return len(records)
 
 
-class ReviewModel(QAbstractTableModel):
+class ReviewModel(ColumnsModel):
     """The handling records, by alert id; ``update`` inserts new alerts and refreshes the rest."""
+    columns = COLUMNS
 
     def __init__(self, tz=None, parent=None):
         super().__init__(parent)
@@ -145,17 +147,8 @@ class ReviewModel(QAbstractTableModel):
     def records(self) -> list[dict]:
         return [self._rows[i] for i in self._ids]
 
-    def rowCount(self, parent=QModelIndex()):  # noqa: N802 (Qt API)
-        return 0 if parent.isValid() else len(self._ids)
-
-    def columnCount(self, parent=QModelIndex()):  # noqa: N802
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal \
-                and 0 <= section < len(COLUMNS):
-            return COLUMNS[section]
-        return None
+    def row_count(self) -> int:
+        return len(self._ids)
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or not 0 <= index.row() < len(self._ids) \

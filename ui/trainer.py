@@ -19,11 +19,12 @@ import datetime as dt
 import pathlib
 from zoneinfo import ZoneInfo
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from monitorapp.simscenarios import SCENARIOS, scenario as make_scenario
+from ui.tablemodel import ColumnsModel
 from ui.alertmodel import TYPE_TEXT, fmt_duration
 from ui.roles import require
 from ui.settings import data_dir
@@ -76,7 +77,9 @@ def trainee_report(store, incidents: list, start: float) -> list[dict]:
     return rows
 
 
-class TraineeReportModel(QAbstractTableModel):
+class TraineeReportModel(ColumnsModel):
+    columns = REPORT_COLUMNS
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self._rows: list[dict] = []
@@ -89,17 +92,8 @@ class TraineeReportModel(QAbstractTableModel):
     def rows(self) -> list[dict]:
         return list(self._rows)
 
-    def rowCount(self, parent=QModelIndex()):  # noqa: N802 (Qt API)
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent=QModelIndex()):  # noqa: N802
-        return 0 if parent.isValid() else len(REPORT_COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal \
-                and 0 <= section < len(REPORT_COLUMNS):
-            return REPORT_COLUMNS[section]
-        return None
+    def row_count(self) -> int:
+        return len(self._rows)
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if role != Qt.ItemDataRole.DisplayRole or not index.isValid() \
