@@ -18,7 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QDateTime, Qt, QTimeZone, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QAbstractItemView, QDateTimeEdit, QDoubleSpinBox, QFileDialog,
+from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPushButton, QSpinBox, QSplitter, QTableView, QVBoxLayout, QWidget)
 
@@ -26,6 +26,7 @@ from monitorapp import evidence_report
 from monitorapp.crimemap import MARGIN_S, CrimeQueryError, _project, crime_check
 from monitorapp.evidence_report import VERDICT_TEXT
 from monitorapp.trail import read_track
+from ui.formdialog import utc_datetime_edit
 from ui.tablemodel import ColumnsModel
 from ui.roles import RoleRefused, can, require
 
@@ -99,15 +100,6 @@ def _distance_series(store, answer: dict) -> dict[str, tuple[np.ndarray, np.ndar
     return out
 
 
-def _utc_edit(t: float) -> QDateTimeEdit:
-    w = QDateTimeEdit()
-    w.setTimeZone(QTimeZone.utc())
-    w.setDisplayFormat("yyyy-MM-dd HH:mm:ss 'UTC'")
-    w.setCalendarPopup(True)
-    w.setDateTime(QDateTime.fromSecsSinceEpoch(int(t), QTimeZone.utc()))
-    return w
-
-
 class CrimePanel(QWidget):
     """The crime-mapping view (see the module docstring)."""
 
@@ -156,7 +148,7 @@ class CrimePanel(QWidget):
         self.radius.setValue(200)
         self.radius.setSuffix(" m")
         form.addRow("Radius", self.radius)
-        self.t_from, self.t_to = _utc_edit(last - 3600), _utc_edit(last)
+        self.t_from, self.t_to = utc_datetime_edit(last - 3600, seconds=True), utc_datetime_edit(last, seconds=True)
         window = QHBoxLayout()
         window.addWidget(self.t_from)
         window.addWidget(QLabel("to"))

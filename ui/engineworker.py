@@ -34,17 +34,15 @@ CHUNK = 400                 # messages submitted between checks of the time budg
 BUDGET_S = 0.040            # longest stretch of ingestion before yielding to the event loop
 
 
-class SimulatedFeed:
-    """Training mode: the simulator's messages on a clock that runs ``speed`` times real time."""
+class _ScaledClock:
+    """A simulated clock from ``start`` that runs ``speed`` times real time; the speed can change
+    without the clock jumping."""
 
-    def __init__(self, simulator, start: float, speed: float = 1.0):
-        self.sim = simulator
+    def _start_clock(self, start: float, speed: float) -> None:
         self.start = start
         self.speed = float(speed)
-        self._mono0 = time.monotonic()
         self._base = start
-        self.connected = True
-        self._pending: collections.deque = collections.deque()
+        self._mono0 = time.monotonic()
 
     def now(self) -> float:
         return self._base + (time.monotonic() - self._mono0) * self.speed
@@ -53,6 +51,16 @@ class SimulatedFeed:
         self._base = self.now()
         self._mono0 = time.monotonic()
         self.speed = float(speed)
+
+
+class SimulatedFeed(_ScaledClock):
+    """Training mode: the simulator's messages on a clock that runs ``speed`` times real time."""
+
+    def __init__(self, simulator, start: float, speed: float = 1.0):
+        self.sim = simulator
+        self._start_clock(start, speed)
+        self.connected = True
+        self._pending: collections.deque = collections.deque()
 
     def poll(self, max_items: int) -> list[tuple[float | None, bytes, str | None]]:
         if len(self._pending) < max_items:
@@ -67,26 +75,15 @@ class SimulatedFeed:
         pass
 
 
-class ReplayFeed:
+class ReplayFeed(_ScaledClock):
     """Recorded messages ``[(rx, raw)]`` played on a clock from the first ``rx`` (or ``start``)
     at ``speed`` times real time: a replay file in the console, and scripted scenarios."""
 
     def __init__(self, messages, start: float | None = None, speed: float = 1.0):
         self._msgs = collections.deque(sorted(messages, key=lambda m: m[0]))
         first = self._msgs[0][0] if self._msgs else 0.0
-        self.start = first if start is None else start
-        self.speed = float(speed)
-        self._base = self.start
-        self._mono0 = time.monotonic()
+        self._start_clock(first if start is None else start, speed)
         self.connected = True
-
-    def now(self) -> float:
-        return self._base + (time.monotonic() - self._mono0) * self.speed
-
-    def set_speed(self, speed: float) -> None:
-        self._base = self.now()
-        self._mono0 = time.monotonic()
-        self.speed = float(speed)
 
     def poll(self, max_items: int):
         now = self.now()

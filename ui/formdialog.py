@@ -1,8 +1,11 @@
 """The shape every small dialog of the console shares: an optional heading, a form, a line
-saying what is still wrong, and OK/Cancel with OK named for what it does."""
+saying what is still wrong, and OK/Cancel with OK named for what it does; and the UTC
+date-time field the query forms (crime mapping, playback) use."""
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QDateTime, QTimeZone
+from PySide6.QtWidgets import (QDateTimeEdit, QDialog, QDialogButtonBox, QFormLayout, QLabel,
+                               QVBoxLayout, QWidget)
 
 
 def lay_out_form_dialog(dialog: QDialog, form: QFormLayout, ok_text: str,
@@ -22,3 +25,13 @@ def lay_out_form_dialog(dialog: QDialog, form: QFormLayout, ok_text: str,
     lay.addWidget(problem)
     lay.addWidget(buttons)
     return problem, buttons
+
+
+def utc_datetime_edit(t: float, seconds: bool = False) -> QDateTimeEdit:
+    """A date-time field shown and edited in UTC (evidence is in UTC), with a calendar."""
+    w = QDateTimeEdit()
+    w.setTimeZone(QTimeZone.utc())
+    w.setDisplayFormat("yyyy-MM-dd HH:mm:ss 'UTC'" if seconds else "yyyy-MM-dd HH:mm 'UTC'")
+    w.setCalendarPopup(True)
+    w.setDateTime(QDateTime.fromSecsSinceEpoch(int(t), QTimeZone.utc()))
+    return w

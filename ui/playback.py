@@ -15,12 +15,13 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QDateTime, Qt, QTimer, QTimeZone, Signal
-from PySide6.QtWidgets import (QComboBox, QDateTimeEdit, QHBoxLayout, QLabel, QPushButton,
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton,
                                QSlider, QSplitter, QVBoxLayout, QWidget)
 
 from monitorapp.timeutil import fmt_time
 from monitorapp.trail import trail as read_trail
+from ui.formdialog import utc_datetime_edit
 from ui.roles import require
 
 GAP_S = 600.0
@@ -41,15 +42,6 @@ def gaps(fixes: list[dict], gap_s: float = GAP_S) -> list[tuple[int, float]]:
     """(index of the fix after the gap, seconds) for every gap over ``gap_s``."""
     return [(i, fixes[i]["t"] - fixes[i - 1]["t"]) for i in range(1, len(fixes))
             if fixes[i]["t"] - fixes[i - 1]["t"] > gap_s]
-
-
-def _utc_edit(t: float) -> QDateTimeEdit:
-    w = QDateTimeEdit()
-    w.setTimeZone(QTimeZone.utc())
-    w.setDisplayFormat("yyyy-MM-dd HH:mm 'UTC'")
-    w.setCalendarPopup(True)
-    w.setDateTime(QDateTime.fromSecsSinceEpoch(int(t), QTimeZone.utc()))
-    return w
 
 
 class PlaybackPanel(QWidget):
@@ -77,7 +69,7 @@ class PlaybackPanel(QWidget):
                 "SELECT o.offender_id, o.name, a.device FROM offenders o LEFT JOIN assignments a"
                 " ON a.offender_id = o.offender_id AND a.valid_to IS NULL ORDER BY o.offender_id"):
             self.who.addItem(f"{oid} {name or ''} ({dev or 'no tag'})", oid)
-        self.t_from, self.t_to = _utc_edit(last - 6 * 3600), _utc_edit(last)
+        self.t_from, self.t_to = utc_datetime_edit(last - 6 * 3600), utc_datetime_edit(last)
         self.load_button = QPushButton("Load trail")
         top = QHBoxLayout()
         for w in (QLabel("Offender"), self.who, QLabel("from"), self.t_from, QLabel("to"), self.t_to,
