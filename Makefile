@@ -7,11 +7,17 @@ WEBSTAMP := resources/web/node_modules/.installed
 
 .PHONY: demo test bench venv web broker clean package package-test
 
-# Debian's Python needs python3-venv for `-m venv`; installed here when it is missing.
-$(STAMP): pyproject.toml
+# Debian's Python needs python3-venv for `-m venv`; installed here when it is missing. The
+# decoder's compiled fast path (monitorapp/_speedups.c) needs a C compiler and the Python
+# headers, from Debian's packages when missing; without them the pure-Python decoder serves.
+$(STAMP): pyproject.toml setup.py monitorapp/_speedups.c
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) 2>/dev/null || \
 	  (rm -rf $(VENV) && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
 	   && $(PY) -m venv $(VENV))
+	@(command -v cc >/dev/null 2>&1 && $(BIN)/python -c "import os, sys, sysconfig; \
+	  sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))") || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc $(notdir $(PY))-dev >/dev/null) || \
+	  echo "no C compiler or Python headers: the decoder's pure-Python path will be used"
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
@@ -29,12 +35,15 @@ $(WEBSTAMP): resources/web/package.json resources/web/package-lock.json
 web: $(WEBSTAMP)
 
 # System packages the tests use, from Debian's packages when missing: Mosquitto (the MQTT tests
-# start their own brokers) and poppler-utils (the evidential PDF is rendered with pdftoppm).
+# start their own brokers), poppler-utils (the evidential PDF is rendered with pdftoppm) and
+# desktop-file-utils (the workstation's .desktop entry is validated).
 broker:
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null)
 	@command -v pdftoppm >/dev/null 2>&1 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null)
+	@command -v desktop-file-validate >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq desktop-file-utils >/dev/null)
 
 demo: venv web
 	$(BIN)/python main.py --demo

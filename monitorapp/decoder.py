@@ -27,6 +27,7 @@ bytes kept for inspection. Reason codes:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections import deque
@@ -34,6 +35,7 @@ from typing import Callable, Container
 
 import orjson
 
+from monitorapp.accel import speedups
 from monitorapp.messages import EVENT_TYPES, FIX_SOURCES, Event, Fix, Heartbeat, Rejection
 from monitorapp.timeutil import TimeFormatError, parse_time
 
@@ -42,6 +44,11 @@ FUTURE_LIMIT_S = 300.0
 _DEVICE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _INT = int
 _FLOAT = float
+# The compiled twin of FixDecoder._fast_fix (monitorapp/_speedups.c), or None.
+_fast_fix_c = None
+if speedups is not None:
+    speedups.bind(Fix, tuple(f.name for f in dataclasses.fields(Fix)))
+    _fast_fix_c = speedups.fast_fix
 
 
 class _Bad(Exception):
@@ -104,7 +111,7 @@ class FixDecoder:
             if type(obj) is not dict:
                 raise _Bad("bad_json", f"message is a JSON {type(obj).__name__}, not an object")
             if topic is None and obj.get("kind") == "fix":
-                fix = self._fast_fix(obj)
+                fix = self._fast_fix(obj) if _fast_fix_c is None else _fast_fix_c(obj, self._known)
                 if fix is not None:
                     return fix
             return self._decode_obj(obj, raw, rx, topic)
@@ -146,7 +153,7 @@ class FixDecoder:
                 or callable(known) or type(device) is not str or device not in known
                 or type(lat) is not _FLOAT or not -90.0 <= lat <= 90.0
                 or type(lon) is not _FLOAT or not -180.0 <= lon <= 180.0
-                or src not in FIX_SOURCES or t - rx > FUTURE_LIMIT_S):
+                or type(src) is not str or src not in FIX_SOURCES or t - rx > FUTURE_LIMIT_S):
             return None
         ta = type(acc)
         if ta is _INT:
@@ -264,7 +271,7 @@ class FixDecoder:
         if not 0.0 < acc <= 1e6:
             raise _Bad("acc_out_of_range", f"acc {acc} must be > 0 metres (and at most 1,000 km)")
         src = get("src")
-        if src not in FIX_SOURCES:
+        if type(src) is not str or src not in FIX_SOURCES:
             if src is None:
                 raise _Bad("missing_field", "field 'src' is missing")
             raise _Bad("bad_value", f"src {str(src)[:20]!r} is not gps, wifi or cell")

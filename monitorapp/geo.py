@@ -55,7 +55,7 @@ class Projector:
                                       "+x_0=0 +y_0=0 +ellps=WGS84 +units=m +no_defs")
             self.name = f"local transverse Mercator at {lat0:.4f}, {lon0:.4f}"
         self._fwd = Transformer.from_crs(4326, self.crs, always_xy=True)
-        self._inv = Transformer.from_crs(self.crs, 4326, always_xy=True)
+        self._inv = None   # made on first use: building a Transformer costs ~45 ms, and the engine never inverts
 
     def to_xy(self, lon: float, lat: float) -> tuple[float, float]:
         return self._fwd.transform(lon, lat)
@@ -64,6 +64,8 @@ class Projector:
         return self._fwd.transform(lons, lats)
 
     def to_lonlat(self, x: float, y: float) -> tuple[float, float]:
+        if self._inv is None:
+            self._inv = Transformer.from_crs(self.crs, 4326, always_xy=True)
         return self._inv.transform(x, y)
 
     def affine_at(self, lon0: float, lat0: float):

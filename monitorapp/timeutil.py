@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
+from monitorapp.accel import speedups
+
 _UTC = _dt.timezone.utc
 # RFC 3339 date-time: full date, 'T' (or space, lower-case t), time, optional fraction, Z or offset.
 _RFC3339 = re.compile(
@@ -24,7 +26,8 @@ class TimeFormatError(ValueError):
 def parse_time(s: object) -> float:
     """Parse an RFC 3339 string to epoch seconds; raise TimeFormatError otherwise.
 
-    The fast path caches the epoch of each ``YYYY-MM-DDTHH:MM`` prefix of UTC times (entered
+    With the compiled module, the feed's usual form (``YYYY-MM-DDTHH:MM:SS[.f]Z``) is read in C
+    and anything else takes ``_parse_full``. Without it, the pure-Python fast path caches the epoch of each ``YYYY-MM-DDTHH:MM`` prefix of UTC times (entered
     only after a full validation), so the common feed form costs a dict look-up, a match of the
     seconds against a fixed pattern and one float conversion.
     """
@@ -39,6 +42,16 @@ def parse_time(s: object) -> float:
 
 
 _TAIL = re.compile(r":[0-5]\d(?:\.\d{1,9})?Z").fullmatch
+_parse_time_py = parse_time
+
+if speedups is not None:
+    _parse_utc = speedups.parse_utc
+
+    def parse_time(s: object) -> float:  # noqa: F811 (the compiled variant of the same function)
+        v = _parse_utc(s)
+        return v if v is not None else _parse_full(s)
+
+    parse_time.__doc__ = _parse_time_py.__doc__
 
 
 def _parse_full(s: object) -> float:

@@ -84,12 +84,14 @@ def _with(**kw):
     (_with(kind="position"), "bad_kind"),
     (_with(src="glonass"), "bad_value"),
     (_with(hdg=400), "bad_value"),
+    (_with(src=["gps"]), "bad_value"),
 ])
 def test_bad_fields_are_rejected_with_their_reason(obj, reason):
     r = decode(obj)
     assert isinstance(r, Rejection), r
     assert r.reason == reason, r.text
     assert r.raw == orjson.dumps(obj) and r.text
+    assert "undecodable" not in r.text      # each bad field is named, not caught as a crash
 
 
 def test_not_json_not_utf8_oversize_and_non_objects():

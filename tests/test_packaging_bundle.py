@@ -52,6 +52,7 @@ def assert_self_check_passes(proc: subprocess.CompletedProcess, bundle_dir: path
     assert [l.split(": ")[0].split(None, 1)[1] for l in lines] == list(CHECKS), proc.stdout
     assert all(l.startswith("ok   ") for l in lines), proc.stdout
     assert f"bundle {bundle_dir}" in lines[0]
+    assert "compiled decoder" in lines[0]          # the C fast path went into the bundle
     assert proc.stdout.rstrip().splitlines()[-1].startswith("self-check passed")
 
 

@@ -47,6 +47,7 @@ def test_self_check_passes_from_source_through_the_bundle_entry():
     assert all(status == "ok" for status, _ in lines.values()), proc.stdout
     assert f"monitorapp {pyproject_version()}" in lines["runtime"][1]
     assert "from source" in lines["runtime"][1]
+    assert "decoder" in lines["runtime"][1]
     assert "page loaded and bridge ready" in lines["map"][1]
     assert "exclusion_entered" in lines["engine"][1] and "strap_tamper" in lines["engine"][1]
     assert "hash-chained acknowledgement read back" in lines["stored"][1]

@@ -4,7 +4,7 @@ IT runs ``monitorapp --self-check`` after installing the bundle on a workstation
 ``make test`` runs it from source). It starts the application without showing a window and
 checks, in order, printing one line per check::
 
-    ok   runtime: monitorapp 0.1.0, Python 3.11.9, PySide6 6.12.0 / Qt 6.12.0, platform offscreen, from source
+    ok   runtime: monitorapp 0.1.0, Python 3.11.9, PySide6 6.12.0 / Qt 6.12.0, platform offscreen, compiled decoder, from source
     ok   resources: 7 web assets, alert sound, application icon under /opt/monitorapp/_internal/resources
     ok   map: page loaded and bridge ready (1.2 s)
     ok   store: scratch store opened (/tmp/monitorapp-selfcheck-x1y2/selfcheck.sqlite)
@@ -134,10 +134,12 @@ def check_runtime():
     if recorded is not None and recorded != version:
         raise CheckFailed(f"the installed distribution says {recorded} but the code is {version}; "
                           f"reinstall the application")
+    from monitorapp.accel import speedups
     where = "bundle " + str(pathlib.Path(sys.executable).parent) if getattr(sys, "frozen", False) else "from source"
+    decoder = "compiled decoder" if speedups is not None else "pure-Python decoder"
     return (f"monitorapp {version}, Python {platform.python_version()}, PySide6 "
             f"{PySide6.__version__} / Qt {qVersion()}, platform "
-            f"{os.environ.get('QT_QPA_PLATFORM') or 'default'}, {where}"), None
+            f"{os.environ.get('QT_QPA_PLATFORM') or 'default'}, {decoder}, {where}"), None
 
 
 def check_resources():
