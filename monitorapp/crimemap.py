@@ -56,7 +56,8 @@ class CrimeQueryError(ValueError):
 _bng = None
 
 
-def _project(lon: float, lat: float) -> tuple[float, float]:
+def scene_xy(lon: float, lat: float) -> tuple[float, float]:
+    """A crime scene's lon/lat in British National Grid metres, the grid the store indexes fixes in."""
     global _bng
     if _bng is None:
         _bng = pyproj.Transformer.from_crs(4326, 27700, always_xy=True)
@@ -305,7 +306,7 @@ def crime_check(store_or_path, lat, lon, radius_m, t_from, t_to, ref, reason, wh
     own = not hasattr(store_or_path, "reader")
     store = Store(store_or_path, create=False) if own else store_or_path
     try:
-        cx, cy = _project(float(lon), float(lat))
+        cx, cy = scene_xy(float(lon), float(lat))
         conn = store.reader()
         lo, hi = t0 - MARGIN_S, t1 + MARGIN_S
         subs = subjects(conn, lo, hi)

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QFileDialog,
                                QPushButton, QSpinBox, QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from monitorapp import evidence_report
-from monitorapp.crimemap import MARGIN_S, CrimeQueryError, _project, crime_check
+from monitorapp.crimemap import MARGIN_S, CrimeQueryError, crime_check, scene_xy
 from monitorapp.evidence_report import VERDICT_TEXT
 from monitorapp.trail import read_track
 from ui.formdialog import utc_datetime_edit
@@ -86,7 +86,7 @@ class CrimeResultModel(ColumnsModel):
 def _distance_series(store, answer: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """device -> (t, metres from the scene) over the window and its margin, for the chart."""
     q = answer["query"]
-    cx, cy = _project(q["lon"], q["lat"])
+    cx, cy = scene_xy(q["lon"], q["lat"])
     from monitorapp.timeutil import parse_time
     lo, hi = parse_time(q["from"]) - MARGIN_S, parse_time(q["to"]) + MARGIN_S
     conn = store.reader()
