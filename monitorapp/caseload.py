@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shapely.geometry import shape
 
+from monitorapp.gcpause import paused_gc
 from monitorapp.schedule import DAYS, parse_hhmm
 from monitorapp.timeutil import TimeFormatError, parse_time
 
@@ -165,6 +166,11 @@ def _check_geometry(zid: str, f: dict, problems: list[str]) -> None:
 
 def parse_caseload(doc: object, source: str = "caseload") -> Caseload:
     """Validate a caseload document (already parsed JSON); raise CaseloadError with every problem."""
+    with paused_gc():      # a national caseload is a quarter of a million objects: monitorapp.gcpause
+        return _parse_caseload(doc, source)
+
+
+def _parse_caseload(doc: object, source: str) -> Caseload:
     problems: list[str] = []
     if not isinstance(doc, dict):
         raise CaseloadError(["the caseload must be a JSON object"], source)
@@ -313,7 +319,8 @@ def load_caseload(path: str | pathlib.Path) -> Caseload:
     except OSError as e:
         raise CaseloadError([f"cannot be read ({e.strerror or e})"], str(p)) from None
     try:
-        doc = json.loads(text)
+        with paused_gc():
+            doc = json.loads(text)
     except (ValueError, UnicodeDecodeError) as e:
         raise CaseloadError([f"is not valid JSON ({e})"], str(p)) from None
     return parse_caseload(doc, str(p))

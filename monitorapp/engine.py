@@ -54,6 +54,7 @@ from monitorapp import rules
 from monitorapp.alerts import PRIORITY, Alert, alert_id
 from monitorapp.caseload import Caseload, Offender, Requirement, Zone, parse_caseload
 from monitorapp.decoder import FixDecoder, SequenceTracker
+from monitorapp.gcpause import paused_gc
 from monitorapp.geo import Projector, ZoneShape
 from monitorapp.messages import Event, FeedCounters, Fix, Heartbeat, Rejection
 from monitorapp.schedule import Schedule
@@ -118,20 +119,21 @@ class Engine:
         self.zone_shapes: dict[str, ZoneShape] = {}
         self._edited_zones: dict[str, dict] = {}
         self._edited_reqs: dict[str, list] = {}
-        pts = []
-        for z in caseload.zones.values():
-            pts.extend(_zone_points(z.geometry))
-        self.projector = Projector(pts)
         self.decoder = FixDecoder(self.tags)
-        for z in caseload.zones.values():
-            self._install_zone(z)
-        for off in caseload.offenders.values():
-            self._install_offender(off)
-        if state is not None:
-            from monitorapp.enginestate import restore
-            restore(self, state)
-        elif start is not None:
-            self._start_clock(start)
+        with paused_gc():       # tens of thousands of small objects: see monitorapp.gcpause
+            pts = []
+            for z in caseload.zones.values():
+                pts.extend(_zone_points(z.geometry))
+            self.projector = Projector(pts)
+            for z in caseload.zones.values():
+                self._install_zone(z)
+            for off in caseload.offenders.values():
+                self._install_offender(off)
+            if state is not None:
+                from monitorapp.enginestate import restore
+                restore(self, state)
+            elif start is not None:
+                self._start_clock(start)
 
     # ------------------------------------------------------------------ set-up
     def _install_zone(self, z: Zone) -> None:

@@ -5,11 +5,15 @@ What is kept: the processing clock, counters, duplicate-detection windows, per-t
 (last message, last fix, battery arming), each rule's evidence and pending absence or
 appointment decision, every alert with its condition, and zone edits made since the caseload
 was loaded. Timers are not kept: they are derived again from that state on restore.
+
+Snapshots and restores run with the garbage collector paused (``monitorapp.gcpause``).
 """
 from __future__ import annotations
 
+
 from monitorapp.alerts import Alert
 from monitorapp.caseload import parse_caseload
+from monitorapp.gcpause import paused_gc
 from monitorapp.messages import Fix
 
 STATE_VERSION = 1
@@ -22,6 +26,11 @@ def _fix_to_list(f: Fix | None):
 
 
 def snapshot(eng) -> dict:
+    with paused_gc():
+        return _snapshot(eng)
+
+
+def _snapshot(eng) -> dict:
     c = eng.counters
     return {
         "state_version": STATE_VERSION,

@@ -101,3 +101,25 @@ def test_load_checkpoint_discards_only_what_came_after(store, example_caseload_p
     assert position == 1000 and isinstance(snapshot, dict)
     assert store.counts()["fixes"] == kept
     Engine(load_caseload(example_caseload_path), state=snapshot)    # the snapshot restores
+
+
+def test_a_checkpoint_keeps_the_largest_seq_the_decoder_accepts(tmp_path):
+    """Checkpoints are written with orjson; the largest seq a message can carry (2**64 - 1: a
+    larger number reaches the decoder as a float and is rejected as bad_type) round-trips."""
+    import json
+    spec = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "spec" / "examples"
+    caseload = load_caseload(spec / "caseload.json")
+    device = next(iter(caseload.by_device))
+    fix = {"v": 1, "kind": "fix", "device": device, "seq": 2**64 - 1, "t": "2026-11-27T17:00:00Z",
+           "rx": "2026-11-27T17:00:01Z", "lat": 51.5, "lon": -0.1, "acc": 10.0, "src": "gps"}
+    raw = json.dumps(fix).encode()
+    with Store(tmp_path / "s.sqlite") as store:
+        engine = Engine(caseload)
+        assert engine.submit(raw).kind == "fix"
+        store.checkpoint(engine, {"line": 1})
+        snapshot, position = store.load_checkpoint()
+    resumed = Engine(caseload, state=snapshot)
+    assert position == {"line": 1}
+    assert resumed.seqs.highest[device] == 2**64 - 1
+    resumed.submit(raw)
+    assert resumed.counters.duplicates == 1          # the same seq again is still a duplicate
