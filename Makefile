@@ -57,6 +57,7 @@ bench: venv web broker
 	$(BIN)/python benchmarks/bench_store_ingest.py --fixes 1000000
 	$(BIN)/python benchmarks/bench_crime_query.py --db benchmarks/.cache/crime10m.sqlite
 	$(BIN)/python benchmarks/bench_mqtt.py --seconds 60 --tags 20000 --publishers 2
+	$(BIN)/python benchmarks/bench_checkpoint.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/bench_map.py --seconds 30
 	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/bench_ui.py
 	$(BIN)/python benchmarks/make_feed.py

@@ -29,6 +29,7 @@ from localdb import handling, hashchain
 from localdb.handling import ACTION_CODES, HandlingError  # noqa: F401 - re-exported
 from localdb.schema import StoreError, connect, open_store_file
 from localdb.writer import ALERT, EVENT, FIX, REJECTED, StoreWriter
+from monitorapp.gcpause import paused_gc
 
 DEFAULT_RETENTION_DAYS = 365
 
@@ -296,7 +297,8 @@ def _state_json(state: dict) -> str:
 
 
 def _state_loads(text: str) -> dict:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:      # NaN or Infinity, which only the standard library writes
-        return json.loads(text)
+    with paused_gc():                   # a quarter of a million objects at once: monitorapp.gcpause
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:  # NaN or Infinity, which only the standard library writes
+            return json.loads(text)
