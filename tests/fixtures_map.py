@@ -82,11 +82,13 @@ def map_view(shared_map, qtbot):
     view.remove_markers(list(view._sent))          # noqa: SLF001 (test reset)
     view.flush_markers()
     view.set_zones([])
+    view.set_zone_alarms({})
     view.select_device(None)
     view.stop_editing()
     view.set_theme("light")
     view.set_basemap(None)
-    wait_state(qtbot, view, lambda s: s["markers"] == 0 and not s["zones"] and s["basemap"] == "fallback")
+    wait_state(qtbot, view, lambda s: s["markers"] == 0 and not s["zones"] and not s["zoneAlarms"]
+               and s["basemap"] == "fallback")
     view.js_errors.clear()
     yield view
     assert view.js_errors == [], "the map page reported JavaScript errors"

@@ -160,6 +160,31 @@ def test_zones_show_with_kind_labels_from_street_level_in(map_view, qtbot):
     qtbot.waitUntil(lambda: run_js(qtbot, map_view, query) == [], timeout=5000)
 
 
+def test_zones_are_grey_until_an_open_alert_colours_one(map_view, qtbot):
+    map_view.set_zones(ZONES)
+    wait_state(qtbot, map_view, lambda s: len(s["zones"]) == 2)
+    ex = run_js(qtbot, map_view, "EM.zoneStyle('Z-EX')")
+    home = run_js(qtbot, map_view, "EM.zoneStyle('Z-HOME')")
+    # calm: both neutral and the same grey, told apart by the outline's dash pattern
+    assert ex["color"] == home["color"] and ex["alarm"] is None and ex["weight"] < 2
+    assert ex["dashArray"] and not home["dashArray"]
+    map_view.set_zone_alarms({"Z-EX": "critical"})
+    wait_state(qtbot, map_view, lambda s: s["zoneAlarms"] == {"Z-EX": "critical"})
+    alarmed = run_js(qtbot, map_view, "EM.zoneStyle('Z-EX')")
+    assert alarmed["color"] == run_js(qtbot, map_view, "EM.PRIORITY.critical.color")
+    assert alarmed["weight"] > ex["weight"] and alarmed["fillOpacity"] > ex["fillOpacity"]
+    assert alarmed["label"].startswith("CRITICAL · EXCLUSION")
+    assert run_js(qtbot, map_view, "EM.zoneStyle('Z-HOME')")["color"] == home["color"]
+    map_view.set_zones(ZONES)                        # a zone edit redraws: the alarm stays
+    wait_state(qtbot, map_view, lambda s: len(s["zones"]) == 2)
+    assert run_js(qtbot, map_view, "EM.zoneStyle('Z-EX')")["alarm"] == "critical"
+    map_view.set_zone_alarms({})                     # the alert closed
+    wait_state(qtbot, map_view, lambda s: s["zoneAlarms"] == {})
+    assert run_js(qtbot, map_view, "EM.zoneStyle('Z-EX')") == ex
+    with pytest.raises(ValueError, match="priority 'urgent'"):
+        map_view.set_zone_alarms({"Z-EX": "urgent"})
+
+
 def test_zone_edit_and_delete_reach_python(map_view, qtbot):
     map_view.set_zones(ZONES)
     wait_state(qtbot, map_view, lambda s: len(s["zones"]) == 2)

@@ -11,6 +11,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 import ui.mapview  # noqa: F401  (registers the map's URL schemes before the QApplication)
+from tests.fixtures_map import wait_state
 from tests.fixtures_ui import T0, breach_script
 from ui.ackdialog import AckDialog
 from ui.settings import Settings, config_dir
@@ -50,7 +51,11 @@ def test_map_ready_breach_in_queue_and_on_map(qtbot, window):
     assert w.caseload_model.worst("OFF-1") == "critical"
     qtbot.waitUntil(lambda: w.map.marker_count >= 1, timeout=5000)
     # the page shows the exclusion zone and the marker, coloured by its worst alert
-    aid = w.rig.alerts("exclusion_entered")[0].alert.alert_id
+    alert = w.rig.alerts("exclusion_entered")[0].alert
+    aid = alert.alert_id
+    # the victim's street itself is coloured while the alert is open; the other zones stay grey
+    state = wait_state(qtbot, w.map, lambda s: s["zoneAlarms"].get(alert.zone) == "critical", timeout=10000)
+    assert set(state["zoneAlarms"]) == {alert.zone}
     assert w.queue.select_alert(aid)
     qtbot.waitUntil(lambda: w.details.offender == "OFF-1", timeout=5000)
     assert "Alex Example" in w.details.title.text()
@@ -81,6 +86,8 @@ def test_keyboard_acknowledge_writes_log(qtbot, window):
     log = w.rig.store.ack_log(aid)
     assert log[-1]["operator"] == "op.jones" and log[-1]["action_code"] == "contacted_probation"
     assert ("alert_acknowledged" in names(w.events))
+    zone = w.rig.controller.model.row(aid).alert.zone
+    assert wait_state(qtbot, w.map, lambda s: zone in s["zoneAlarms"], timeout=10000)  # acknowledged is still open
 
 
 def test_shortcuts_shown_in_menus_and_theme_toggle(window):

@@ -72,7 +72,7 @@ class Console:
             self.caseload, source, speeds = session.caseload, session.feed, SPEEDS
             self.store_path = training_store_path(opts.db)
             start = session.start
-            self.training_text = f"TRAINING MODE — {session.description}. Simulated feed, not live."
+            self.training_text = f"TRAINING MODE — {session.description.rstrip('. ')}. Simulated feed, not live."
         else:
             from monitorapp.caseload import load_caseload
             from monitorapp.mqttconfig import MqttSettings

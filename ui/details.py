@@ -42,6 +42,7 @@ class DetailsPanel(QWidget):
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setMinimumHeight(360)
+        self.plots.setVisible(False)      # no empty axes until an offender is shown
         self.dist = self.plots.addPlot(row=0, col=0, axisItems={"bottom": pg.DateAxisItem()})
         self.speed = self.plots.addPlot(row=1, col=0, axisItems={"bottom": pg.DateAxisItem()})
         self.batt = self.plots.addPlot(row=2, col=0, axisItems={"bottom": pg.DateAxisItem()})
@@ -102,6 +103,7 @@ class DetailsPanel(QWidget):
             self.title.setText(f"{d.get('offender')}: {d['error']}")
             return
         self.offender = d["offender"]
+        self.plots.setVisible(True)
         self.title.setText(f"{d['offender']}  {d['name']}")
         now = d.get("now", 0.0)
         last = d.get("last")

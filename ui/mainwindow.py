@@ -13,10 +13,11 @@ import json
 import pathlib
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QColor, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QVBoxLayout, QWidget)
 
+from monitorapp.alerts import PRIORITY_RANK
 from ui.ackdialog import AckDialog
 from ui.alertmodel import TYPE_TEXT
 from ui.alertqueue import AlertQueueController, AlertQueueDock, HandlingRefused
@@ -59,6 +60,8 @@ class MainWindow(QMainWindow):
         self.setObjectName("console")
         self.setWindowTitle(("TRAINING — " if training else "") + "Monitoring console")
         self._positions: dict[str, dict] = {}
+        self._zone_alerts: dict[str, tuple[str, str]] = {}   # open alert id -> (zone, priority)
+        self._zone_alarms_sent: dict[str, str] | None = None
         self._worst: dict[str, str | None] = {}
         self._selected_device: str | None = None
         self._selected_offender: str | None = None
@@ -201,9 +204,11 @@ class MainWindow(QMainWindow):
             self.caseload_model.set_alert(alert.offender, alert.alert_id, alert.priority, open_)
             if alert.offender:
                 touched.add(alert.offender)
+            self._track_zone_alert(alert, open_)
             self.event.emit(f"alert_{change}", {"alert_id": alert.alert_id, "type": alert.type,
                                                 "priority": alert.priority, "offender": alert.offender})
         self._refresh_markers(touched)
+        self._send_zone_alarms()
 
     def _on_restored(self, changes: list, now: float) -> None:
         """Live restart: the engine came back from its checkpoint; so does the queue."""
@@ -216,7 +221,9 @@ class MainWindow(QMainWindow):
         for _change, a in changes:
             h = handlings.get(a.alert_id, {}).get("handling", "unacknowledged")
             self.caseload_model.set_alert(a.offender, a.alert_id, a.priority, h != "closed")
+            self._track_zone_alert(a, h != "closed")
         self._refresh_markers({a.offender for _c, a in changes if a.offender})
+        self._send_zone_alarms()
         self.event.emit("queue_restored", {"alerts": n, "ids": [a.alert_id for _c, a in changes]})
 
     def _on_handling_changed(self, alert_id: str, state: str) -> None:
@@ -227,6 +234,8 @@ class MainWindow(QMainWindow):
         a = row.alert
         self.caseload_model.set_alert(a.offender, alert_id, a.priority, state != "closed")
         self._refresh_markers({a.offender})
+        self._track_zone_alert(a, state != "closed")
+        self._send_zone_alarms()
         if a.offender == self._selected_offender:
             self.worker.request_details(a.offender)
 
@@ -253,6 +262,30 @@ class MainWindow(QMainWindow):
                         "stale": stale})
         if out:
             self.map.update_markers(out)
+
+    # Zones on the map take the colour of their worst open exclusion or curfew alert (the
+    # victim's street entered, the home left during curfew). A missed appointment does not
+    # colour the probation office: the offender was not there, and the office is shared.
+    ZONE_ALARM_TYPES = ("exclusion_entered", "curfew_absent")
+
+    def _track_zone_alert(self, alert, open_: bool) -> None:
+        if not alert.zone or alert.type not in self.ZONE_ALARM_TYPES:
+            return
+        if open_:
+            self._zone_alerts[alert.alert_id] = (alert.zone, alert.priority)
+        else:
+            self._zone_alerts.pop(alert.alert_id, None)
+
+    def _send_zone_alarms(self) -> None:
+        if not hasattr(self.map, "set_zone_alarms"):
+            return
+        worst: dict[str, str] = {}
+        for zone, priority in self._zone_alerts.values():
+            if zone not in worst or PRIORITY_RANK[priority] < PRIORITY_RANK[worst[zone]]:
+                worst[zone] = priority
+        if worst != self._zone_alarms_sent:
+            self._zone_alarms_sent = worst
+            self.map.set_zone_alarms(worst)
 
     def _refresh_markers(self, offenders) -> None:
         devs = [self.caseload.offenders[o].device for o in offenders if o in self.caseload.offenders]
@@ -382,6 +415,8 @@ class MainWindow(QMainWindow):
 
     def _map_ready(self) -> None:
         self.map.set_zones(self.zone_features())
+        self._zone_alarms_sent = None
+        self._send_zone_alarms()
         self._send_markers(list(self._positions))
         self.event.emit("map_ready", {"seconds": getattr(self.map, "page_info", {}).get("readyAfterS")})
 
@@ -504,8 +539,11 @@ class MainWindow(QMainWindow):
         self.caseload_model.palette = p
         self.details.set_palette(p)
         self.act_dark.setChecked(name == "dark")
-        self.watermark.setStyleSheet(f"color: {p.watermark}; background: transparent; font-size: 36pt;"
-                                     f" font-weight: bold; border: 4px solid {p.watermark}; padding: 4px 16px;")
+        # translucent, so a tag or zone under it stays visible (the banner above says it in full)
+        c = QColor(p.watermark)
+        ink = f"rgba({c.red()}, {c.green()}, {c.blue()}, 110)"
+        self.watermark.setStyleSheet(f"color: {ink}; background: transparent; font-size: 30pt;"
+                                     f" font-weight: bold; border: 3px solid {ink}; padding: 2px 14px;")
         if hasattr(self.map, "set_theme"):
             self.map.set_theme(name)
 

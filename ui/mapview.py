@@ -27,6 +27,7 @@ from PySide6.QtWebEngineCore import QWebEnginePage, QWebEngineProfile, QWebEngin
 from PySide6.QtWebEngineWidgets import QWebEngineView
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from monitorapp.alerts import PRIORITY_RANK
 from ui import mapscheme
 from ui.basemap import Basemap, parse_basemap
 from ui.mappage import DEFAULT_CENTRE, DEFAULT_ZOOM, build_page, load_manifest
@@ -329,6 +330,16 @@ class MapView(QWidget):
             props["id"] = str(zone_id)
             clean.append({"type": "Feature", "id": str(zone_id), "geometry": geometry, "properties": props})
         self._call("setZones", clean)
+
+    def set_zone_alarms(self, alarms: dict[str, str]) -> None:
+        """Colour the zones with open alerts: zone id -> the priority of its worst open alert.
+        Every other zone is drawn neutral grey. Replaces the previous mapping."""
+        clean = {}
+        for zone_id, priority in alarms.items():
+            if priority not in PRIORITY_RANK:
+                raise ValueError(f"zone {zone_id!r}: priority {priority!r} is not one of {tuple(PRIORITY_RANK)}")
+            clean[str(zone_id)] = priority
+        self._call("setZoneAlarms", clean)
 
     def start_drawing(self, shape: str) -> None:
         if shape not in DRAW_SHAPES:

@@ -137,6 +137,8 @@
   };
 
   EM.setZones = function (features) { EM.layers.setZones(features); EM.layers.flush(); };
+  EM.setZoneAlarms = function (alarms) { const n = EM.layers.setZoneAlarms(alarms); EM.layers.flush(); return n; };
+  EM.zoneStyle = function (id) { return EM.layers.zoneStyle(id); };
   EM.clearDrafts = function () { EM.layers.drafts.clearLayers(); };
   EM.select = function (args) { EM.layers.select(args); EM.layers.flush(); };
   EM.panTo = function (lat, lon, zoom) {
@@ -161,13 +163,14 @@
     }
     const zones = {};
     for (const [id, layer] of EM.layers.zones) zones[id] = layer.feature.properties.kind || null;
+    const zoneAlarms = Object.fromEntries(EM.layers.zoneAlarms);
     const onMap = [];
     EM.layers.markerGroup.eachLayer(function (l) { if (l._map) onMap.push(l); });
     EM.layers.alertTips.eachLayer(function (l) { if (l._map) onMap.push(l); });
     return {
       ready: EM.ready, theme: EM.theme, basemap: EM.basemap.kind, tileErrors: EM.basemap.tileErrors,
       markers: EM.layers.markers.size, markerLayersOnMap: onMap.length, alerts: alerts,
-      zones: zones, drafts: EM.layers.drafts.getLayers().length, selected: EM.layers.selected,
+      zones: zones, zoneAlarms: zoneAlarms, drafts: EM.layers.drafts.getLayers().length, selected: EM.layers.selected,
       trail: EM.layers.trailCounts || null, batches: EM.batches, errors: EM.errors.slice(),
       boroughLabels: document.querySelectorAll('.em-borough').length,
       center: EM.map.getCenter(), zoom: EM.map.getZoom(),

@@ -11,12 +11,12 @@
     light: {
       ground: '#e9eaec', gridMinor: '#dcdee1', gridMajor: '#c9ccd1', gridText: '#8d929a',
       marker: '#7b8189', markerEdge: '#4d535b', stale: '#a3a8ae', trail: '#4f5965',
-      select: '#1f2429', accuracy: '#5f6b78', text: '#2b3036',
+      select: '#1f2429', accuracy: '#5f6b78', text: '#2b3036', zone: '#5d6670',
     },
     dark: {
       ground: '#1c1f23', gridMinor: '#24282d', gridMajor: '#30353b', gridText: '#6c737c',
       marker: '#8a9199', markerEdge: '#3a4047', stale: '#646b73', trail: '#aab3bd',
-      select: '#f1f3f5', accuracy: '#9aa7b4', text: '#dfe3e7',
+      select: '#f1f3f5', accuracy: '#9aa7b4', text: '#dfe3e7', zone: '#8f99a4',
     },
   };
   EM.theme = 'light';

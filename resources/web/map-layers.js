@@ -15,10 +15,14 @@
   };
   EM.PRIORITY = PRIORITY;
   const ZONE_LABEL_MIN_ZOOM = 14;   // zone names from street level in
+  // Zones are neutral grey, told apart by their outline (dashed exclusion, solid curfew, dotted
+  // appointment) and, from street level in, their label. A zone takes its alert's priority
+  // colour only while an open alert concerns it (setZoneAlarms), so colour on the map always
+  // means something is wrong.
   const ZONE_STYLE = {
-    exclusion: { color: '#a8453f', dashArray: '7 5', fillOpacity: 0.10, word: 'EXCLUSION' },
-    curfew: { color: '#3f7d4e', dashArray: null, fillOpacity: 0.07, word: 'CURFEW' },
-    appointment: { color: '#4f6f91', dashArray: '2 5', fillOpacity: 0.06, word: 'APPOINTMENT' },
+    exclusion: { dashArray: '7 5', fillOpacity: 0.07, word: 'EXCLUSION' },
+    curfew: { dashArray: null, fillOpacity: 0.04, word: 'CURFEW' },
+    appointment: { dashArray: '2 5', fillOpacity: 0.04, word: 'APPOINTMENT' },
   };
 
   // A canvas marker drawn as a circle, triangle, diamond or square, with an optional glyph.
@@ -123,6 +127,7 @@
     labelText: labelText,
     markers: new Map(),    // device -> {layer, ring, data}
     zones: new Map(),      // zone id -> layer (feature kept on layer.feature)
+    zoneAlarms: new Map(), // zone id -> priority of its worst open alert
     drafts: null,
     selection: null,
     selected: null,
@@ -279,11 +284,37 @@
       return null;
     },
 
+    setZoneAlarms: function (alarms) {
+      const next = new Map(Object.entries(alarms || {}).filter(([, pr]) => PRIORITY[pr]));
+      const changed = new Set();
+      for (const [id, pr] of next) if (this.zoneAlarms.get(id) !== pr) changed.add(id);
+      for (const id of this.zoneAlarms.keys()) if (!next.has(id)) changed.add(id);
+      this.zoneAlarms = next;
+      for (const id of changed) {
+        const layer = this.zones.get(id);
+        if (layer) this.styleZone(layer);
+      }
+      return changed.size;
+    },
+
+    zoneStyle: function (id) {
+      const layer = this.zones.get(String(id));
+      if (!layer) return null;
+      const o = layer.options;
+      return { color: o.color, weight: o.weight, dashArray: o.dashArray || null, fillOpacity: o.fillOpacity,
+        alarm: this.zoneAlarms.get(String(id)) || null,
+        label: layer._emLabel ? layer._emLabel.getContent() : null };
+    },
+
     styleZone: function (layer) {
       const p = (layer.feature && layer.feature.properties) || {};
       const st = ZONE_STYLE[p.kind] || ZONE_STYLE.appointment;
-      layer.setStyle({ color: st.color, weight: 2, opacity: 0.85, dashArray: st.dashArray,
-        fill: true, fillColor: st.color, fillOpacity: st.fillOpacity });
+      const alarm = this.zoneAlarms.get(String(p.id != null ? p.id : layer.feature.id)) || null;
+      const pr = alarm ? PRIORITY[alarm] : null;
+      const color = pr ? pr.color : EM.pal().zone;
+      layer.setStyle({ color: color, weight: pr ? 3 : 1.5, opacity: pr ? 1 : 0.8, dashArray: st.dashArray,
+        fill: true, fillColor: color, fillOpacity: pr ? 0.18 : st.fillOpacity });
+      if (pr) layer.bringToFront();
       // The label sits just above the zone, so it never covers a tag inside it.
       if (layer._emLabel) this.zoneLabels.removeLayer(layer._emLabel);
       let at;
@@ -295,8 +326,8 @@
         at = [b.getNorth(), b.getCenter().lng];
       }
       layer._emLabel = L.tooltip({ permanent: true, direction: 'top', offset: [0, -2], interactive: false,
-        className: 'em-zone-label em-zone-' + (p.kind || 'other') })
-        .setLatLng(at).setContent(EM.escape(st.word + ' · ' + (p.name || p.id || '')));
+        className: 'em-zone-label em-zone-' + (p.kind || 'other') + (pr ? ' em-zone-alarm em-' + alarm : '') })
+        .setLatLng(at).setContent(EM.escape((pr ? pr.word + ' · ' : '') + st.word + ' · ' + (p.name || p.id || '')));
       this.zoneLabels.addLayer(layer._emLabel);
     },
 
