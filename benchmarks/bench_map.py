@@ -210,7 +210,8 @@ def benchmark(args) -> int:
 
 
 def screenshot(args) -> int:
-    """The map with zones, markers (one critical alert), a selected tag and its trail."""
+    """The map with zones (the victim's street coloured by its open critical alert), markers (one
+    critical, one medium), a selected tag and its trail."""
     app = QApplication(sys.argv[:1])
     view = MapView(theme=args.theme, zoom=14, centre=(51.5535, -0.0850))
     view.resize(1280, 800)
@@ -229,6 +230,7 @@ def screenshot(args) -> int:
                                                              "radius_m": 120},
          "geometry": {"type": "Point", "coordinates": [-0.1230, 51.5640]}},
     ])
+    view.set_zone_alarms({"Z-EX-1": "critical"})
     rng = random.Random(3)
     markers = []
     for i in range(60):
