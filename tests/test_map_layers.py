@@ -226,3 +226,30 @@ def test_pan_to_moves_the_map(map_view, qtbot):
     state = wait_state(qtbot, map_view, lambda s: s["zoom"] == 14)
     assert state["center"]["lat"] == pytest.approx(51.6538, abs=1e-3)
     assert state["center"]["lng"] == pytest.approx(-0.0799, abs=1e-3)
+
+
+def test_labels_stay_on_the_map_near_its_edges(map_view, qtbot):
+    map_view.pan_to(51.56, -0.07, zoom=13)
+    wait_state(qtbot, map_view, lambda s: s["zoom"] == 13)
+    b = run_js(qtbot, map_view, "(() => { const b = EM.map.getBounds(); "
+                                "return [b.getWest(), b.getEast(), b.getCenter().lat]; })()")
+    west, east, lat = b
+    span = east - west
+    near = {"TAG-E": west + 0.95 * span, "TAG-W": west + 0.05 * span, "TAG-C": west + 0.5 * span}
+    map_view.update_markers([{"device": dev, "lat": lat, "lon": lon, "acc": 10, "label": dev,
+                              "priority": "critical", "stale": False, "t": 10_000.0}
+                             for dev, lon in near.items()])
+    map_view.flush_markers()
+    wait_state(qtbot, map_view, lambda s: len(s["alerts"]) == 3)
+    side = {dev: run_js(qtbot, map_view, f"EM.markerData('{dev}').tipSide") for dev in near}
+    # an alert's label goes right, except where that would run off the right edge
+    assert side == {"TAG-E": "left", "TAG-W": "right", "TAG-C": "right"}
+    # the selected tag's label goes left, except at the left edge, and never onto its alert label
+    for dev, expected in (("TAG-C", "left"), ("TAG-E", "bottom"), ("TAG-W", "bottom")):
+        map_view.select_device(dev, [], now=10_060.0)
+        wait_state(qtbot, map_view, lambda s, dev=dev: s["selected"] == dev)
+        assert run_js(qtbot, map_view, "EM.selectionLabel().side") == expected, dev
+    assert "TAG-W" in run_js(qtbot, map_view, "EM.selectionLabel().text")
+    # panning re-places them: TAG-E comes to the left third of the map
+    map_view.pan_to(lat, near["TAG-E"] + 0.4 * span)
+    qtbot.waitUntil(lambda: run_js(qtbot, map_view, "EM.markerData('TAG-E').tipSide") == "right", timeout=5000)

@@ -141,8 +141,11 @@
   EM.zoneStyle = function (id) { return EM.layers.zoneStyle(id); };
   EM.clearDrafts = function () { EM.layers.drafts.clearLayers(); };
   EM.select = function (args) { EM.layers.select(args); EM.layers.flush(); };
+  // No animation: the operator jumps to an alert, and an animated zoom waits for frames that a
+  // hidden or minimised window never paints.
   EM.panTo = function (lat, lon, zoom) {
-    if (zoom == null) EM.map.panTo([lat, lon]); else EM.map.setView([lat, lon], zoom);
+    if (zoom == null) EM.map.panTo([lat, lon], { animate: false });
+    else EM.map.setView([lat, lon], zoom, { animate: false });
   };
   EM.setBasemap = function (spec) { EM.basemap.set(spec); };
 
@@ -176,9 +179,14 @@
       center: EM.map.getCenter(), zoom: EM.map.getZoom(),
     };
   };
+  EM.selectionLabel = function () {
+    const t = EM.layers.selectRing && EM.layers.selectRing.getTooltip();
+    return t ? { side: t.options.direction, text: t.getContent() } : null;
+  };
   EM.markerData = function (device) {
     const m = EM.layers.markers.get(device);
     return m ? Object.assign({}, m.data, { shape: m.layer.options.shape, fillColor: m.layer.options.fillColor,
-      ring: !!m.ring, tooltip: m.tip ? m.tip.getContent() : EM.layers.labelText(m.data) }) : null;
+      ring: !!m.ring, tooltip: m.tip ? m.tip.getContent() : EM.layers.labelText(m.data),
+      tipSide: m.tip ? m.tip.options.direction : null }) : null;
   };
 })();

@@ -164,10 +164,49 @@
         else if (!want && map.hasLayer(labels)) map.removeLayer(labels);
       };
       map.on('zoomend', showLabels);
+      map.on('moveend', () => this.placeLabels());
       map.whenReady(showLabels);
       this.drafts = L.featureGroup([]).addTo(map);
       this.selection = L.layerGroup([], { pmIgnore: true }).addTo(map);
       this.ageTimer = setInterval(() => this.refreshAge(), 1000);
+    },
+
+    // Labels sit beside their marker on the side with room: an alert's label to the right unless
+    // the marker is in the right third of the map, the selected tag's to the left unless it is
+    // in the left third (and below when that would put it on its alert label), so no label runs
+    // off the map's edge. Re-placed after every pan or zoom.
+    tipSide: function (latlng, preferred) {
+      const map = this.map;
+      if (!map || !map._loaded) return preferred;
+      const x = map.latLngToContainerPoint(latlng).x, w = map.getSize().x;
+      if (preferred === 'right' && x > w * 0.65) return 'left';
+      if (preferred === 'left' && x < w * 0.35) return 'right';
+      return preferred;
+    },
+
+    selectionSide: function (latlng) {
+      const m = this.selected ? this.markers.get(this.selected) : null;
+      const side = this.tipSide(latlng, 'left');
+      return m && m.tip && m.tipSide === side ? 'bottom' : side;
+    },
+
+    placeLabels: function () {
+      for (const entry of this.markers.values()) {
+        if (entry.tip && this.tipSide(entry.tip.getLatLng(), 'right') !== entry.tipSide) this.styleMarker(entry);
+      }
+      this.placeSelectionLabel();
+    },
+
+    placeSelectionLabel: function () {
+      const ring = this.selectRing;
+      if (!ring || !ring._map) return;
+      const side = this.selectionSide(ring.getLatLng());
+      if (side === this.selectSideNow) return;
+      this.selectSideNow = side;
+      const offset = { left: [-14, 0], right: [14, 0], bottom: [0, 14] }[side];
+      ring.unbindTooltip();
+      ring.bindTooltip('', { permanent: true, direction: side, offset: offset, className: 'em-tip em-selected-tip' });
+      this.refreshAge();
     },
 
     // rows: [device, lat, lon, acc, label, priority, stale, t] (compact: 5,000 tags a batch).
@@ -192,7 +231,10 @@
         if (old.lat !== d.lat || old.lon !== d.lon) {
           m.layer.setLatLng([d.lat, d.lon]);
           if (m.ring) m.ring.setLatLng([d.lat, d.lon]);
-          if (m.tip) m.tip.setLatLng([d.lat, d.lon]);
+          if (m.tip) {
+            m.tip.setLatLng([d.lat, d.lon]);
+            if (this.tipSide(m.tip.getLatLng(), 'right') !== m.tipSide) this.styleMarker(m);
+          }
         }
         if (old.priority !== d.priority || old.stale !== d.stale || old.label !== d.label) {
           this.styleMarker(m);
@@ -208,7 +250,9 @@
       if (entry.tip) { this.alertTips.removeLayer(entry.tip); entry.tip = null; }
       if (pr) {
         // Alerts keep their label on screen: the colour is never the only cue.
-        entry.tip = L.tooltip({ permanent: true, direction: 'right', offset: [pr.radius + 4, 0],
+        const side = entry.tipSide = this.tipSide(L.latLng(d.lat, d.lon), 'right');
+        entry.tip = L.tooltip({ permanent: true, direction: side,
+          offset: [side === 'right' ? pr.radius + 4 : -(pr.radius + 4), 0],
           interactive: false, className: 'em-tip em-alert-tip em-' + d.priority })
           .setLatLng([d.lat, d.lon]).setContent(EM.escape(labelText(d)));
         this.alertTips.addLayer(entry.tip);
@@ -369,14 +413,13 @@
       this.selectRing = L.circleMarker([here.lat, here.lon], { renderer: this.markerRenderer,
         pane: 'emMarkers', radius: 14, color: pal.select, weight: 3, fill: false,
         interactive: false, pmIgnore: true }).addTo(this.selection);
-      this.selectRing.bindTooltip('', { permanent: true, direction: 'left', offset: [-14, 0],
-        className: 'em-tip em-selected-tip' });
-      this.refreshAge();
+      this.selectSideNow = null;
+      this.placeSelectionLabel();
     },
 
     moveSelection: function (d) {
       if (this.accuracy) { this.accuracy.setLatLng([d.lat, d.lon]); this.accuracy.setRadius(Math.max(d.acc || 0, 1)); }
-      if (this.selectRing) this.selectRing.setLatLng([d.lat, d.lon]);
+      if (this.selectRing) { this.selectRing.setLatLng([d.lat, d.lon]); this.placeSelectionLabel(); }
       if (d.t != null) this.lastFixT = d.t;
     },
 
