@@ -116,15 +116,23 @@ static PyObject *item(PyObject *obj, PyObject *key)
     return PyDict_GetItemWithError(obj, key);
 }
 
-/* spd/hdg: absent or null -> *out NULL; an int or float in [0, hi] -> new float; else -1. */
-static int optional_number(PyObject *obj, PyObject *key, double hi, PyObject **out)
+/* An optional field: *out borrowed, or NULL when absent or null; -1 with an error set, else 0. */
+static int present(PyObject *obj, PyObject *key, PyObject **out)
 {
     PyObject *v = item(obj, key);
+    *out = v == Py_None ? NULL : v;
+    return v == NULL && PyErr_Occurred() ? -1 : 0;
+}
+
+/* spd/hdg: absent or null -> 0, *out NULL; an int or float in [0, hi] -> 0, *out a new float;
+ * any other value -> -1 (no error set); a Python error -> -2. */
+static int optional_number(PyObject *obj, PyObject *key, double hi, PyObject **out)
+{
+    PyObject *v;
     *out = NULL;
-    if (v == NULL) {
-        return PyErr_Occurred() ? -1 : 0;
-    }
-    if (v == Py_None)
+    if (present(obj, key, &v) < 0)
+        return -2;
+    if (v == NULL)
         return 0;
     double x;
     if (PyFloat_CheckExact(v)) {
@@ -205,11 +213,9 @@ static PyObject *py_fast_fix(PyObject *self, PyObject *const *args, Py_ssize_t n
     if (c == 0)
         Py_RETURN_NONE;
 
-    PyObject *batt = item(obj, s_batt);
-    if (batt == NULL && PyErr_Occurred())
+    PyObject *batt, *sats;
+    if (present(obj, s_batt, &batt) < 0 || present(obj, s_sats, &sats) < 0)
         return NULL;
-    if (batt == Py_None)
-        batt = NULL;
     if (batt != NULL) {
         if (!PyFloat_CheckExact(batt))
             Py_RETURN_NONE;
@@ -217,11 +223,6 @@ static PyObject *py_fast_fix(PyObject *self, PyObject *const *args, Py_ssize_t n
         if (!(b >= 0.0 && b <= 1.0))
             Py_RETURN_NONE;
     }
-    PyObject *sats = item(obj, s_sats);
-    if (sats == NULL && PyErr_Occurred())
-        return NULL;
-    if (sats == Py_None)
-        sats = NULL;
     if (sats != NULL) {
         if (!PyLong_CheckExact(sats))
             Py_RETURN_NONE;
@@ -232,17 +233,15 @@ static PyObject *py_fast_fix(PyObject *self, PyObject *const *args, Py_ssize_t n
     }
     PyObject *spd, *hdg;
     int r = optional_number(obj, s_spd, 1000.0, &spd);
-    if (r == -1 && !PyErr_Occurred())
+    if (r == 0) {
+        r = optional_number(obj, s_hdg, 360.0, &hdg);
+        if (r < 0)
+            Py_XDECREF(spd);
+    }
+    if (r == -1)
         Py_RETURN_NONE;
     if (r < 0)
         return NULL;
-    r = optional_number(obj, s_hdg, 360.0, &hdg);
-    if (r < 0) {
-        Py_XDECREF(spd);
-        if (r == -1 && !PyErr_Occurred())
-            Py_RETURN_NONE;
-        return NULL;
-    }
 
     PyObject *fields[NFIELDS];
     fields[0] = Py_NewRef(device);

@@ -14,4 +14,4 @@ if os.environ.get("MONITORAPP_PURE_PYTHON") != "1":
     try:
         from monitorapp import _speedups as speedups
     except ImportError:  # not built on this machine: the pure-Python paths serve
-        speedups = None
+        pass

@@ -26,6 +26,30 @@ PRIORITY = {
 ALERT_TYPES = tuple(PRIORITY)
 
 
+class OpenAlerts:
+    """The open alerts of each key (an offender, a zone) and the worst priority among them: what
+    colours a caseload row, a marker or a zone."""
+
+    def __init__(self):
+        self._by_key: dict[str, dict[str, str]] = {}   # key -> {alert_id: priority}
+
+    def set(self, key: str | None, alert_id: str, priority: str, open_: bool) -> None:
+        if not key:
+            return
+        d = self._by_key.setdefault(key, {})
+        if open_:
+            d[alert_id] = priority
+        else:
+            d.pop(alert_id, None)
+
+    def worst(self, key: str) -> str | None:
+        d = self._by_key.get(key)
+        return min(d.values(), key=PRIORITY_RANK.__getitem__) if d else None
+
+    def worst_by_key(self) -> dict[str, str]:
+        return {k: min(d.values(), key=PRIORITY_RANK.__getitem__) for k, d in self._by_key.items() if d}
+
+
 def alert_id(type_: str, offender: str | None, requirement: str | None, start: float) -> str:
     """Deterministic id from (type, offender, requirement, start), start at 1 ms."""
     key = "|".join((type_, offender or "-", requirement or "-", fmt_time(start)))

@@ -10,7 +10,6 @@ Snapshots and restores run with the garbage collector paused (``monitorapp.gcpau
 """
 from __future__ import annotations
 
-
 from monitorapp.alerts import Alert
 from monitorapp.caseload import parse_caseload
 from monitorapp.gcpause import paused_gc

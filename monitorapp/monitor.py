@@ -89,8 +89,9 @@ class FeedJournal:
     A message is acknowledged to the broker once it is in the journal and the journal is
     fsync'd (every commit interval, half a second by default); the engine's state is
     checkpointed in the store only every few minutes, because a checkpoint of a large caseload
-    takes up to a second (20,000 tags: 14 MB of JSON). A restart loads the checkpoint and replays the journal after it, with the
-    original arrival times, so the engine ends exactly where it was; the broker then delivers
+    takes up to a second (20,000 tags: 14 MB of JSON). A restart loads the checkpoint and
+    replays the journal after it, with the original arrival times, so the engine ends exactly
+    where it was; the broker then delivers
     what was not acknowledged. Files ``{db}.journal.{generation}``; a record is
     ``<d arrival><B adapter><H topic length><I payload length>`` + topic + payload; a record
     cut short by a crash is dropped.

@@ -27,9 +27,10 @@ def parse_time(s: object) -> float:
     """Parse an RFC 3339 string to epoch seconds; raise TimeFormatError otherwise.
 
     With the compiled module, the feed's usual form (``YYYY-MM-DDTHH:MM:SS[.f]Z``) is read in C
-    and anything else takes ``_parse_full``. Without it, the pure-Python fast path caches the epoch of each ``YYYY-MM-DDTHH:MM`` prefix of UTC times (entered
-    only after a full validation), so the common feed form costs a dict look-up, a match of the
-    seconds against a fixed pattern and one float conversion.
+    and anything else takes ``_parse_full``. Without it, the pure-Python fast path caches the
+    epoch of each ``YYYY-MM-DDTHH:MM`` prefix of UTC times (entered only after a full
+    validation), so the common feed form costs a dict look-up, a match of the seconds against a
+    fixed pattern and one float conversion.
     """
     try:
         base = _minute_cache[s[:16]]  # type: ignore[index]

@@ -7,7 +7,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyMod
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
 
-from monitorapp.alerts import PRIORITY_RANK
+from monitorapp.alerts import OpenAlerts
 from ui.alertmodel import fmt_duration
 from ui.theme import LIGHT, PRIORITY_TEXT
 
@@ -21,7 +21,7 @@ class CaseloadModel(QAbstractTableModel):
         self._ids = sorted(caseload.offenders)
         self._off = caseload.offenders
         self._last_fix: dict[str, float] = {}       # device -> fix time
-        self._alerts: dict[str, dict[str, str]] = {}  # offender -> {alert_id: priority} (open)
+        self._alerts = OpenAlerts()                    # by offender
         self.now = 0.0
         self.palette = LIGHT
 
@@ -37,10 +37,7 @@ class CaseloadModel(QAbstractTableModel):
         return None
 
     def worst(self, offender_id: str) -> str | None:
-        open_ = self._alerts.get(offender_id)
-        if not open_:
-            return None
-        return min(open_.values(), key=PRIORITY_RANK.__getitem__)
+        return self._alerts.worst(offender_id)
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or index.row() >= len(self._ids):
@@ -77,13 +74,7 @@ class CaseloadModel(QAbstractTableModel):
             self._last_fix[m["device"]] = m["t"]
 
     def set_alert(self, offender: str | None, alert_id: str, priority: str, open_: bool) -> None:
-        if not offender:
-            return
-        d = self._alerts.setdefault(offender, {})
-        if open_:
-            d[alert_id] = priority
-        else:
-            d.pop(alert_id, None)
+        self._alerts.set(offender, alert_id, priority, open_)
 
     def tick(self, now: float) -> None:
         self.now = now

@@ -17,7 +17,7 @@ from PySide6.QtGui import QAction, QActionGroup, QColor, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QVBoxLayout, QWidget)
 
-from monitorapp.alerts import PRIORITY_RANK
+from monitorapp.alerts import OpenAlerts
 from ui.ackdialog import AckDialog
 from ui.alertmodel import TYPE_TEXT
 from ui.alertqueue import AlertQueueController, AlertQueueDock, HandlingRefused
@@ -60,7 +60,7 @@ class MainWindow(QMainWindow):
         self.setObjectName("console")
         self.setWindowTitle(("TRAINING — " if training else "") + "Monitoring console")
         self._positions: dict[str, dict] = {}
-        self._zone_alerts: dict[str, tuple[str, str]] = {}   # open alert id -> (zone, priority)
+        self._zone_alerts = OpenAlerts()          # open exclusion/curfew alerts by zone
         self._zone_alarms_sent: dict[str, str] | None = None
         self._worst: dict[str, str | None] = {}
         self._selected_device: str | None = None
@@ -201,10 +201,9 @@ class MainWindow(QMainWindow):
         for change, alert in changes:
             open_ = alert.state == "active" or (self.ctl.model.row(alert.alert_id).handling.state
                                                 not in ("closed",))
-            self.caseload_model.set_alert(alert.offender, alert.alert_id, alert.priority, open_)
+            self._set_alert_open(alert, open_)
             if alert.offender:
                 touched.add(alert.offender)
-            self._track_zone_alert(alert, open_)
             self.event.emit(f"alert_{change}", {"alert_id": alert.alert_id, "type": alert.type,
                                                 "priority": alert.priority, "offender": alert.offender})
         self._refresh_markers(touched)
@@ -220,8 +219,7 @@ class MainWindow(QMainWindow):
         n = self.ctl.restore(changes, now, handlings)
         for _change, a in changes:
             h = handlings.get(a.alert_id, {}).get("handling", "unacknowledged")
-            self.caseload_model.set_alert(a.offender, a.alert_id, a.priority, h != "closed")
-            self._track_zone_alert(a, h != "closed")
+            self._set_alert_open(a, h != "closed")
         self._refresh_markers({a.offender for _c, a in changes if a.offender})
         self._send_zone_alarms()
         self.event.emit("queue_restored", {"alerts": n, "ids": [a.alert_id for _c, a in changes]})
@@ -232,9 +230,8 @@ class MainWindow(QMainWindow):
         if row is None or not row.alert.offender:
             return
         a = row.alert
-        self.caseload_model.set_alert(a.offender, alert_id, a.priority, state != "closed")
+        self._set_alert_open(a, state != "closed")
         self._refresh_markers({a.offender})
-        self._track_zone_alert(a, state != "closed")
         self._send_zone_alarms()
         if a.offender == self._selected_offender:
             self.worker.request_details(a.offender)
@@ -268,21 +265,17 @@ class MainWindow(QMainWindow):
     # colour the probation office: the offender was not there, and the office is shared.
     ZONE_ALARM_TYPES = ("exclusion_entered", "curfew_absent")
 
-    def _track_zone_alert(self, alert, open_: bool) -> None:
-        if not alert.zone or alert.type not in self.ZONE_ALARM_TYPES:
-            return
-        if open_:
-            self._zone_alerts[alert.alert_id] = (alert.zone, alert.priority)
-        else:
-            self._zone_alerts.pop(alert.alert_id, None)
+    def _set_alert_open(self, alert, open_: bool) -> None:
+        """An alert is open (not closed) or no longer: its offender's row and marker, and its
+        zone if an exclusion or curfew alert, are coloured by it while it is open."""
+        self.caseload_model.set_alert(alert.offender, alert.alert_id, alert.priority, open_)
+        if alert.type in self.ZONE_ALARM_TYPES:
+            self._zone_alerts.set(alert.zone, alert.alert_id, alert.priority, open_)
 
     def _send_zone_alarms(self) -> None:
         if not hasattr(self.map, "set_zone_alarms"):
             return
-        worst: dict[str, str] = {}
-        for zone, priority in self._zone_alerts.values():
-            if zone not in worst or PRIORITY_RANK[priority] < PRIORITY_RANK[worst[zone]]:
-                worst[zone] = priority
+        worst = self._zone_alerts.worst_by_key()
         if worst != self._zone_alarms_sent:
             self._zone_alarms_sent = worst
             self.map.set_zone_alarms(worst)
