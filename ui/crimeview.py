@@ -57,8 +57,7 @@ class CrimeResultModel(ColumnsModel):
         return len(self._results)
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or not 0 <= index.row() < len(self._results) \
-                or not 0 <= index.column() < len(COLUMNS):
+        if not self.in_table(index):
             return None
         r = self._results[index.row()]
         c = index.column()

@@ -151,8 +151,7 @@ class ReviewModel(ColumnsModel):
         return len(self._ids)
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or not 0 <= index.row() < len(self._ids) \
-                or not 0 <= index.column() < len(COLUMNS):
+        if not self.in_table(index):
             return None
         r = self._rows[self._ids[index.row()]]
         c = index.column()

@@ -1,5 +1,6 @@
-"""The part every read-only table of the views shares: a fixed tuple of column titles and a
-row count; subclasses give ``columns``, ``row_count()`` and ``data()``."""
+"""The part every read-only table of the views shares: a fixed tuple of column titles, a row
+count and the check that an index is inside the table; subclasses give ``columns``,
+``row_count()`` and ``data()``."""
 from __future__ import annotations
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
@@ -10,6 +11,10 @@ class ColumnsModel(QAbstractTableModel):
 
     def row_count(self) -> int:
         raise NotImplementedError
+
+    def in_table(self, index) -> bool:
+        """A valid index inside the current rows and columns (``data()`` answers None otherwise)."""
+        return index.isValid() and 0 <= index.row() < self.row_count() and 0 <= index.column() < len(self.columns)
 
     def rowCount(self, parent=QModelIndex()):  # noqa: N802 (Qt API)
         return 0 if parent.isValid() else self.row_count()

@@ -96,8 +96,7 @@ class TraineeReportModel(ColumnsModel):
         return len(self._rows)
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if role != Qt.ItemDataRole.DisplayRole or not index.isValid() \
-                or not 0 <= index.row() < len(self._rows) or not 0 <= index.column() < len(REPORT_COLUMNS):
+        if role != Qt.ItemDataRole.DisplayRole or not self.in_table(index):
             return None
         r, c = self._rows[index.row()], index.column()
         return [
