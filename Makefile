@@ -8,9 +8,9 @@ WEBSTAMP := resources/web/node_modules/.installed
 .PHONY: demo test bench venv web broker clean package package-test
 
 # Debian's Python needs python3-venv for `-m venv`; installed here when it is missing. The
-# decoder's compiled fast path (monitorapp/_speedups.c) needs a C compiler and the Python
+# decoder's compiled fast path (monitorapp/feed/_speedups.c) needs a C compiler and the Python
 # headers, from Debian's packages when missing; without them the pure-Python decoder serves.
-$(STAMP): pyproject.toml setup.py monitorapp/_speedups.c
+$(STAMP): pyproject.toml setup.py monitorapp/feed/_speedups.c
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) 2>/dev/null || \
 	  (rm -rf $(VENV) && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
 	   && $(PY) -m venv $(VENV))

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         flags = os.environ.get("QTWEBENGINE_CHROMIUM_FLAGS", "")
         if "--no-sandbox" not in flags:    # Chromium refuses to run sandboxed as root
             os.environ["QTWEBENGINE_CHROMIUM_FLAGS"] = (flags + " --no-sandbox").strip()
-    import ui.mapview  # noqa: F401  (registers the map's URL schemes before the QApplication)
+    import ui.map.view  # noqa: F401  (registers the map's URL schemes before the QApplication)
     from ui.app import Options, run
     return run(Options(demo=args.demo, broker=args.broker, caseload=args.caseload, db=args.db,
                        operator=args.operator, speed=args.speed, offenders=args.offenders, scenario=args.scenario,

@@ -37,8 +37,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     from localdb.store import Store
-    from monitorapp.caseload import load_caseload
-    from monitorapp.engine import Engine
+    from monitorapp.engine.caseload import load_caseload
+    from monitorapp.engine.engine import Engine
 
     CACHE.mkdir(parents=True, exist_ok=True)
     case, feed = CACHE / f"demo-{args.tags}.json", CACHE / f"feed-{args.tags}x0.1h.ndjson"

@@ -5,7 +5,7 @@ The data set is generated straight into a store file with a fast bulk path (plai
 rows in arrival order, i.e. interleaved by time as a live feed writes them); the schema, the
 offenders and their tag assignments come from the real ``Store``. Each tag wanders around its
 home inside London (a folded random walk), with about 1 % of fixes missing. Then ``--queries``
-crime checks (``monitorapp.crimemap.crime_check`` on the store, including the audit record
+crime checks (``monitorapp.crime.query.crime_check`` on the store, including the audit record
 each query writes) at places near a random tag at a random time.
 
     .venv/bin/python benchmarks/bench_crime_query.py --db /tmp/crime10m.sqlite
@@ -27,7 +27,7 @@ import pyproj
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from localdb.store import Store  # noqa: E402
-from monitorapp.crimemap import crime_check  # noqa: E402
+from monitorapp.crime.query import crime_check  # noqa: E402
 
 T0 = 1_767_225_600.0          # 2026-01-01T00:00:00Z
 _INSERT = ("INSERT INTO fixes (device, seq, t, rx, lat, lon, acc, src, spd, hdg, sats, batt,"

@@ -31,7 +31,7 @@ if "--no-sandbox" not in flags and os.geteuid() == 0:
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ui.mapview import MapView  # noqa: E402  (before QApplication: registers the URL schemes)
+from ui.map.view import MapView  # noqa: E402  (before QApplication: registers the URL schemes)
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 

@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT))
 import orjson  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 
-from monitorapp.mqttconfig import MqttSettings  # noqa: E402
-from monitorapp.mqttfeed import connect_async, make_client  # noqa: E402
-from monitorapp.timeutil import fmt_time  # noqa: E402
+from monitorapp.feed.mqttconfig import MqttSettings  # noqa: E402
+from monitorapp.feed.mqttfeed import connect_async, make_client  # noqa: E402
+from monitorapp.feed.timeutil import fmt_time  # noqa: E402
 
 CENTRE = (51.51, -0.12)
 
@@ -264,7 +264,7 @@ def _pct(xs, q):
 
 
 def _parse(s):
-    from monitorapp.timeutil import parse_time
+    from monitorapp.feed.timeutil import parse_time
     return parse_time(s)
 
 

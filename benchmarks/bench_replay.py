@@ -3,7 +3,7 @@
 1. A 100-tag, 24-hour simulated feed (the demo caseload, seed 1): messages per second through
    the whole engine (decode, duplicate check, rules, timers), the time plain ``json.loads``
    takes over the same lines, and the ratio between them. With the decoder's compiled fast
-   path (``monitorapp/_speedups.c``, what the program runs) and then, for comparison, with the
+   path (``monitorapp/feed/_speedups.c``, what the program runs) and then, for comparison, with the
    pure-Python decoder (``MONITORAPP_PURE_PYTHON=1``, in a second process).
 2. Peak resident memory of ``monitorapp replay`` for 4,000 tags over one hour.
 
@@ -50,8 +50,8 @@ def best_of(n, fn):
 
 
 def throughput(repeats: int) -> dict:
-    from monitorapp.caseload import load_caseload
-    from monitorapp.engine import Engine
+    from monitorapp.engine.caseload import load_caseload
+    from monitorapp.engine.engine import Engine
     case, feed = make_feed(100, 24)
     lines = feed.read_bytes().splitlines()
 
@@ -108,7 +108,7 @@ def main() -> None:
     ap.add_argument("--tags4000", type=int, default=4000, help="tags for the memory figure")
     ap.add_argument("--throughput-only", action="store_true", help="skip the memory figure and the comparison")
     args = ap.parse_args()
-    from monitorapp.accel import speedups
+    from monitorapp.feed.accel import speedups
     t = throughput(args.repeats)
     t["decoder"] = "compiled" if speedups is not None else "pure-Python"
     print(f"replay 100 tags x 24 h ({t['decoder']} decoder): {t['messages']} messages in {t['engine_s']} s = "

@@ -29,7 +29,7 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
     from localdb.accounts import Accounts
     from localdb.store import Store
-    from monitorapp.alerts import PRIORITY, Alert, alert_id
+    from monitorapp.engine.alerts import PRIORITY, Alert, alert_id
     app = QApplication.instance() or QApplication([])
     tmp = pathlib.Path(tempfile.mkdtemp())
     clock = [1_795_000_000.0]
@@ -62,9 +62,9 @@ def main() -> int:
     t0 = time.perf_counter()
     session = acc.sign_in("sup.khan", "correct horse battery")
     out["sign_in_s"] = round(time.perf_counter() - t0, 3)
-    from ui.review import ReviewPanel
+    from ui.views.review import ReviewPanel
     from localdb.verify import verify_store
-    from ui.review import handling_records
+    from ui.views.review import handling_records
     t0 = time.perf_counter()
     verify_store(store.path)
     out["verify_chains_s"] = round(time.perf_counter() - t0, 3)
@@ -75,17 +75,17 @@ def main() -> int:
     panel = ReviewPanel(store, session)
     out["review_open_s"] = round(time.perf_counter() - t0, 3)
     out["ack_log_records"] = panel.chain_reports[0].records
-    from ui.kpi import KpiDashboard
+    from ui.views.kpi import KpiDashboard
     t0 = time.perf_counter()
     dash = KpiDashboard(store, session)
     out["kpi_open_s"] = round(time.perf_counter() - t0, 3)
     from tests.fixtures_roles import CrimeStore
     c = CrimeStore(tmp)
-    from monitorapp.crimemap import crime_check
+    from monitorapp.crime.query import crime_check
     t0 = time.perf_counter()
     answer = crime_check(c.store, c.lat, c.lon, 100.0, c.t0, c.t1, "REF", "bench", "pc.smith")
     out["crime_query_s"] = round(time.perf_counter() - t0, 3)
-    from ui.report import write_pdf
+    from ui.views.report import write_pdf
     t0 = time.perf_counter()
     write_pdf(tmp / "r.pdf", answer, "pc.smith")
     out["pdf_s"] = round(time.perf_counter() - t0, 3)

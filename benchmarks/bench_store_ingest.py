@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from localdb.store import Store  # noqa: E402
-from monitorapp.messages import Fix  # noqa: E402
+from monitorapp.feed.messages import Fix  # noqa: E402
 
 T0 = 1_780_000_000.0
 

@@ -61,7 +61,7 @@ class SyntheticFeed:
         return time.time()
 
     def poll(self, max_items: int):
-        from monitorapp.timeutil import fmt_time
+        from monitorapp.feed.timeutil import fmt_time
         n = len(self.devices)
         due = int((self.now() - self.t0) / self.interval * n)
         out = []
@@ -86,18 +86,18 @@ class SyntheticFeed:
 
 
 def load_test(n_tags: int, seconds: float) -> dict:
-    import ui.mapview  # noqa: F401
+    import ui.map.view  # noqa: F401
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     from localdb.store import Store
-    from monitorapp.caseload import parse_caseload
-    from monitorapp.demo import demo_caseload
-    from monitorapp.engine import Engine
-    from ui.alertqueue import AlarmSound, AlertQueueController
-    from ui.engineworker import EngineWorker
-    from ui.mainwindow import MainWindow
-    from ui.mapview import MapView
+    from monitorapp.engine.caseload import parse_caseload
+    from monitorapp.sim.demo import demo_caseload
+    from monitorapp.engine.engine import Engine
+    from ui.console.alertqueue import AlarmSound, AlertQueueController
+    from ui.console.engineworker import EngineWorker
+    from ui.console.mainwindow import MainWindow
+    from ui.map.view import MapView
     from ui.settings import Settings
 
     import gc

@@ -15,8 +15,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitorapp.demo import demo_caseload  # noqa: E402
-from monitorapp.simulator import DEFAULT_START, SimulatedFeed  # noqa: E402
+from monitorapp.sim.demo import demo_caseload  # noqa: E402
+from monitorapp.sim.simulator import DEFAULT_START, SimulatedFeed  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -7,10 +7,10 @@ import importlib
 import sys
 
 COMMANDS = {
-    "replay": ("monitorapp.replay", "evaluate a replay file headless and write alerts.ndjson"),
-    "simulate": ("monitorapp.simulator", "a realistic simulated feed, to a file or a broker"),
-    "monitor": ("monitorapp.monitor", "the headless live engine on an MQTT broker"),
-    "crimecheck": ("monitorapp.crimemap", "crime mapping: was anyone tagged near this place and time"),
+    "replay": ("monitorapp.service.replay", "evaluate a replay file headless and write alerts.ndjson"),
+    "simulate": ("monitorapp.sim.simulator", "a realistic simulated feed, to a file or a broker"),
+    "monitor": ("monitorapp.service.monitor", "the headless live engine on an MQTT broker"),
+    "crimecheck": ("monitorapp.crime.query", "crime mapping: was anyone tagged near this place and time"),
     "verify-log": ("localdb.verify", "check the hash chains of the acknowledgement and audit logs"),
 }
 

@@ -3,7 +3,7 @@
 Used by ``packaging/monitorapp.spec`` (and its tests). Each function returns PyInstaller
 ``datas`` pairs: ``(source file, destination folder inside the bundle)``; destinations mirror
 the source tree under ``resources/`` so that code finding files relative to its own module
-(``ui.mapscheme.WEB_DIR``) or through ``ui.selfcheck.resource_path`` finds them in the bundle.
+(``ui.map.scheme.WEB_DIR``) or through ``ui.selfcheck.resource_path`` finds them in the bundle.
 
 * ``web_assets(root)``: the map page's assets: ``resources/web/manifest.json``, our own files
   it lists, the npm files it lists, whatever their CSS loads with ``url(...)`` (Leaflet's

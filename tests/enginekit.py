@@ -8,9 +8,9 @@ import random
 
 import orjson
 
-from monitorapp.caseload import parse_caseload
-from monitorapp.engine import Engine
-from monitorapp.timeutil import fmt_time, parse_time
+from monitorapp.engine.caseload import parse_caseload
+from monitorapp.engine.engine import Engine
+from monitorapp.feed.timeutil import fmt_time, parse_time
 
 LON0, LAT0 = -0.0550, 51.5450
 K_LAT = 111_250.0

@@ -1,7 +1,7 @@
 """Fixtures for the map tests: a shared live map page per module, a helper to read the page's
 JavaScript state, and MBTiles files made at test time.
 
-Importing ``ui.mapview`` here (this module is loaded as a plugin, before any QApplication
+Importing ``ui.map.view`` here (this module is loaded as a plugin, before any QApplication
 exists) registers the map's URL schemes in time, for every test module that shows a map.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 from PySide6.QtGui import QColor, QImage
 
-from ui.mapview import MapView  # noqa: F401  (registers emapp:// and emtiles://)
+from ui.map.view import MapView  # noqa: F401  (registers emapp:// and emtiles://)
 
 # Warnings Qt prints on a machine without a GPU (offscreen CI): about the renderer, not our code.
 NO_GPU_MESSAGES = (

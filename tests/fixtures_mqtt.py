@@ -225,8 +225,8 @@ class Publisher:
 
     def __init__(self, url: str, client_id: str = "test-publisher"):
         import paho.mqtt.client as mqtt
-        from monitorapp.mqttconfig import MqttSettings
-        from monitorapp.mqttfeed import connect_async, make_client
+        from monitorapp.feed.mqttconfig import MqttSettings
+        from monitorapp.feed.mqttfeed import connect_async, make_client
         self.settings = MqttSettings.from_url(url, client_id=client_id)
         self.client = make_client(self.settings, clean=True)
         self.client.max_inflight_messages_set(100)
@@ -341,7 +341,7 @@ def scenario_lines(t0: float, minutes: int = 30, with_noise: bool = False) -> li
     battery runs low; every tag reports at its interval and the gateway beats every 10 s.
     ``t0`` is the first ``rx``; ``t`` is 0.5 s before ``rx``."""
     from shapely.geometry import shape
-    from monitorapp.timeutil import fmt_time
+    from monitorapp.feed.timeutil import fmt_time
     caseload = json.loads((ROOT.parent / "shared" / "spec" / "examples" / "caseload.json").read_text())
     zones = {z["id"]: z for z in caseload["zones"]["features"]}
     excl = shape(zones["Z-EXCL-0002"]["geometry"]).centroid

@@ -38,8 +38,8 @@ class HandledStore:
 
     def __init__(self, tmp_path):
         from localdb.store import Store
-        from monitorapp.caseload import parse_caseload
-        from monitorapp.engine import Engine
+        from monitorapp.engine.caseload import parse_caseload
+        from monitorapp.engine.engine import Engine
         from tests.fixtures_ui import T0, battery_script, breach_script, tamper_flood, ui_caseload_doc
         self.clock = Clock(T0)
         self.path = tmp_path / "handled.sqlite"

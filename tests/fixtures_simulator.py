@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from monitorapp.demo import demo_caseload
-from monitorapp.simulator import DEFAULT_START, SimulatedFeed
-from monitorapp.timeutil import parse_time
+from monitorapp.sim.demo import demo_caseload
+from monitorapp.sim.simulator import DEFAULT_START, SimulatedFeed
+from monitorapp.feed.timeutil import parse_time
 
 
 @pytest.fixture(scope="session")

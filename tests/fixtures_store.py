@@ -12,8 +12,8 @@ import pyproj
 import pytest
 
 from localdb.store import Store
-from monitorapp.messages import Fix
-from monitorapp.timeutil import parse_time
+from monitorapp.feed.messages import Fix
+from monitorapp.feed.timeutil import parse_time
 
 PLACE_X, PLACE_Y = 530_000.0, 180_000.0          # near Bank, City of London
 T0 = parse_time("2026-03-10T12:00:00Z")

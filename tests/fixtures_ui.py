@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from monitorapp.timeutil import fmt_time
+from monitorapp.feed.timeutil import fmt_time
 
 T0 = 1_795_000_000.0           # 2026-11-18, a fixed processing-clock origin
 EXCL = [[-0.1050, 51.5300], [-0.1000, 51.5300], [-0.1000, 51.5330], [-0.1050, 51.5330], [-0.1050, 51.5300]]
@@ -85,10 +85,10 @@ class Rig:
 
     def __init__(self, tmp_path, messages, *, speed: float = 600.0, n_extra: int = 14, operator: str = "op.jones"):
         from localdb.store import Store
-        from monitorapp.caseload import parse_caseload
-        from monitorapp.engine import Engine
-        from ui.alertqueue import AlarmSound, AlertQueueController
-        from ui.engineworker import EngineWorker, ReplayFeed
+        from monitorapp.engine.caseload import parse_caseload
+        from monitorapp.engine.engine import Engine
+        from ui.console.alertqueue import AlarmSound, AlertQueueController
+        from ui.console.engineworker import EngineWorker, ReplayFeed
         self.caseload = parse_caseload(ui_caseload_doc(n_extra), "test caseload")
         self.feed = ReplayFeed(messages, start=T0, speed=speed)
         self.store_path = tmp_path / "console.sqlite"

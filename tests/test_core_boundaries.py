@@ -10,8 +10,8 @@ import sys
 import orjson
 import pytest
 
-from monitorapp.caseload import CaseloadError, load_caseload, parse_caseload
-from monitorapp.geo import Projector, ZoneShape
+from monitorapp.engine.caseload import CaseloadError, load_caseload, parse_caseload
+from monitorapp.engine.geo import Projector, ZoneShape
 from tests.conftest import ROOT
 from tests.enginekit import caseload_doc
 
@@ -26,8 +26,8 @@ def test_core_and_store_import_no_qt():
         "sys.meta_path.insert(0, Block())\n"
         "import monitorapp, localdb\n"
         "for pkg in (monitorapp, localdb):\n"
-        "    for m in pkgutil.iter_modules(pkg.__path__):\n"
-        "        if m.name != '__main__': importlib.import_module(pkg.__name__ + '.' + m.name)\n"
+        "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        if not m.name.endswith('__main__'): importlib.import_module(m.name)\n"
         "print('ok')\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

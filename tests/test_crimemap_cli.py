@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from localdb.store import Store
-from monitorapp.crimemap import cli_main
-from monitorapp.timeutil import fmt_time
+from monitorapp.crime.query import cli_main
+from monitorapp.feed.timeutil import fmt_time
 from tests.fixtures_store import PLACE_LAT, PLACE_LON, T0, TrackWriter
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from localdb.store import Store
-from monitorapp.crimemap import crime_check
-from monitorapp.trail import trail
+from monitorapp.crime.query import crime_check
+from monitorapp.crime.trail import trail
 from tests.fixtures_store import PLACE_LAT, PLACE_LON, T0, TrackWriter
 
 R = 300.0

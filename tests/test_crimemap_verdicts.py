@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from localdb.store import Store
-from monitorapp.crimemap import CrimeQueryError, crime_check
-from monitorapp.timeutil import fmt_time
-from monitorapp.trail import trail
+from monitorapp.crime.query import CrimeQueryError, crime_check
+from monitorapp.feed.timeutil import fmt_time
+from monitorapp.crime.trail import trail
 from tests.fixtures_store import PLACE_LAT, PLACE_LON, T0, TrackWriter
 
 R = 200.0

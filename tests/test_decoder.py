@@ -9,10 +9,10 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from monitorapp.adapters import AdapterError, SeqCounter, owntracks_to_v1, traccar_to_v1
-from monitorapp.decoder import MAX_BYTES, FixDecoder, SequenceTracker
-from monitorapp.messages import Event, Fix, Heartbeat, Rejection
-from monitorapp.timeutil import parse_time
+from monitorapp.feed.adapters import AdapterError, SeqCounter, owntracks_to_v1, traccar_to_v1
+from monitorapp.feed.decoder import MAX_BYTES, FixDecoder, SequenceTracker
+from monitorapp.feed.messages import Event, Fix, Heartbeat, Rejection
+from monitorapp.feed.timeutil import parse_time
 
 GOOD_FIX = {"v": 1, "kind": "fix", "device": "TAG-01001", "seq": 7, "t": "2026-11-27T17:00:13.78Z",
             "rx": "2026-11-27T17:00:14.95Z", "lat": 51.5805347, "lon": -0.1071383, "acc": 20, "src": "gps",

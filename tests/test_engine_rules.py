@@ -4,7 +4,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from monitorapp.engine import Engine
+from monitorapp.engine.engine import Engine
 from tests.enginekit import EXCL_X0, FeedBuilder, T, caseload, raised, run
 
 DAY = "2026-11-27"

@@ -12,9 +12,9 @@ from tests.fixtures_map import (
     sample_markers,
     wait_state,
 )
-from ui.mappage import BOROUGHS, build_page
-from ui.mapscheme import WEB_DIR
-from ui.mapview import MapView
+from ui.map.page import BOROUGHS, build_page
+from ui.map.scheme import WEB_DIR
+from ui.map.view import MapView
 
 pytestmark = map_log_ignore
 
@@ -125,7 +125,7 @@ def test_bad_input_gets_clear_errors(map_view):
 
 
 def test_missing_web_assets_name_the_fix(tmp_path):
-    from ui.mappage import WebAssetsMissing, load_manifest
+    from ui.map.page import WebAssetsMissing, load_manifest
 
     (tmp_path / "manifest.json").write_text((WEB_DIR / "manifest.json").read_text())
     with pytest.raises(WebAssetsMissing, match=r"node_modules/leaflet/dist/leaflet.js.*make web"):
@@ -133,7 +133,7 @@ def test_missing_web_assets_name_the_fix(tmp_path):
 
 
 def test_asset_handler_serves_only_listed_packages_and_our_files():
-    from ui.mapscheme import AssetSchemeHandler
+    from ui.map.scheme import AssetSchemeHandler
 
     handler = AssetSchemeHandler("<html></html>", ["leaflet", "@geoman-io/leaflet-geoman-free"])
     assert handler.resolve("/vendor/leaflet/dist/leaflet.js") == WEB_DIR / "node_modules/leaflet/dist/leaflet.js"
@@ -142,5 +142,5 @@ def test_asset_handler_serves_only_listed_packages_and_our_files():
     assert handler.resolve("/vendor/leaflet/../../package-lock.json") is None    # no way out of a package
     assert handler.resolve("/vendor/lodash/lodash.js") is None                   # not in the manifest
     assert handler.resolve("/app/node_modules/leaflet/dist/leaflet.js") is None  # our files are flat
-    assert handler.resolve("/app/../../ui/mapview.py") is None
+    assert handler.resolve("/app/../../ui/map/view.py") is None
     assert handler.resolve("/etc/passwd") is None

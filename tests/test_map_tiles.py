@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from tests.fixtures_map import make_mbtiles, map_log_ignore, page_state, png_tile, run_js, wait_state
-from ui.basemap import BasemapError, MBTilesArchive, parse_basemap
+from ui.map.basemap import BasemapError, MBTilesArchive, parse_basemap
 
 pytestmark = map_log_ignore
 

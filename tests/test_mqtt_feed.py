@@ -9,9 +9,9 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
-from monitorapp.mqttconfig import MqttConfigError, MqttSettings, redact_url
-from monitorapp.mqttfeed import FeedClient, Subscription, default_subscriptions
-from monitorapp.simpublish import publish_feed, topic_for
+from monitorapp.feed.mqttconfig import MqttConfigError, MqttSettings, redact_url
+from monitorapp.feed.mqttfeed import FeedClient, Subscription, default_subscriptions
+from monitorapp.sim.publish import publish_feed, topic_for
 from tests.fixtures_mqtt import wait_until
 
 

@@ -10,9 +10,9 @@ import time
 import orjson
 import pytest
 
-from monitorapp.mqttconfig import MqttSettings
-from monitorapp.sharedstate import SharedState
-from monitorapp.simpublish import publish_feed
+from monitorapp.feed.mqttconfig import MqttSettings
+from monitorapp.service.sharedstate import SharedState
+from monitorapp.sim.publish import publish_feed
 from tests.fixtures_mqtt import read_alert_lines, replay_alerts, scenario_lines, wait_until
 
 T0 = 1_795_000_000.0          # 2026-11-18T11:06:40Z, outside the curfews
@@ -214,7 +214,7 @@ def test_bad_configuration_exits_2_with_one_line(tmp_path, caseload, argv, words
 
 
 def _t(ts: float) -> str:
-    from monitorapp.timeutil import fmt_time
+    from monitorapp.feed.timeutil import fmt_time
     return fmt_time(ts)
 
 
@@ -245,7 +245,7 @@ def test_traccar_and_owntracks_subscriptions_feed_the_engine(broker, tmp_path, e
 def test_the_simulators_feed_through_the_broker_gives_the_replays_alerts(broker, caseload, tmp_path,
                                                                          monitor_factory):
     """What ``monitorapp simulate --broker`` does: the simulator's lines through publish_feed."""
-    from monitorapp.simulator import simulate
+    from monitorapp.sim.simulator import simulate
     lines, _truth = simulate(json.loads(caseload.read_text()), "2026-11-18T16:00:00Z", 6.0, 7)
     lines = list(lines)
     expected = replay_alerts(tmp_path, lines, caseload)
@@ -259,8 +259,8 @@ def test_the_simulators_feed_through_the_broker_gives_the_replays_alerts(broker,
 
 
 def test_the_feed_journal_replays_after_a_position_and_drops_a_torn_record(tmp_path):
-    from monitorapp.monitor import FeedJournal
-    from monitorapp.mqttfeed import Delivery
+    from monitorapp.service.monitor import FeedJournal
+    from monitorapp.feed.mqttfeed import Delivery
     j = FeedJournal(tmp_path / "x.db")
     j.open()
     j.append([Delivery("em/v1/fix/A", b"one", 1.5), Delivery("owntracks/a/b", b"two", 2.5, "owntracks")])

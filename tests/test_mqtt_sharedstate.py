@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitorapp.mqttconfig import MqttSettings
-from monitorapp.sharedstate import SharedState, handling_of
+from monitorapp.feed.mqttconfig import MqttSettings
+from monitorapp.service.sharedstate import SharedState, handling_of
 from tests.fixtures_mqtt import wait_until
 
 

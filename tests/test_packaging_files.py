@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from ui.mappage import asset_urls, load_manifest
-from ui.mapscheme import WEB_DIR
+from ui.map.page import asset_urls, load_manifest
+from ui.map.scheme import WEB_DIR
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGING = ROOT / "packaging"

@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from monitorapp.evidence_report import canonical, data_digest
-from ui.crimeview import CrimePanel, CrimeResultModel
+from monitorapp.crime.evidence import canonical, data_digest
+from ui.views.crime import CrimePanel, CrimeResultModel
 from ui.roles import RoleRefused
 from tests.fixtures_map import map_log_ignore, wait_state
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pyqtgraph as pg
 import pytest
 
-from ui.kpi import KpiDashboard, compute_kpis
-from ui.review import handling_records
+from ui.views.kpi import KpiDashboard, compute_kpis
+from ui.views.review import handling_records
 from ui.roles import RoleRefused
 
 

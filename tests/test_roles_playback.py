@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.fixtures_map import map_log_ignore, wait_state
-from ui.playback import ACC_BANDS, PlaybackPanel, accuracy_shade, gaps
+from ui.views.playback import ACC_BANDS, PlaybackPanel, accuracy_shade, gaps
 from ui.roles import RoleRefused
 
 pytestmark = map_log_ignore

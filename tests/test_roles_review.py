@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from ui.review import C_LATE, C_REVIEWED, LATE_MARK, ReviewModel, ReviewPanel, handling_records
+from ui.views.review import C_LATE, C_REVIEWED, LATE_MARK, ReviewModel, ReviewPanel, handling_records
 from ui.roles import RoleRefused
 
 

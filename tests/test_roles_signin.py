@@ -7,7 +7,7 @@ import pytest
 from localdb.accounts import Accounts, MAX_FAILURES
 from localdb.store import Store
 from tests.fixtures_roles import PASSWORD
-from ui.signin import IdleLock, SignInDialog, SignOutDialog, handover_summary
+from ui.session.signin import IdleLock, SignInDialog, SignOutDialog, handover_summary
 
 # the offscreen platform cannot size a shown top-level dialog; not our code
 offscreen_dialog = pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints\(\)")
@@ -112,7 +112,7 @@ def test_handover_at_sign_out_shown_to_next(qtbot, handled_store, own):
 
 def test_sign_in_for_console_non_interactive(tmp_path):
     from ui.roles import RoleRefused
-    from ui.signin import sign_in_for_console
+    from ui.session.signin import sign_in_for_console
     db = tmp_path / "live" / "monitor.sqlite"
     db.parent.mkdir()
     store = Store(db)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from ui.roles import RoleRefused, check_mode
-from ui.trainer import TraineeReportModel, TrainerPanel, trainee_report
-from ui.training import TrainingError
+from ui.views.trainer import TraineeReportModel, TrainerPanel, trainee_report
+from ui.console.training import TrainingError
 
 
 def test_strap_cut_run_and_trainee_report(qtbot, handled_store, own, tmp_path):
@@ -53,7 +53,7 @@ def test_trainer_never_reaches_live_mode(handled_store, tmp_path, own):
 
 
 def test_report_model_and_missed_incident(qtmodeltester, handled_store):
-    from monitorapp.simscript import Incident
+    from monitorapp.sim.script import Incident
     from tests.fixtures_ui import T0
     incidents = [Incident("strap_tamper", "OFF-2", T0), Incident("exclusion_breach", "OFF-9", T0 + 60)]
     rows = trainee_report(handled_store.store, incidents, T0)

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QWidget
 from localdb.accounts import Accounts
 from tests.fixtures_roles import PASSWORD, ROLE_USERS
 from tests.fixtures_ui import breach_script
-from ui.roleviews import install_role_views
+from ui.session.wiring import install_role_views
 from ui.settings import Settings
 
 # the offscreen platform cannot size shown top-level windows; not our code
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support (propagate
 @pytest.fixture
 def console(ui_rig, qtbot, own):
     """The real MainWindow over the real engine thread and store (map: a plain widget)."""
-    from ui.mainwindow import MainWindow
+    from ui.console.mainwindow import MainWindow
     rig = ui_rig(breach_script(), start=False, speed=120)
     w = MainWindow(controller=rig.controller, worker=rig.worker, caseload=rig.caseload, store=rig.store,
                    settings=Settings(), map_widget=QWidget(), clock=rig.feed.now, operator="op.jones")
@@ -47,7 +47,7 @@ def test_police_analyst_views_and_no_acknowledging(qtbot, console):
     assert not w.act_ack.isEnabled() and not w.queue_dock.isVisible()
     qtbot.waitUntil(lambda: bool(rig.alerts("exclusion_entered")), timeout=20_000)
     aid = rig.alerts("exclusion_entered")[0].alert.alert_id
-    from ui.alertqueue import HandlingRefused
+    from ui.console.alertqueue import HandlingRefused
     with pytest.raises(HandlingRefused, match="Police analyst may not acknowledge"):
         w.ctl.acknowledge(aid, "police_informed", "x")
     assert rig.store.ack_log() == []
@@ -79,7 +79,7 @@ def test_trainer_menu_and_admin_accounts(qtbot, console, own):
     trainer = accounts.sign_in("tr.lee", PASSWORD)
     actions = install_role_views(w, rig.store, rig.worker, None, trainer, idle_s=0)
     assert set(actions) == {"kpi", "trainer", "sign_out"}
-    from ui.signin import AccountsDialog
+    from ui.session.signin import AccountsDialog
     from ui.roles import RoleRefused
     with pytest.raises(RoleRefused):
         AccountsDialog(accounts, trainer)

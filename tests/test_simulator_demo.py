@@ -9,12 +9,12 @@ import sys
 import pytest
 from shapely.geometry import Point, shape
 
-from monitorapp.caseload import parse_caseload
-from monitorapp.demo import BOROUGHS, demo_caseload, write_demo_caseload
-from monitorapp.simroutines import LocalGrid
-from monitorapp.simscenarios import SCENARIOS, scenario
-from monitorapp.simulator import LiveSimulator, cli_main, simulate
-from monitorapp.timeutil import parse_time
+from monitorapp.engine.caseload import parse_caseload
+from monitorapp.sim.demo import BOROUGHS, demo_caseload, write_demo_caseload
+from monitorapp.sim.routines import LocalGrid
+from monitorapp.sim.scenarios import SCENARIOS, scenario
+from monitorapp.sim.simulator import LiveSimulator, cli_main, simulate
+from monitorapp.feed.timeutil import parse_time
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -151,8 +151,8 @@ def test_every_preset_tells_its_story(tmp_path):
 
 
 def test_deliberate_bad_input_is_rejected_by_the_decoder(sim_caseload):
-    from monitorapp.decoder import FixDecoder
-    from monitorapp.messages import Rejection
+    from monitorapp.feed.decoder import FixDecoder
+    from monitorapp.feed.messages import Rejection
     lines, truth = simulate(sim_caseload, hours=1.0, seed=2, tags=5, bad_per_hour=25, counts={})
     dec = FixDecoder({o["device"] for o in sim_caseload["offenders"][:5]})
     rejected = [dec.decode(line, rx=rx) for rx, line in lines]

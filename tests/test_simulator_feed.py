@@ -6,14 +6,14 @@ import math
 import random
 import re
 
-from monitorapp.decoder import FixDecoder
-from monitorapp.messages import EVENT_TYPES, Rejection
-from monitorapp.simroutines import LocalGrid, TruePath, active_intervals
-from monitorapp.simscript import CLEAN_ACC_MAX
-from monitorapp.simtags import Battery, TagFeed
-from monitorapp.simtruth import signal_threshold
-from monitorapp.simulator import simulate
-from monitorapp.timeutil import parse_time
+from monitorapp.feed.decoder import FixDecoder
+from monitorapp.feed.messages import EVENT_TYPES, Rejection
+from monitorapp.sim.routines import LocalGrid, TruePath, active_intervals
+from monitorapp.sim.script import CLEAN_ACC_MAX
+from monitorapp.sim.tags import Battery, TagFeed
+from monitorapp.sim.truth import signal_threshold
+from monitorapp.sim.simulator import simulate
+from monitorapp.feed.timeutil import parse_time
 
 DEVICE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 

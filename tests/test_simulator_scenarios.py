@@ -7,10 +7,10 @@ import collections
 
 import pytest
 
-from monitorapp.caseload import parse_caseload
-from monitorapp.engine import Engine
-from monitorapp.simscenarios import SCENARIOS, scenario
-from monitorapp.timeutil import fmt_time, parse_time
+from monitorapp.engine.caseload import parse_caseload
+from monitorapp.engine.engine import Engine
+from monitorapp.sim.scenarios import SCENARIOS, scenario
+from monitorapp.feed.timeutil import fmt_time, parse_time
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""The compiled decoder fast path (monitorapp/_speedups.c) gives exactly what the pure-Python
+"""The compiled decoder fast path (monitorapp/feed/_speedups.c) gives exactly what the pure-Python
 decoder gives: the same Fix, the same rejection reason, the same epoch seconds."""
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from monitorapp import decoder as decoder_module, timeutil
-from monitorapp.accel import speedups
-from monitorapp.decoder import FixDecoder
-from monitorapp.messages import Fix, Rejection
-from monitorapp.timeutil import TimeFormatError
+from monitorapp.feed import decoder as decoder_module, timeutil
+from monitorapp.feed.accel import speedups
+from monitorapp.feed.decoder import FixDecoder
+from monitorapp.feed.messages import Fix, Rejection
+from monitorapp.feed.timeutil import TimeFormatError
 
 SPEC = pathlib.Path(__file__).resolve().parents[2] / "shared" / "spec" / "examples"
 KNOWN = {"TAG-01001", "TAG-2"}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sqlite3
 
 from localdb.store import Store
-from monitorapp.caseload import load_caseload
-from monitorapp.engine import Engine
+from monitorapp.engine.caseload import load_caseload
+from monitorapp.engine.engine import Engine
 
 
 def _feed(store: Store, engine: Engine, lines: list[bytes], start: int, stop: int,

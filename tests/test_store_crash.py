@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from localdb.store import Store
-from monitorapp.timeutil import parse_time
+from monitorapp.feed.timeutil import parse_time
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ import pytest
 from localdb.handling import ACTION_CODES, HandlingError
 from localdb.store import Store
 from localdb.verify import cli_main as verify_main
-from monitorapp.alerts import Alert, alert_id
+from monitorapp.engine.alerts import Alert, alert_id
 from tests.fixtures_store import T0
 
 

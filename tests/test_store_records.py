@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from monitorapp.alerts import Alert, alert_id
-from monitorapp.messages import Event, Fix, Rejection
+from monitorapp.engine.alerts import Alert, alert_id
+from monitorapp.feed.messages import Event, Fix, Rejection
 from tests.fixtures_store import PLACE_X, PLACE_Y, T0, fix_at
 
 

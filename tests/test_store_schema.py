@@ -116,14 +116,14 @@ def test_only_one_feeding_process(store_path, example_caseload_path):
     """A second process attaching an engine to the same store is refused."""
     import subprocess
 
-    from monitorapp.caseload import load_caseload
-    from monitorapp.engine import Engine
+    from monitorapp.engine.caseload import load_caseload
+    from monitorapp.engine.engine import Engine
 
     with Store(store_path) as s:
         s.attach(Engine(load_caseload(example_caseload_path)))
         code = (
             "import sys; from localdb.store import Store; from localdb.schema import StoreError\n"
-            "from monitorapp.caseload import load_caseload; from monitorapp.engine import Engine\n"
+            "from monitorapp.engine.caseload import load_caseload; from monitorapp.engine.engine import Engine\n"
             f"s = Store({str(store_path)!r})\n"
             f"e = Engine(load_caseload({str(example_caseload_path)!r}))\n"
             "try:\n    s.attach(e)\nexcept StoreError as e:\n    print(e); sys.exit(3)\n"
@@ -137,7 +137,7 @@ def test_only_one_feeding_process(store_path, example_caseload_path):
 def test_core_imports_no_qt():
     import subprocess
     code = ("import sys; sys.modules['PySide6'] = None\n"
-            "import localdb.store, localdb.verify, monitorapp.crimemap, monitorapp.trail\n"
+            "import localdb.store, localdb.verify, monitorapp.crime.query, monitorapp.crime.trail\n"
             "print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=os.path.dirname(os.path.dirname(__file__)), timeout=60)

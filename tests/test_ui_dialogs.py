@@ -6,12 +6,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitorapp.alerts import PRIORITY, Alert, alert_id
+from monitorapp.engine.alerts import PRIORITY, Alert, alert_id
 from tests.fixtures_ui import T0
-from ui.ackdialog import AckDialog, ack_problem
-from ui.shelvedialog import ShelveDialog, shift_end
-from ui.training import SPEEDS, TrainingError, TrainingSession, check_training_args, training_start, training_store_path
-from ui.zonedialog import ZoneDialog, ZoneInputError, zone_and_requirement
+from ui.console.ackdialog import AckDialog, ack_problem
+from ui.console.shelvedialog import ShelveDialog, shift_end
+from ui.console.training import SPEEDS, TrainingError, TrainingSession, check_training_args, training_start, training_store_path
+from ui.console.zonedialog import ZoneDialog, ZoneInputError, zone_and_requirement
 
 SQUARE = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [[
     [-0.09, 51.54], [-0.085, 51.54], [-0.085, 51.543], [-0.09, 51.543], [-0.09, 51.54]]]}}

@@ -7,8 +7,8 @@ import json
 import sqlite3
 import time
 
-from monitorapp.simpublish import publish_feed
-from monitorapp.timeutil import fmt_time
+from monitorapp.sim.publish import publish_feed
+from monitorapp.feed.timeutil import fmt_time
 from tests.fixtures_ui import ui_caseload_doc
 from tests.test_ui_e2e import run_console
 
@@ -36,8 +36,8 @@ def test_live_console_raises_alert_from_broker_and_shares_handling(tmp_path, bro
     db = tmp_path / "live.sqlite"
     url = f"mqtt://127.0.0.1:{broker.port}"
     published = {}
-    from monitorapp.mqttconfig import MqttSettings
-    from monitorapp.sharedstate import SharedState
+    from monitorapp.feed.mqttconfig import MqttSettings
+    from monitorapp.service.sharedstate import SharedState
     other = SharedState(MqttSettings.from_url(url, client_id="em-test-other-ws"), "other-ws")
     other.start()
     assert other.wait_ready(10)

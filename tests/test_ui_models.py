@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import copy
 
-from monitorapp.alerts import PRIORITY, Alert, alert_id
-from monitorapp.caseload import parse_caseload
+from monitorapp.engine.alerts import PRIORITY, Alert, alert_id
+from monitorapp.engine.caseload import parse_caseload
 from tests.fixtures_ui import T0, ui_caseload_doc
-from ui.alertmodel import COL_PRIORITY, AlertFilterProxy, AlertTableModel, Handling
-from ui.alertqueue import ShelvedListModel
-from ui.caseloadlist import CaseloadModel
+from ui.console.alertmodel import COL_PRIORITY, AlertFilterProxy, AlertTableModel, Handling
+from ui.console.alertqueue import ShelvedListModel
+from ui.console.caseloadlist import CaseloadModel
 
 
 def make_alert(type_, offender, start, state="active"):

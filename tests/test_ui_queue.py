@@ -7,8 +7,8 @@ import pytest
 
 from localdb.store import Store
 from tests.fixtures_ui import T0, battery_script, breach_script, tamper_flood
-from ui.alertmodel import COL_HANDLING, COL_PRIORITY, COL_TTA
-from ui.alertqueue import AlertQueueDock, HandlingRefused
+from ui.console.alertmodel import COL_HANDLING, COL_PRIORITY, COL_TTA
+from ui.console.alertqueue import AlertQueueDock, HandlingRefused
 from ui.theme import ESCALATED_MARK
 
 

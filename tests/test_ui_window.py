@@ -10,10 +10,10 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-import ui.mapview  # noqa: F401  (registers the map's URL schemes before the QApplication)
+import ui.map.view  # noqa: F401  (registers the map's URL schemes before the QApplication)
 from tests.fixtures_map import wait_state
 from tests.fixtures_ui import T0, breach_script
-from ui.ackdialog import AckDialog
+from ui.console.ackdialog import AckDialog
 from ui.settings import Settings, config_dir
 
 pytestmark = pytest.mark.qt_log_ignore(r"propagateSizeHints", r"QRhi", r"RHI", r"Vulkan", r"GBM",
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.qt_log_ignore(r"propagateSizeHints", r"QRhi", r"RHI", r
 
 @pytest.fixture
 def window(qtbot, ui_rig):
-    from ui.mainwindow import MainWindow
-    from ui.mapview import MapView
+    from ui.console.mainwindow import MainWindow
+    from ui.map.view import MapView
     rig = ui_rig(breach_script(), start=False, speed=120)
     events = []
     mv = MapView()
@@ -117,7 +117,7 @@ def test_drawn_zone_reaches_store_and_engine(qtbot, window):
     feature = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[
         [-0.09, 51.54], [-0.085, 51.54], [-0.085, 51.543], [-0.09, 51.543], [-0.09, 51.54]]]},
         "properties": {}}
-    from ui.zonedialog import ZoneDialog
+    from ui.console.zonedialog import ZoneDialog
     dlg = ZoneDialog(feature, [("OFF-2", "Person 2")], zone_id="Z-OP-0001")
     dlg.name.setText("Market square")
     zone, req = dlg.result_pair()

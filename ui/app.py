@@ -52,11 +52,11 @@ class Console:
     """Everything one running console owns; ``shutdown()`` stops it in order."""
 
     def __init__(self, opts: Options, settings: Settings | None = None):
-        from monitorapp.engine import Engine
+        from monitorapp.engine.engine import Engine
         from localdb.store import Store
-        from ui.alertqueue import AlarmSound, AlertQueueController
-        from ui.engineworker import EngineWorker
-        from ui.mainwindow import MainWindow
+        from ui.console.alertqueue import AlarmSound, AlertQueueController
+        from ui.console.engineworker import EngineWorker
+        from ui.console.mainwindow import MainWindow
 
         self.opts = opts
         self.settings = settings or Settings()
@@ -65,7 +65,7 @@ class Console:
         self.operator = self.settings.operator()
         self.training = opts.demo
         if self.training:
-            from ui.training import SPEEDS, TrainingSession, check_training_args, training_store_path
+            from ui.console.training import SPEEDS, TrainingSession, check_training_args, training_store_path
             check_training_args(opts.broker, opts.db, self.settings.get("store/db_path") or None)
             speed = opts.speed or self.settings.get("training/speed")
             session = TrainingSession(n_offenders=opts.offenders, speed=speed, scenario=opts.scenario)
@@ -74,10 +74,10 @@ class Console:
             start = session.start
             self.training_text = f"TRAINING MODE — {session.description.rstrip('. ')}. Simulated feed, not live."
         else:
-            from monitorapp.caseload import load_caseload
-            from monitorapp.mqttconfig import MqttSettings
-            from monitorapp.mqttfeed import FeedClient
-            from ui.engineworker import MqttFeed
+            from monitorapp.engine.caseload import load_caseload
+            from monitorapp.feed.mqttconfig import MqttSettings
+            from monitorapp.feed.mqttfeed import FeedClient
+            from ui.console.engineworker import MqttFeed
             broker = opts.broker or self.settings.get("feed/broker_url")
             cpath = opts.caseload or self.settings.get("feed/caseload_path")
             if not broker:
@@ -86,7 +86,7 @@ class Console:
             if not cpath:
                 raise ConsoleError("live mode needs a caseload: --caseload FILE (or feed/caseload_path)")
             self.caseload = load_caseload(cpath)
-            from monitorapp.mqttconfig import default_client_id
+            from monitorapp.feed.mqttconfig import default_client_id
             source = MqttFeed(FeedClient(MqttSettings.from_url(broker, client_id=default_client_id("console"))))
             self.broker_url = broker
             speeds = ()
@@ -125,9 +125,9 @@ class Console:
         self.window.event.connect(lambda name, fields: log_event(name, **fields))
         self.sync = None
         if not self.training:
-            from monitorapp.mqttconfig import MqttSettings, default_client_id
-            from monitorapp.sharedstate import SharedState
-            from ui.brokersync import BrokerSync
+            from monitorapp.feed.mqttconfig import MqttSettings, default_client_id
+            from monitorapp.service.sharedstate import SharedState
+            from ui.console.brokersync import BrokerSync
             import os
             ws = f"{default_client_id('workstation')}-{os.getpid()}"   # one per running console
             shared = SharedState(MqttSettings.from_url(self.broker_url, client_id=ws), ws)
@@ -177,7 +177,7 @@ def _zone(name: str):
 
 
 def _make_map(settings: Settings):
-    from ui.mapview import MapView
+    from ui.map.view import MapView
     basemap = settings.get("map/mbtiles") or settings.get("map/tile_url") or None
     try:
         return MapView(theme=settings.get("ui/theme"), basemap=basemap)
@@ -207,10 +207,10 @@ def _sign_in(opts: Options):
     if not opts.sign_in:
         return None, None
     from ui.roles import RoleRefused
-    from ui.signin import sign_in_for_console
+    from ui.session.signin import sign_in_for_console
     settings = Settings()
     if opts.demo:
-        from ui.training import training_store_path
+        from ui.console.training import training_store_path
         accounts_db = training_store_path(opts.db)
         if not opts.user and not opts.force_sign_in:
             from localdb.accounts import Accounts
@@ -275,7 +275,7 @@ def run(opts: Options) -> int:
         return 2
     console.window.map.ready.connect(lambda: log_event("first_paint_ready", seconds=round(time.perf_counter() - T0, 3)))
     if session is not None:
-        from ui.roleviews import install_role_views
+        from ui.session.wiring import install_role_views
         install_role_views(console.window, console.store, console.worker, console.map, session,
                            accounts=accounts)
         if accounts is not None:

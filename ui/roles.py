@@ -51,7 +51,7 @@ ACTION_TEXT = {
     "manage_accounts": "manage accounts",
 }
 
-# the views each role finds in the "Views" menu, in menu order (see ui.roleviews)
+# the views each role finds in the "Views" menu, in menu order (see ui.session.wiring)
 VIEWS: dict[str, tuple[str, ...]] = {
     "review": ("review",), "kpi": ("kpi",), "crime": ("crime_query",),
     "playback": ("playback",), "trainer": ("trainer",),

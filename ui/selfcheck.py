@@ -18,8 +18,8 @@ A failed check prints ``FAIL <check>: <what went wrong>``; checks that need it p
 operator's settings or stores: the scratch store lives in a temporary directory (under
 ``--scratch-dir`` or ``$MONITORAPP_SELFCHECK_DIR`` if given) that is removed afterwards.
 
-The simulated feed is the training simulator's (``monitorapp.simulator.LiveSimulator``) over
-the demo caseload (``monitorapp.demo``), with two scripted incidents (an exclusion breach and a
+The simulated feed is the training simulator's (``monitorapp.sim.simulator.LiveSimulator``) over
+the demo caseload (``monitorapp.sim.demo``), with two scripted incidents (an exclusion breach and a
 strap tamper) so the check can insist that the engine raised exactly those alerts.
 
 ``resource_path(*parts)`` finds files of ``resources/`` both from source and from the
@@ -134,7 +134,7 @@ def check_runtime():
     if recorded is not None and recorded != version:
         raise CheckFailed(f"the installed distribution says {recorded} but the code is {version}; "
                           f"reinstall the application")
-    from monitorapp.accel import speedups
+    from monitorapp.feed.accel import speedups
     where = "bundle " + str(pathlib.Path(sys.executable).parent) if getattr(sys, "frozen", False) else "from source"
     decoder = "compiled decoder" if speedups is not None else "pure-Python decoder"
     return (f"monitorapp {version}, Python {platform.python_version()}, PySide6 "
@@ -143,8 +143,8 @@ def check_runtime():
 
 
 def check_resources():
-    from ui import mapscheme
-    from ui.mappage import WebAssetsMissing, asset_urls, load_manifest
+    from ui.map import scheme as mapscheme
+    from ui.map.page import WebAssetsMissing, asset_urls, load_manifest
     web = resource_path("resources", "web")
     if mapscheme.WEB_DIR.resolve() != web.resolve():
         raise CheckFailed(f"the map serves its assets from {mapscheme.WEB_DIR}, not from {web}")
@@ -201,7 +201,7 @@ def wait_for(signal, timeout_s: float, abort_signals=()) -> tuple[bool, str | No
 
 def check_map(timeout_s: float):
     from PySide6.QtCore import Qt
-    from ui.mapview import MapView
+    from ui.map.view import MapView
     t0 = time.perf_counter()
     view = MapView()
     view.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)   # laid out, never on screen
@@ -246,12 +246,12 @@ class FeedRun:
     """The engine over a few minutes of the training simulator's feed, with a store attached."""
 
     def __init__(self, store=None):
-        from monitorapp.caseload import parse_caseload
-        from monitorapp.demo import demo_caseload
-        from monitorapp.engine import Engine
-        from monitorapp.simscript import Incident
-        from monitorapp.simulator import LiveSimulator
-        from monitorapp.timeutil import parse_time
+        from monitorapp.engine.caseload import parse_caseload
+        from monitorapp.sim.demo import demo_caseload
+        from monitorapp.engine.engine import Engine
+        from monitorapp.sim.script import Incident
+        from monitorapp.sim.simulator import LiveSimulator
+        from monitorapp.feed.timeutil import parse_time
         start = parse_time(FEED_START)
         doc = demo_caseload(FEED_OFFENDERS, seed=1, start=start - 3600, hours=3)
         excl = next(((o, r) for o in doc["offenders"] for r in o["requirements"]
@@ -364,7 +364,7 @@ def run_self_check(scratch_dir: str | None = None, map_timeout_s: float = MAP_TI
     report.run("runtime", check_runtime)
     report.run("resources", check_resources)
 
-    import ui.mapview  # noqa: F401  (registers the map's URL schemes before the QApplication)
+    import ui.map.view  # noqa: F401  (registers the map's URL schemes before the QApplication)
     from PySide6.QtWidgets import QApplication
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "monitorapp"])
     app.setApplicationName("monitorapp")

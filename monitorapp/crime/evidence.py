@@ -1,12 +1,12 @@
 """Evidential exports of a crime-mapping answer (spec §5): the digest, GeoJSON and CSV.
 
-A crime-mapping answer (``monitorapp.crimemap.crime_check``: ``{"query", "results"}``) is what
+A crime-mapping answer (``monitorapp.crime.query.crime_check``: ``{"query", "results"}``) is what
 an evidential report rests on. ``data_digest(answer)`` is the SHA-256 of its canonical JSON
 (keys sorted, no whitespace, UTF-8): anyone holding the GeoJSON export can recompute it (the
 export carries the answer unchanged under ``"evidence"``) and compare it with the digest printed
 on the PDF and written to the audit log. ``write_geojson`` and ``write_csv`` write the exports;
 ``export`` writes one and records it (who, what, where, the reference and the digest) in the
-store's hash-chained audit log. The PDF itself is drawn by ``ui.report`` (it needs Qt); this
+store's hash-chained audit log. The PDF itself is drawn by ``ui.views.report`` (it needs Qt); this
 module stays Qt-free.
 """
 from __future__ import annotations
@@ -124,7 +124,7 @@ def export(store, who: str, kind: str, path, answer: dict) -> str:
     elif kind == "csv":
         digest = write_csv(path, answer)
     else:
-        raise EvidenceError(f"unknown export kind {kind!r}; geojson or csv (the PDF: ui.report)")
+        raise EvidenceError(f"unknown export kind {kind!r}; geojson or csv (the PDF: ui.views.report)")
     audit_export(store, who, kind, path, answer, digest)
     return digest
 

@@ -13,7 +13,7 @@ Decisions where the spec is silent (also in docs/readme/store.md):
   read, so a track segment crossing the window's edge is interpolated and a gap at the edge is
   seen; for a gap, the last fix before (first after) that range is looked up as "last seen".
 * Distances are in British National Grid metres (EPSG:27700), from the fix's centre.
-* **present**: a fix with t in the window, not a single-fix jump (``monitorapp.trail``), with
+* **present**: a fix with t in the window, not a single-fix jump (``monitorapp.crime.trail``), with
   distance <= radius.
 * **possible**: otherwise, any of: a fix in the window with distance <= radius + acc; the straight
   track between consecutive fixes <= 10 minutes apart, clipped to the window, coming within
@@ -38,8 +38,8 @@ import sys
 import numpy as np
 import pyproj
 
-from monitorapp.timeutil import TimeFormatError, fmt_time, parse_time
-from monitorapp.trail import neighbour_fix, single_fix_jumps, subjects
+from monitorapp.feed.timeutil import TimeFormatError, fmt_time, parse_time
+from monitorapp.crime.trail import neighbour_fix, single_fix_jumps, subjects
 
 MARGIN_S = 600.0          # "around the window", and the longest segment that is interpolated
 GAP_S = 600.0             # a gap is more than 10 minutes without a fix

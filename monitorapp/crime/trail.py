@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from monitorapp.timeutil import fmt_time
+from monitorapp.feed.timeutil import fmt_time
 
 JUMP_NEIGHBOUR_S = 600.0
 JUMP_NEIGHBOURS_AGREE_M = 100.0

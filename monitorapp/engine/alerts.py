@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from monitorapp.timeutil import fmt_time
+from monitorapp.feed.timeutil import fmt_time
 
 CRITICAL, HIGH, MEDIUM, LOW = "critical", "high", "medium", "low"
 PRIORITY_RANK = {CRITICAL: 0, HIGH: 1, MEDIUM: 2, LOW: 3}

@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shapely.geometry import shape
 
 from monitorapp.gcpause import paused_gc
-from monitorapp.schedule import DAYS, parse_hhmm
-from monitorapp.timeutil import TimeFormatError, parse_time
+from monitorapp.engine.schedule import DAYS, parse_hhmm
+from monitorapp.feed.timeutil import TimeFormatError, parse_time
 
 _DEVICE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 REQUIREMENT_TYPES = ("exclusion", "curfew", "appointment")

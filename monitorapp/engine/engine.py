@@ -7,7 +7,7 @@ clock, tests from whatever they like. Timers (signal lost, feed lost, curfew gra
 edges, appointment end) fire at their due time on that clock, in due order, even when the
 clock jumps from one ``rx`` to the next.
 
-Rules (breach confirmation is in ``monitorapp.rules``):
+Rules (breach confirmation is in ``monitorapp.engine.rules``):
 
 * ``exclusion_entered`` (critical): confirmed inside an exclusion zone while its schedule is
   active. Cleared when confirmed outside again or the schedule ends.
@@ -50,16 +50,16 @@ import heapq
 import itertools
 import math
 
-from monitorapp import rules
-from monitorapp.alerts import PRIORITY, Alert, alert_id
-from monitorapp.caseload import Caseload, Offender, Requirement, Zone, parse_caseload
-from monitorapp.decoder import FixDecoder, SequenceTracker
+from monitorapp.engine import rules
+from monitorapp.engine.alerts import PRIORITY, Alert, alert_id
+from monitorapp.engine.caseload import Caseload, Offender, Requirement, Zone, parse_caseload
+from monitorapp.feed.decoder import FixDecoder, SequenceTracker
 from monitorapp.gcpause import paused_gc
-from monitorapp.geo import Projector, ZoneShape
-from monitorapp.messages import Event, FeedCounters, Fix, Heartbeat, Rejection
-from monitorapp.schedule import Schedule
-from monitorapp.timeutil import fmt_time
-from monitorapp.zonerules import AppointmentRule, CurfewRule, ExclusionRule
+from monitorapp.engine.geo import Projector, ZoneShape
+from monitorapp.feed.messages import Event, FeedCounters, Fix, Heartbeat, Rejection
+from monitorapp.engine.schedule import Schedule
+from monitorapp.feed.timeutil import fmt_time
+from monitorapp.engine.zonerules import AppointmentRule, CurfewRule, ExclusionRule
 
 FEED_LOST_S = 60.0
 SIGNAL_MIN_S = 300.0
@@ -130,7 +130,7 @@ class Engine:
             for off in caseload.offenders.values():
                 self._install_offender(off)
             if state is not None:
-                from monitorapp.enginestate import restore
+                from monitorapp.engine.state import restore
                 restore(self, state)
             elif start is not None:
                 self._start_clock(start)
@@ -466,8 +466,22 @@ class Engine:
                         r.start(self.now)
 
     # ------------------------------------------------------------------ state
+    def rearm_timers(self) -> None:
+        """After a restore: arm every timer the restored state implies (signal lost, late-fix
+        flushes, rule timers, the feed-lost watch) on the restored processing clock."""
+        for tag in self.tags.values():
+            self._arm_signal(tag)
+            if tag.late_buf:
+                tag.late_token += 1
+                self.schedule(self.now + LATE_HOLD_S, _LateFlush(self, tag), tag.late_token)
+            for r in tag.rules:
+                r.start(self.now)
+        if self.last_rx_any is not None and not self.feed_is_lost():
+            self._feed_timer = True
+            self.schedule(self.last_rx_any + 60.0, self)
+
     def snapshot(self) -> dict:
-        from monitorapp.enginestate import snapshot
+        from monitorapp.engine.state import snapshot
         return snapshot(self)
 
 

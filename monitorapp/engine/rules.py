@@ -31,7 +31,7 @@ alert found from late data keeps the true start.
 """
 from __future__ import annotations
 
-from monitorapp.geo import FAR_DEPTH
+from monitorapp.engine.geo import FAR_DEPTH
 
 UNINFORMATIVE_ACC_M = 200.0
 STRONG_FRACTION = 0.5

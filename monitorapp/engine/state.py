@@ -10,10 +10,10 @@ Snapshots and restores run with the garbage collector paused (``monitorapp.gcpau
 """
 from __future__ import annotations
 
-from monitorapp.alerts import Alert
-from monitorapp.caseload import parse_caseload
+from monitorapp.engine.alerts import Alert
+from monitorapp.engine.caseload import parse_caseload
 from monitorapp.gcpause import paused_gc
-from monitorapp.messages import Fix
+from monitorapp.feed.messages import Fix
 
 STATE_VERSION = 1
 
@@ -106,17 +106,7 @@ def restore(eng, s: dict) -> None:
             if r.req.id in rs:
                 r.load_state(rs[r.req.id])
     if eng.now is not None:
-        from monitorapp.engine import LATE_HOLD_S, _LateFlush
-        for tag in eng.tags.values():
-            eng._arm_signal(tag)
-            if tag.late_buf:
-                tag.late_token += 1
-                eng.schedule(eng.now + LATE_HOLD_S, _LateFlush(eng, tag), tag.late_token)
-            for r in tag.rules:
-                r.start(eng.now)
-        if eng.last_rx_any is not None and not eng.feed_is_lost():
-            eng._feed_timer = True
-            eng.schedule(eng.last_rx_any + 60.0, eng)
+        eng.rearm_timers()
 
 
 __all__ = ["snapshot", "restore", "parse_caseload"]

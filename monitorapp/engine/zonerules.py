@@ -2,14 +2,14 @@
 
 Each rule sees every fix of its tag (``on_fix``), may ask the engine for timers
 (``on_timer``), and raises or clears its own alert through the engine. The confirmation of
-which side of a boundary a tag is on is ``monitorapp.rules.Evidence``; see that module for the
+which side of a boundary a tag is on is ``monitorapp.engine.rules.Evidence``; see that module for the
 numbers and the reasoning.
 """
 from __future__ import annotations
 
-from monitorapp.geo import FAR_DEPTH
-from monitorapp.rules import Evidence, classify
-from monitorapp.timeutil import fmt_time
+from monitorapp.engine.geo import FAR_DEPTH
+from monitorapp.engine.rules import Evidence, classify
+from monitorapp.feed.timeutil import fmt_time
 
 
 def _item_evidence(items) -> list[dict]:

@@ -1,4 +1,4 @@
-"""The optional compiled fast paths (``monitorapp/_speedups.c``), loaded once here.
+"""The optional compiled fast paths (``monitorapp/feed/_speedups.c``), loaded once here.
 
 ``speedups`` is the compiled module when it was built at install time (``pip install`` compiles
 it where a C compiler and the Python headers are found) or ``None``. Callers keep a pure-Python
@@ -12,6 +12,6 @@ import os
 speedups = None
 if os.environ.get("MONITORAPP_PURE_PYTHON") != "1":
     try:
-        from monitorapp import _speedups as speedups
+        from monitorapp.feed import _speedups as speedups
     except ImportError:  # not built on this machine: the pure-Python paths serve
         pass

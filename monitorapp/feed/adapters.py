@@ -15,7 +15,7 @@ with the spec's reason (e.g. ``missing_field`` for an OwnTracks location without
 """
 from __future__ import annotations
 
-from monitorapp.timeutil import fmt_time, parse_time, TimeFormatError
+from monitorapp.feed.timeutil import fmt_time, parse_time, TimeFormatError
 
 KNOT_MS = 1852.0 / 3600.0
 TRACCAR_ALARMS = {"tampering": "strap_tamper", "removing": "strap_tamper", "lowBattery": "battery_low"}

@@ -35,16 +35,16 @@ from typing import Callable, Container
 
 import orjson
 
-from monitorapp.accel import speedups
-from monitorapp.messages import EVENT_TYPES, FIX_SOURCES, Event, Fix, Heartbeat, Rejection
-from monitorapp.timeutil import TimeFormatError, parse_time
+from monitorapp.feed.accel import speedups
+from monitorapp.feed.messages import EVENT_TYPES, FIX_SOURCES, Event, Fix, Heartbeat, Rejection
+from monitorapp.feed.timeutil import TimeFormatError, parse_time
 
 MAX_BYTES = 64 * 1024
 FUTURE_LIMIT_S = 300.0
 _DEVICE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _INT = int
 _FLOAT = float
-# The compiled twin of FixDecoder._fast_fix (monitorapp/_speedups.c), or None.
+# The compiled twin of FixDecoder._fast_fix (monitorapp/feed/_speedups.c), or None.
 _fast_fix_c = None
 if speedups is not None:
     speedups.bind(Fix, tuple(f.name for f in dataclasses.fields(Fix)))

@@ -1,6 +1,6 @@
 """Decoded feed messages (spec §2): what the decoder gives the engine.
 
-Times are epoch seconds (floats, UTC); see ``monitorapp.timeutil``. ``rx`` is the processing
+Times are epoch seconds (floats, UTC); see ``monitorapp.feed.timeutil``. ``rx`` is the processing
 clock: the gateway's receive time from the message, or the arrival time live.
 """
 from __future__ import annotations

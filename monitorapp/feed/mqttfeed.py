@@ -34,7 +34,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from monitorapp.mqttconfig import MqttSettings
+from monitorapp.feed.mqttconfig import MqttSettings
 
 log = logging.getLogger("monitorapp.mqtt")
 

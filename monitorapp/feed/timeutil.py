@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
-from monitorapp.accel import speedups
+from monitorapp.feed.accel import speedups
 
 _UTC = _dt.timezone.utc
 # RFC 3339 date-time: full date, 'T' (or space, lower-case t), time, optional fraction, Z or offset.

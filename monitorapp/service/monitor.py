@@ -37,12 +37,12 @@ import time
 
 import orjson
 
-from monitorapp.messages import Rejection
-from monitorapp.mqttconfig import MqttConfigError, MqttSettings
-from monitorapp.mqttfeed import OWNTRACKS, TRACCAR, V1, FeedClient, default_subscriptions
-from monitorapp.timeutil import fmt_time
+from monitorapp.feed.messages import Rejection
+from monitorapp.feed.mqttconfig import MqttConfigError, MqttSettings
+from monitorapp.feed.mqttfeed import OWNTRACKS, TRACCAR, V1, FeedClient, default_subscriptions
+from monitorapp.feed.timeutil import fmt_time
 
-log = logging.getLogger("monitorapp.monitor")
+log = logging.getLogger("monitorapp.service.monitor")
 MAX_PAYLOAD = 64 * 1024
 MAX_HANDLED_IDS = 100_000
 
@@ -116,7 +116,7 @@ class FeedJournal:
 
     def replay(self, position: dict):
         """Yield the deliveries after the checkpoint's position, oldest first."""
-        from monitorapp.mqttfeed import Delivery
+        from monitorapp.feed.mqttfeed import Delivery
         start_gen, offset = int(position.get("journal", 1)), int(position.get("offset", 0))
         for gen in self.generations():
             if gen < start_gen:
@@ -177,7 +177,7 @@ class LiveProcessor:
 
     def __init__(self, engine, store, feed: FeedClient, shared, alerts_out: AlertsFile | None,
                  position: dict, journal: FeedJournal, feed_clock: bool = False):
-        from monitorapp.adapters import SeqCounter
+        from monitorapp.feed.adapters import SeqCounter
         self.engine, self.store, self.feed, self.shared = engine, store, feed, shared
         self.alerts_out = alerts_out
         self.journal = journal
@@ -222,7 +222,7 @@ class LiveProcessor:
             self.uncommitted.extend(batch)
 
     def _adapted(self, d):
-        from monitorapp.adapters import AdapterError, owntracks_to_v1, traccar_to_v1
+        from monitorapp.feed.adapters import AdapterError, owntracks_to_v1, traccar_to_v1
         engine = self.engine
         now = None if self.feed_clock else d.arrival
         if len(d.payload) > MAX_PAYLOAD:
@@ -334,7 +334,7 @@ class LiveProcessor:
             self.changed[alert_id] = a
 
     def _apply_zone(self, zone_id: str, rec: dict) -> None:
-        from monitorapp.caseload import CaseloadError
+        from monitorapp.engine.caseload import CaseloadError
         key = [float(rec.get("at", 0)), str(rec.get("workstation", ""))]
         if self.zones.get(zone_id) is not None and list(self.zones[zone_id]) >= key:
             return
@@ -436,7 +436,7 @@ def cli_main(argv: list[str]) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
     from localdb.schema import StoreError
-    from monitorapp.caseload import CaseloadError, load_caseload
+    from monitorapp.engine.caseload import CaseloadError, load_caseload
     try:
         settings = MqttSettings.from_args(
             args.broker, client_id=args.client_id, ca=args.ca, cert=args.cert, key=args.key,
@@ -466,8 +466,8 @@ def cli_main(argv: list[str]) -> int:
 
 
 def run(args, settings: MqttSettings, caseload, store, alerts_out) -> int:
-    from monitorapp.engine import Engine
-    from monitorapp.sharedstate import SharedState
+    from monitorapp.engine.engine import Engine
+    from monitorapp.service.sharedstate import SharedState
     snapshot, position = store.load_checkpoint()
     engine = Engine(caseload, state=snapshot) if snapshot is not None else Engine(caseload)
     if snapshot is None:

@@ -18,8 +18,8 @@ import time
 
 import orjson
 
-from monitorapp.caseload import CaseloadError, load_caseload
-from monitorapp.engine import Engine
+from monitorapp.engine.caseload import CaseloadError, load_caseload
+from monitorapp.engine.engine import Engine
 
 
 def replay_lines(engine: Engine, lines, on_line=None) -> None:
@@ -68,7 +68,7 @@ def cli_main(argv: list[str]) -> int:
     with feed, out:
         if args.db:
             from localdb.schema import StoreError
-            from monitorapp.replaystore import replay_with_store
+            from monitorapp.service.replaystore import replay_with_store
             try:
                 engine = replay_with_store(caseload, feed, out, args.db, args.checkpoint_every)
             except StoreError as e:

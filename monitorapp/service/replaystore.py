@@ -13,7 +13,7 @@ import os
 
 import orjson
 
-from monitorapp.engine import Engine
+from monitorapp.engine.engine import Engine
 
 FEED = "replay"
 

@@ -34,8 +34,8 @@ from typing import Callable
 
 import orjson
 
-from monitorapp.mqttconfig import MqttSettings
-from monitorapp.mqttfeed import connect_async, make_client
+from monitorapp.feed.mqttconfig import MqttSettings
+from monitorapp.feed.mqttfeed import connect_async, make_client
 
 log = logging.getLogger("monitorapp.mqtt")
 ACK_TOPIC, ZONE_TOPIC, ALERT_TOPIC = "em/v1/ack/", "em/v1/zone/", "em/v1/alert/"

@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 
 from shapely.geometry import LineString, Point, Polygon
 
-from monitorapp.simroutines import LocalGrid, circle_ring, local_date, local_time, rect_ring
-from monitorapp.timeutil import fmt_time, parse_time
+from monitorapp.sim.routines import LocalGrid, circle_ring, local_date, local_time, rect_ring
+from monitorapp.feed.timeutil import fmt_time, parse_time
 
 TZ = "Europe/London"
 DEFAULT_START = "2026-10-24T12:00:00Z"

@@ -15,7 +15,7 @@ places (shops, work, friends) that are well clear of every exclusion zone.
   (walking into an exclusion zone, standing just outside one, a night out in curfew, ...),
   reached by a safe route and, where given, a final straight approach from ``approach``.
 
-Everything the engine is judged against is then measured on this path (``simtruth``), so a
+Everything the engine is judged against is then measured on this path (``truth``), so a
 planning compromise (a late arrival, a detour) can never make the ground truth wrong.
 """
 from __future__ import annotations
@@ -30,9 +30,9 @@ import shapely
 from shapely.geometry import LineString, Point
 from shapely.ops import unary_union
 
-from monitorapp.simroutines import (LocalGrid, TruePath, active_intervals, local_date, local_time,
+from monitorapp.sim.routines import (LocalGrid, TruePath, active_intervals, local_date, local_time,
                                     zone_centre)
-from monitorapp.timeutil import parse_time
+from monitorapp.feed.timeutil import parse_time
 
 WALK_MPS = 1.4
 BUS_MPS = 8.0
@@ -172,7 +172,7 @@ class OffenderWorld:
             w2 = (b[0] + off * px, b[1] + off * py)
             if self.safe(a, w1) and self.safe(w1, w2) and self.safe(w2, b):
                 return [w1, w2, b]
-        return [b]   # no clear route: simtruth reports any resulting breach or near approach
+        return [b]   # no clear route: truth reports any resulting breach or near approach
 
     def travel_time(self, a, b) -> float:
         pts = [a] + self.route(a, b)

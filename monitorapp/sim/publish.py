@@ -23,8 +23,8 @@ from typing import Iterable
 
 import orjson
 
-from monitorapp.mqttconfig import MqttSettings, default_client_id
-from monitorapp.mqttfeed import connect_async, make_client
+from monitorapp.feed.mqttconfig import MqttSettings, default_client_id
+from monitorapp.feed.mqttfeed import connect_async, make_client
 
 log = logging.getLogger("monitorapp.mqtt")
 MAX_OUTSTANDING = 20_000     # messages handed to paho but not yet acknowledged by the broker

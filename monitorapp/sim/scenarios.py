@@ -20,11 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from monitorapp.demo import demo_caseload
-from monitorapp.simroutines import local_date, local_time
-from monitorapp.simscript import Incident
-from monitorapp.simulator import LiveSimulator, simulate, write_feed
-from monitorapp.timeutil import parse_time
+from monitorapp.sim.demo import demo_caseload
+from monitorapp.sim.routines import local_date, local_time
+from monitorapp.sim.script import Incident
+from monitorapp.sim.simulator import LiveSimulator, simulate, write_feed
+from monitorapp.feed.timeutil import parse_time
 
 SCENARIO_DATE = "2026-11-26T12:00:00Z"       # a Thursday in winter time
 TZ = ZoneInfo("Europe/London")

@@ -3,7 +3,7 @@
 An ``Incident`` is one scripted thing (``kind``, offender, UTC time ``at``, duration). The
 default script (``auto_script``) spreads ``DEFAULT_COUNTS`` over the period, each incident on
 a different offender that has the right requirement, away from appointments and the feed
-outage; trainers' presets (``simscenarios``) give explicit lists instead. ``apply_incidents``
+outage; trainers' presets (``scenarios``) give explicit lists instead. ``apply_incidents``
 turns incidents into what the planner and the tag need: ``Visit``s, changes to a day's
 leaving/home-by times, multipath fixes and device faults.
 
@@ -35,8 +35,8 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from monitorapp.simplanner import DayFrame, OffenderWorld, Visit
-from monitorapp.simroutines import local_date, local_time, ray_point_at_distance
+from monitorapp.sim.planner import DayFrame, OffenderWorld, Visit
+from monitorapp.sim.routines import local_date, local_time, ray_point_at_distance
 
 CLEAN_ACC_MAX = 20.0             # largest acc a tag reports during a scripted incident
 NEAR_MISS_M = 2 * CLEAN_ACC_MAX + 2.0
@@ -63,7 +63,7 @@ class Incident:
     requirement: str | None = None
 
     def to_json(self) -> dict:
-        from monitorapp.timeutil import fmt_time
+        from monitorapp.feed.timeutil import fmt_time
         return {"kind": self.kind, "offender": self.offender, "at": fmt_time(self.at),
                 "duration_s": self.duration_s, "requirement": self.requirement}
 

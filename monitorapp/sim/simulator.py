@@ -2,13 +2,13 @@
 
 ``simulate(caseload, start, hours, seed, ...)`` returns ``(lines, truth)``: ``lines`` an
 iterator of ``(rx, line_bytes)`` in arrival order (a replay file, one v1 message a line),
-``truth`` what was scripted and what the engine must and must not alert (``simtruth``). The
+``truth`` what was scripted and what the engine must and must not alert (``truth``). The
 same caseload, start, hours, seed and options give the same bytes on every run and machine.
 
-How it is built (one module each): ``simplanner`` plans each offender's true track day by day,
-``simscript`` scripts the incidents (breaches, faults, near-misses), ``simtags`` turns tracks
-into noisy fixes, device events and heartbeats with realistic delivery, ``simtruth`` measures
-the ground truth on the true tracks. ``simscenarios`` holds the trainers' presets.
+How it is built (one module each): ``planner`` plans each offender's true track day by day,
+``script`` scripts the incidents (breaches, faults, near-misses), ``tags`` turns tracks
+into noisy fixes, device events and heartbeats with realistic delivery, ``truth`` measures
+the ground truth on the true tracks. ``scenarios`` holds the trainers' presets.
 
 ``LiveSimulator`` yields the same feed incrementally (``step_until(t)``) for the desktop
 training mode; ``cli_main`` is ``monitorapp simulate`` (spec §7).
@@ -26,14 +26,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from monitorapp.simplanner import OffenderWorld, day_frames, plan_path
-from monitorapp.simroutines import local_date, local_time
-from monitorapp.simscript import (CLEAN_ACC_MAX, NEAR_MISS_M, Incident, apply_incidents,
+from monitorapp.sim.planner import OffenderWorld, day_frames, plan_path
+from monitorapp.sim.routines import local_date, local_time
+from monitorapp.sim.script import (CLEAN_ACC_MAX, NEAR_MISS_M, Incident, apply_incidents,
                                   auto_script)
-from monitorapp.simtags import Battery, TagFeed, bad_lines, heartbeats, merge_feed
-from monitorapp.simtruth import (audit_path, breach, clearance_warnings, must_not,
+from monitorapp.sim.tags import Battery, TagFeed, bad_lines, heartbeats, merge_feed
+from monitorapp.sim.truth import (audit_path, breach, clearance_warnings, must_not,
                                  signal_threshold)
-from monitorapp.timeutil import TimeFormatError, fmt_time, parse_time
+from monitorapp.feed.timeutil import TimeFormatError, fmt_time, parse_time
 
 DEFAULT_START = "2026-10-24T12:00:00Z"     # crosses the end of British Summer Time
 DEFAULT_HOURS = 24.0
@@ -43,7 +43,7 @@ LIVE_HOURS = 72.0       # a training session at x60 runs 72 minutes before the f
 @dataclass
 class FeedOptions:
     """What goes into a simulated feed besides the routines; every fault can be turned off."""
-    counts: dict | None = None                 # incidents per 24 h (simscript.DEFAULT_COUNTS)
+    counts: dict | None = None                 # incidents per 24 h (script.DEFAULT_COUNTS)
     incidents: list[Incident] | None = None    # an explicit script instead of ``counts``
     gaps_per_day: float = 3.0                  # short coverage gaps per tag per day
     p_duplicate: float = 0.004                 # chance a message is retransmitted
@@ -364,7 +364,7 @@ def _load_caseload_file(path: str) -> dict:
     except ValueError as e:
         raise ValueError(f"not JSON: {e}") from None
     try:
-        from monitorapp.caseload import CaseloadError, load_caseload
+        from monitorapp.engine.caseload import CaseloadError, load_caseload
     except ImportError:
         load_caseload = None
     if load_caseload is not None:
@@ -403,7 +403,7 @@ def cli_main(argv: list[str]) -> int:
         print("monitorapp simulate: give --out FILE or --broker URL", file=sys.stderr)
         return 2
     if args.caseload in (None, "demo") or args.write_demo_caseload:
-        from monitorapp.demo import demo_caseload
+        from monitorapp.sim.demo import demo_caseload
         caseload = demo_caseload(args.tags or 100, seed=args.seed, start=start, hours=args.hours)
         if args.write_demo_caseload:
             with open(args.write_demo_caseload, "w", encoding="utf-8") as f:
@@ -430,9 +430,9 @@ def cli_main(argv: list[str]) -> int:
         print(json.dumps(counts))
         return 0
     try:
-        from monitorapp.simpublish import publish_feed
+        from monitorapp.sim.publish import publish_feed
     except ImportError:
-        print("monitorapp simulate: --broker needs monitorapp.simpublish, which this build does not "
+        print("monitorapp simulate: --broker needs monitorapp.sim.publish, which this build does not "
               "have yet; use --out FILE", file=sys.stderr)
         return 2
     lines, truth = simulate(caseload, start, args.hours, args.seed, **opts)
@@ -451,8 +451,3 @@ def cli_main(argv: list[str]) -> int:
     print(json.dumps(summary))
     return 0
 
-
-def scenario(name: str, **kw):
-    """A trainers' preset (``monitorapp.simscenarios``): ``scenario("strap_cut").feed()``."""
-    from monitorapp.simscenarios import scenario as preset
-    return preset(name, **kw)

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 
 import orjson
 
-from monitorapp.simscript import CLEAN_ACC_MAX
+from monitorapp.sim.script import CLEAN_ACC_MAX
 
 SIGMA_PER_ACC = 1.0 / 1.515
 GATEWAY = "GW-1"

@@ -23,9 +23,9 @@ appointment that began before the feed did.
 """
 from __future__ import annotations
 
-from monitorapp.simplanner import OffenderWorld
-from monitorapp.simroutines import TruePath, intersect
-from monitorapp.timeutil import fmt_time
+from monitorapp.sim.planner import OffenderWorld
+from monitorapp.sim.routines import TruePath, intersect
+from monitorapp.feed.timeutil import fmt_time
 
 MIN_EXCLUSION_S = 120.0
 ROUTINE_ACC_MAX = 60.0

@@ -10,9 +10,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
                                QPlainTextEdit)
 
-from ui.formdialog import lay_out_form_dialog
-from monitorapp.alerts import Alert
-from ui.alertmodel import TYPE_TEXT
+from ui.console.formdialog import lay_out_form_dialog
+from monitorapp.engine.alerts import Alert
+from ui.console.alertmodel import TYPE_TEXT
 from ui.theme import PRIORITY_TEXT
 
 ACTION_CODES: tuple[tuple[str, str], ...] = (

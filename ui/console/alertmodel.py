@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor, QFont
 
-from monitorapp.alerts import PRIORITY_RANK, Alert
+from monitorapp.engine.alerts import PRIORITY_RANK, Alert
 from ui.theme import ESCALATED_MARK, LIGHT, PRIORITY_TEXT, Palette
 
 COLUMNS = ("Priority", "Condition", "Handling", "Type", "Offender", "Zone", "Start", "Age",

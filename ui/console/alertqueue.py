@@ -22,13 +22,13 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QHBox
                                QHeaderView, QLabel, QLineEdit, QListView, QPushButton,
                                QTableView, QVBoxLayout, QWidget)
 
-from monitorapp.alerts import ALERT_TYPES, Alert
-from ui.alertmodel import (COL_PRIORITY, AlertFilterProxy, AlertTableModel, Handling,
+from monitorapp.engine.alerts import ALERT_TYPES, Alert
+from ui.console.alertmodel import (COL_PRIORITY, AlertFilterProxy, AlertTableModel, Handling,
                            TYPE_TEXT, fmt_duration)
-from ui.shelvedialog import ShelveRefused, check_shelve
+from ui.console.shelvedialog import ShelveRefused, check_shelve
 from ui.theme import PRIORITY_TEXT
 
-SOUND_PATH = pathlib.Path(__file__).resolve().parent.parent / "resources" / "sounds" / "alert.wav"
+SOUND_PATH = pathlib.Path(__file__).resolve().parents[2] / "resources" / "sounds" / "alert.wav"
 RING_REPEAT_MS = 15_000
 
 
@@ -116,7 +116,7 @@ class AlertQueueController(QObject):
         self.max_shelve_hours = max_shelve_hours
         self.flood = False
         self.now = 0.0
-        self.share = None        # live mode: ui.brokersync.BrokerSync
+        self.share = None        # live mode: ui.console.brokersync.BrokerSync
         self._ringing: set[str] = set()
         self._seen: list[float] = []
         self._flash = False
@@ -173,7 +173,7 @@ class AlertQueueController(QObject):
 
     # ----- operator actions --------------------------------------------------------------
     def acknowledge(self, alert_id: str, action: str, note: str) -> None:
-        from ui.ackdialog import ack_problem
+        from ui.console.ackdialog import ack_problem
         row = self._row(alert_id)
         if row.handling.state != "unacknowledged":
             raise HandlingRefused(f"alert is {row.handling.state}, not unacknowledged")
@@ -490,7 +490,7 @@ class AlertQueueDock(QWidget):
         self.ack_btn.setEnabled(bool(row and row.handling.state == "unacknowledged"))
         self.close_btn.setEnabled(bool(row and row.handling.state == "acknowledged"
                                        and row.alert.state == "cleared"))
-        from ui.shelvedialog import shelve_refusal
+        from ui.console.shelvedialog import shelve_refusal
         ok = bool(row and row.handling.state in ("unacknowledged", "acknowledged")
                   and shelve_refusal(row.alert) is None)
         self.shelve_btn.setEnabled(ok)

@@ -1,6 +1,6 @@
 """Live mode: what this console shares with the other workstations through the broker.
 
-``BrokerSync`` wraps ``monitorapp.sharedstate.SharedState``. Its callbacks arrive on paho's
+``BrokerSync`` wraps ``monitorapp.service.sharedstate.SharedState``. Its callbacks arrive on paho's
 network thread; they are handed to the main thread through queued signals and applied there:
 another operator's acknowledgement, close or shelving updates this queue (the alert stops
 flashing and sounding here too); a zone edited elsewhere goes to the engine and the map. Local
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt, Signal
 
-from ui.alertmodel import Handling
+from ui.console.alertmodel import Handling
 
 
 class BrokerSync(QObject):

@@ -7,8 +7,8 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyMod
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
 
-from monitorapp.alerts import OpenAlerts
-from ui.alertmodel import fmt_duration
+from monitorapp.engine.alerts import OpenAlerts
+from ui.console.alertmodel import fmt_duration
 from ui.theme import LIGHT, PRIORITY_TEXT
 
 COLUMNS = ("Offender", "Name", "Borough", "Risk", "Tag", "Last fix", "Worst alert")

@@ -14,7 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from ui.alertmodel import TYPE_TEXT, fmt_duration
+from ui.console.alertmodel import TYPE_TEXT, fmt_duration
 from ui.theme import LIGHT, PRIORITY_TEXT, Palette
 
 

@@ -104,7 +104,7 @@ class ReplayFeed(_ScaledClock):
 
 
 class MqttFeed:
-    """Live mode: the broker's messages through ``monitorapp.mqttfeed.FeedClient``."""
+    """Live mode: the broker's messages through ``monitorapp.feed.mqttfeed.FeedClient``."""
 
     def __init__(self, client):
         self.client = client

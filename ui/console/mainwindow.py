@@ -17,17 +17,17 @@ from PySide6.QtGui import QAction, QActionGroup, QColor, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QVBoxLayout, QWidget)
 
-from monitorapp.alerts import OpenAlerts
-from ui.ackdialog import AckDialog
-from ui.alertmodel import TYPE_TEXT
-from ui.alertqueue import AlertQueueController, AlertQueueDock, HandlingRefused
-from ui.caseloadlist import CaseloadDock, CaseloadModel
-from ui.details import DetailsPanel
+from monitorapp.engine.alerts import OpenAlerts
+from ui.console.ackdialog import AckDialog
+from ui.console.alertmodel import TYPE_TEXT
+from ui.console.alertqueue import AlertQueueController, AlertQueueDock, HandlingRefused
+from ui.console.caseloadlist import CaseloadDock, CaseloadModel
+from ui.console.details import DetailsPanel
 from ui.settings import Settings, window_state
-from ui.shelvedialog import ShelveDialog, shift_end
-from ui.statusbar import ConsoleStatusBar
+from ui.console.shelvedialog import ShelveDialog, shift_end
+from ui.console.statusbar import ConsoleStatusBar
 from ui.theme import apply_theme, palette
-from ui.zonedialog import ZoneDialog
+from ui.console.zonedialog import ZoneDialog
 
 TICK_MS = 500
 DETAILS_EVERY = 10          # ticks between refreshes of the selected offender's details
@@ -69,7 +69,7 @@ class MainWindow(QMainWindow):
         self._by_device = caseload.by_device      # a property that builds a dict: keep one
         self._extra_zones: dict[str, dict] = {}
         self._zone_seq = 0
-        self.share = None        # live mode: ui.brokersync.BrokerSync
+        self.share = None        # live mode: ui.console.brokersync.BrokerSync
         self._ticks = 0
 
         centre = QWidget()
@@ -347,7 +347,7 @@ class MainWindow(QMainWindow):
 
     def shelve(self, alert_id: str) -> None:
         row = self.ctl.model.row(alert_id)
-        from ui.shelvedialog import shelve_refusal
+        from ui.console.shelvedialog import shelve_refusal
         problem = shelve_refusal(row.alert) if row else "no such alert"
         if problem:
             self.statusBar().showMessage(f"Cannot shelve: {problem}", 6000)

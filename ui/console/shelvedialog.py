@@ -12,9 +12,9 @@ import datetime as dt
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
                                QLineEdit)
 
-from ui.formdialog import lay_out_form_dialog
-from monitorapp.alerts import Alert
-from ui.alertmodel import TYPE_TEXT
+from ui.console.formdialog import lay_out_form_dialog
+from monitorapp.engine.alerts import Alert
+from ui.console.alertmodel import TYPE_TEXT
 from ui.theme import PRIORITY_TEXT
 
 SHELVABLE_PRIORITIES = frozenset({"medium", "low"})

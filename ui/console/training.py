@@ -1,10 +1,10 @@
 """Training mode (``python main.py --demo``): the simulator drives the engine in this process.
 
-By default, a full simulated day: the demo caseload of the eight boroughs (``monitorapp.demo``) and the live simulator
-(``monitorapp.simulator.LiveSimulator``) make a realistic feed on a clock that runs ×1, ×10 or
+By default, a full simulated day: the demo caseload of the eight boroughs (``monitorapp.sim.demo``) and the live simulator
+(``monitorapp.sim.simulator.LiveSimulator``) make a realistic feed on a clock that runs ×1, ×10 or
 ×60; the engine and a store of its own (``training.sqlite`` in the user data directory, never the
 live store) process it exactly as they would live. ``--scenario NAME`` runs one of the trainers' short
-presets instead (``monitorapp.simscenarios``: an exclusion breach, a cut strap, a curfew breach,
+presets instead (``monitorapp.sim.scenarios``: an exclusion breach, a cut strap, a curfew breach,
 a feed outage, an alert flood). No broker can be configured in this mode:
 ``check_training_args`` refuses one, and nothing in the training session opens a connection.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import pathlib
 import time
 
-from ui.engineworker import SimulatedFeed
+from ui.console.engineworker import SimulatedFeed
 from ui.settings import data_dir
 
 SPEEDS = (1, 10, 60)
@@ -39,7 +39,7 @@ def training_store_path(db: str | None = None) -> pathlib.Path:
 def training_counts() -> dict:
     """Incidents per simulated day: four times the simulator's default (one feed outage), so a
     trainee meets every kind of alert within the first hours instead of once a day."""
-    from monitorapp.simscript import DEFAULT_COUNTS
+    from monitorapp.sim.script import DEFAULT_COUNTS
     return {k: (v if k == "feed_outage" else 4 * v) for k, v in DEFAULT_COUNTS.items()}
 
 
@@ -60,12 +60,12 @@ class TrainingSession:
                  start: float | None = None, scenario: str | None = None):
         if speed not in SPEEDS:
             raise TrainingError(f"training speed must be one of {', '.join(map(str, SPEEDS))}, not {speed}")
-        from monitorapp.caseload import parse_caseload
-        from monitorapp.demo import demo_caseload
-        from monitorapp.simulator import LiveSimulator
+        from monitorapp.engine.caseload import parse_caseload
+        from monitorapp.sim.demo import demo_caseload
+        from monitorapp.sim.simulator import LiveSimulator
         self.scenario = scenario
         if scenario:
-            from monitorapp.simscenarios import SCENARIOS, scenario as make_scenario
+            from monitorapp.sim.scenarios import SCENARIOS, scenario as make_scenario
             if scenario not in SCENARIOS:
                 raise TrainingError(f"unknown training scenario {scenario!r}; one of {', '.join(SCENARIOS)}")
             sc = make_scenario(scenario, seed=seed)

@@ -13,7 +13,7 @@ import re
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
                                QLineEdit, QSpinBox)
 
-from ui.formdialog import lay_out_form_dialog
+from ui.console.formdialog import lay_out_form_dialog
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 

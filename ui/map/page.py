@@ -4,7 +4,7 @@ folium writes a Leaflet page whose ``<script>``/``<link>`` tags name CDNs; we gi
 own ``default_js``/``default_css`` (Leaflet from ``node_modules`` via ``emapp://``), add Geoman,
 Qt's ``qwebchannel.js`` and our scripts from ``resources/web/manifest.json``, and finally refuse
 to return a page that still names any remote URL. The page is generated once per view, never
-per update: live data goes through the bridge (``ui.mapview``).
+per update: live data goes through the bridge (``ui.map.view``).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import folium
 from branca.element import Element, MacroElement
 from jinja2 import Template
 
-from ui.mapscheme import WEB_DIR
+from ui.map.scheme import WEB_DIR
 
 MANIFEST = WEB_DIR / "manifest.json"
 

@@ -1,6 +1,6 @@
 """The map page's private URL schemes, so it works with no network.
 
-* ``emapp://map/index.html``: the page itself (generated once per view by ``ui.mappage``);
+* ``emapp://map/index.html``: the page itself (generated once per view by ``ui.map.page``);
   ``emapp://map/vendor/<npm package>/<file>``: Leaflet and Geoman from ``resources/web/
   node_modules`` (only packages named in ``resources/web/manifest.json``);
   ``emapp://map/app/<file>``: our own ``resources/web`` scripts and styles.
@@ -8,7 +8,7 @@
 
 Qt requires custom schemes to be registered before the ``QApplication`` exists:
 ``register_schemes()`` does it and is called when this module is imported before the
-application is created (``ui.mapview`` imports it); calling it later is a no-op with a warning.
+application is created (``ui.map.view`` imports it); calling it later is a no-op with a warning.
 """
 from __future__ import annotations
 
@@ -27,14 +27,14 @@ from PySide6.QtWebEngineCore import (
     QWebEngineUrlSchemeHandler,
 )
 
-from ui.basemap import MBTilesArchive
+from ui.map.basemap import MBTilesArchive
 
 log = logging.getLogger(__name__)
 
 APP_SCHEME = b"emapp"
 TILE_SCHEME = b"emtiles"
 PAGE_URL = "emapp://map/index.html"
-WEB_DIR = pathlib.Path(__file__).resolve().parent.parent / "resources" / "web"
+WEB_DIR = pathlib.Path(__file__).resolve().parents[2] / "resources" / "web"
 
 _registered = False
 
@@ -61,7 +61,7 @@ def register_schemes() -> bool:
         return True
     if QCoreApplication.instance() is not None:
         log.error("map URL schemes must be registered before the QApplication is created; "
-                  "import ui.mapview before creating the application")
+                  "import ui.map.view before creating the application")
         return False
     for name in (APP_SCHEME, TILE_SCHEME):
         scheme = QWebEngineUrlScheme(name)

@@ -27,10 +27,10 @@ from PySide6.QtWebEngineCore import QWebEnginePage, QWebEngineProfile, QWebEngin
 from PySide6.QtWebEngineWidgets import QWebEngineView
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from monitorapp.alerts import PRIORITY_RANK
-from ui import mapscheme
-from ui.basemap import Basemap, parse_basemap
-from ui.mappage import DEFAULT_CENTRE, DEFAULT_ZOOM, build_page, load_manifest
+from monitorapp.engine.alerts import PRIORITY_RANK
+from ui.map import scheme as mapscheme
+from ui.map.basemap import Basemap, parse_basemap
+from ui.map.page import DEFAULT_CENTRE, DEFAULT_ZOOM, build_page, load_manifest
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class MapView(QWidget):
         self._theme = _check_theme(theme)
 
         if not mapscheme.is_registered():
-            raise RuntimeError("the map's URL schemes were not registered: import ui.mapview "
+            raise RuntimeError("the map's URL schemes were not registered: import ui.map.view "
                                "before creating the QApplication")
         manifest = load_manifest()
         html = build_page(theme=self._theme, centre=centre, zoom=zoom, manifest=manifest)

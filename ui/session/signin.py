@@ -20,9 +20,9 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout
                                QVBoxLayout, QWidget)
 
 from localdb.accounts import AccountError, Session, SignInError
-from monitorapp.alerts import PRIORITY_RANK
-from monitorapp.timeutil import fmt_time
-from ui.alertmodel import TYPE_TEXT
+from monitorapp.engine.alerts import PRIORITY_RANK
+from monitorapp.feed.timeutil import fmt_time
+from ui.console.alertmodel import TYPE_TEXT
 from ui.theme import PRIORITY_TEXT
 
 IDLE_LOCK_S = 10 * 60

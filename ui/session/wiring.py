@@ -48,7 +48,7 @@ class RoleViews(QObject):
             engine_or_worker.alertBatch.connect(self._alerts_changed)
         self.idle_lock = None
         if idle_s:
-            from ui.signin import IdleLock
+            from ui.session.signin import IdleLock
             self.idle_lock = IdleLock(self.accounts, session, idle_s=idle_s, parent_widget=window)
 
     def _alerts_changed(self, *_) -> None:
@@ -58,7 +58,7 @@ class RoleViews(QObject):
     # ---- views ----------------------------------------------------------------------------------
     def _make_map(self):
         try:
-            from ui.mapview import MapView
+            from ui.map.view import MapView
             return MapView(theme=self.theme)
         except Exception:      # noqa: BLE001 - no web engine: the view works without its map
             return None
@@ -68,23 +68,23 @@ class RoleViews(QObject):
         settings = getattr(self.window, "settings", None)
         limits = settings.escalation_limits() if settings is not None else None
         if name == "review":
-            from ui.review import ReviewPanel
+            from ui.views.review import ReviewPanel
             return ReviewPanel(store, s, limits=limits)
         if name == "kpi":
-            from ui.kpi import KpiDashboard
+            from ui.views.kpi import KpiDashboard
             kw = {}
             if settings is not None:
                 kw = {"flood_count": settings.get("alarm/flood_count"),
                       "flood_window_s": settings.get("alarm/flood_window_s")}
             return KpiDashboard(store, s, limits=limits, **kw)
         if name == "crime":
-            from ui.crimeview import CrimePanel
+            from ui.views.crime import CrimePanel
             return CrimePanel(store, s, map_view=self._make_map())
         if name == "playback":
-            from ui.playback import PlaybackPanel
+            from ui.views.playback import PlaybackPanel
             return PlaybackPanel(store, s, map_view=self._make_map())
         if name == "trainer":
-            from ui.trainer import TrainerPanel
+            from ui.views.trainer import TrainerPanel
             live = settings.get("store/db_path") if settings is not None else None
             return TrainerPanel(s, live_store=live or str(store.path))
         raise KeyError(name)
@@ -119,7 +119,7 @@ class RoleViews(QObject):
 
     # ---- sign-out and accounts -----------------------------------------------------------------
     def sign_out(self) -> bool:
-        from ui.signin import SignOutDialog
+        from ui.session.signin import SignOutDialog
         dlg = SignOutDialog(self.accounts, self.store, self.session, self.window)
         if dlg.exec():
             self.shutdown()
@@ -128,7 +128,7 @@ class RoleViews(QObject):
         return False
 
     def manage_accounts(self) -> None:
-        from ui.signin import AccountsDialog
+        from ui.session.signin import AccountsDialog
         AccountsDialog(self.accounts, self.session, self.window).exec()
 
     def shutdown(self) -> None:
@@ -141,7 +141,7 @@ class RoleViews(QObject):
 
 def _guard_console(window, role: str) -> None:
     """Disable and refuse the alert handling this role may not do."""
-    from ui.alertqueue import HandlingRefused
+    from ui.console.alertqueue import HandlingRefused
     ctl = getattr(window, "ctl", None)
     if ctl is not None:
         for method, action in GUARDED.items():
@@ -170,10 +170,10 @@ def _guard_console(window, role: str) -> None:
 def install_role_views(window, store, engine_or_worker, map_view, session, *,
                        idle_s: float | None = None, accounts: Accounts | None = None) -> dict[str, QAction]:
     """Add the "Views" menu for ``session``'s role to ``window``; see the module docstring.
-    ``idle_s``: seconds without input before the screen locks (default ``ui.signin.IDLE_LOCK_S``;
+    ``idle_s``: seconds without input before the screen locks (default ``ui.session.signin.IDLE_LOCK_S``;
     0 turns the idle lock off). ``accounts``: where the session signed in (default: ``store``'s),
     used by the lock screen, sign-out and account management."""
-    from ui.signin import IDLE_LOCK_S
+    from ui.session.signin import IDLE_LOCK_S
     rv = RoleViews(window, store, engine_or_worker, map_view, session,
                    IDLE_LOCK_S if idle_s is None else idle_s, accounts)
     window.role_views = rv

@@ -2,12 +2,12 @@
 
 The analyst picks the place on the map (or types its coordinates), a radius and a time window,
 and must give a reference number and a reason: without them the query is refused before it
-runs. The query runs on a worker thread through ``monitorapp.crimemap.crime_check`` (which
+runs. The query runs on a worker thread through ``monitorapp.crime.query.crime_check`` (which
 writes it to the audit log); the answer comes back to the GUI thread as a signal. The view shows
 every person's verdict in a table (``CrimeResultModel``), a distance-to-scene over time chart
 per person with the radius as a line (pyqtgraph), and on the map the scene circle, the closest
-fix of each person near it and the selected person's track. Exports (PDF via ``ui.report``,
-GeoJSON and CSV via ``monitorapp.evidence_report``) are audited with the data's SHA-256.
+fix of each person near it and the selected person's track. Exports (PDF via ``ui.views.report``,
+GeoJSON and CSV via ``monitorapp.crime.evidence``) are audited with the data's SHA-256.
 """
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPushButton, QSpinBox, QSplitter, QTableView, QVBoxLayout, QWidget)
 
-from monitorapp import evidence_report
-from monitorapp.crimemap import MARGIN_S, CrimeQueryError, crime_check, scene_xy
-from monitorapp.evidence_report import VERDICT_TEXT
-from monitorapp.trail import read_track
-from ui.formdialog import utc_datetime_edit
-from ui.tablemodel import ColumnsModel
+from monitorapp.crime import evidence as evidence_report
+from monitorapp.crime.query import MARGIN_S, CrimeQueryError, crime_check, scene_xy
+from monitorapp.crime.evidence import VERDICT_TEXT
+from monitorapp.crime.trail import read_track
+from ui.console.formdialog import utc_datetime_edit
+from ui.views.tablemodel import ColumnsModel
 from ui.roles import RoleRefused, can, require
 
 COLUMNS = ("Verdict", "Offender", "Tag", "Closest", "At (UTC)", "Accuracy", "Basis")
@@ -86,7 +86,7 @@ def _distance_series(store, answer: dict) -> dict[str, tuple[np.ndarray, np.ndar
     """device -> (t, metres from the scene) over the window and its margin, for the chart."""
     q = answer["query"]
     cx, cy = scene_xy(q["lon"], q["lat"])
-    from monitorapp.timeutil import parse_time
+    from monitorapp.feed.timeutil import parse_time
     lo, hi = parse_time(q["from"]) - MARGIN_S, parse_time(q["to"]) + MARGIN_S
     conn = store.reader()
     out = {}
@@ -311,7 +311,7 @@ class CrimePanel(QWidget):
 
     # ---- showing the answer ---------------------------------------------------------------------
     def _draw_chart(self) -> None:
-        from monitorapp.timeutil import parse_time
+        from monitorapp.feed.timeutil import parse_time
         for curve in self._curves:
             self.chart.removeItem(curve)
         self._curves = []
@@ -355,7 +355,7 @@ class CrimePanel(QWidget):
 
     def show_track(self, device: str) -> None:
         """The person's track over the window and its margin, on the map."""
-        from monitorapp.timeutil import parse_time
+        from monitorapp.feed.timeutil import parse_time
         q = self.answer["query"]
         tr = read_track(self.store.reader(), device, parse_time(q["from"]) - MARGIN_S,
                         parse_time(q["to"]) + MARGIN_S, full=True)
@@ -379,7 +379,7 @@ class CrimePanel(QWidget):
         if not path:
             return None
         if kind == "pdf":
-            from ui.report import write_pdf
+            from ui.views.report import write_pdf
             image = self.map.grab().toImage() if self.map is not None and self.map.isVisible() else None
             digest = write_pdf(path, self.answer, self.session.username, map_image=image,
                                produced_at=self.store.clock())

@@ -1,6 +1,6 @@
 """The supervisors' KPI dashboard (pyqtgraph): how the centre is coping.
 
-``compute_kpis(records, now, ...)`` (plain Python over ``ui.review.handling_records``) gives
+``compute_kpis(records, now, ...)`` (plain Python over ``ui.views.review.handling_records``) gives
 the five figures; ``KpiDashboard`` draws them:
 
 * alerts raised per 10 minutes, against the flood threshold (the console's ``alarm/flood_count``
@@ -23,8 +23,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QPushButton,
                                QVBoxLayout, QWidget)
 
-from ui.alertmodel import TYPE_TEXT, fmt_duration
-from ui.review import DEFAULT_LIMITS, handling_records
+from ui.console.alertmodel import TYPE_TEXT, fmt_duration
+from ui.views.review import DEFAULT_LIMITS, handling_records
 from ui.roles import require
 from ui.theme import LIGHT, PRIORITY_TEXT
 

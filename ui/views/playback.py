@@ -1,7 +1,7 @@
 """Trail playback for one offender: where they went, fix by fix, with a time slider.
 
 ``PlaybackPanel`` loads an offender's (or a tag's) stored fixes over a time range through
-``monitorapp.trail.trail`` (single-fix jumps marked) and plays them back: a slider over the
+``monitorapp.crime.trail.trail`` (single-fix jumps marked) and plays them back: a slider over the
 fixes, play and pause, a speed (×1 to ×600 of real time), the map following the current fix
 (the trail up to it, its accuracy circle, gaps over 2 minutes dashed and over 10 minutes broken,
 as the console's map draws a selected tag). Beside the map, a plan of the whole trail in metres
@@ -19,9 +19,9 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton,
                                QSlider, QSplitter, QVBoxLayout, QWidget)
 
-from monitorapp.timeutil import fmt_time
-from monitorapp.trail import trail as read_trail
-from ui.formdialog import utc_datetime_edit
+from monitorapp.feed.timeutil import fmt_time
+from monitorapp.crime.trail import trail as read_trail
+from ui.console.formdialog import utc_datetime_edit
 from ui.roles import require
 
 GAP_S = 600.0

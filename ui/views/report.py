@@ -2,7 +2,7 @@
 
 ``write_pdf(path, answer, produced_by, map_image=None)`` writes an A4 report: the query (place,
 radius, window, reference, reason, who asked and when), who produced the report and when, the
-SHA-256 of the data it rests on (``monitorapp.evidence_report.data_digest``), the map as the
+SHA-256 of the data it rests on (``monitorapp.crime.evidence.data_digest``), the map as the
 analyst saw it (when given), a plan of the fixes near the scene drawn to scale from the data
 itself (so the report never depends on a map tile server), and the results table with the
 spec §5 verdict of every person. Grey and black only; the verdict is a word.
@@ -16,8 +16,8 @@ from PySide6.QtCore import QMarginsF, QPointF, QRectF, Qt
 from PySide6.QtGui import (QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter,
                            QPen)
 
-from monitorapp.evidence_report import VERDICT_TEXT, data_digest, summary_lines
-from monitorapp.timeutil import fmt_time
+from monitorapp.crime.evidence import VERDICT_TEXT, data_digest, summary_lines
+from monitorapp.feed.timeutil import fmt_time
 
 DPI = 150
 MARKS = {"present": "●", "possible": "◐", "not_present": "○", "no_data": "·"}

@@ -28,9 +28,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDateEdi
                                QTableView, QVBoxLayout, QWidget)
 
 from localdb.verify import verify_store
-from monitorapp.timeutil import fmt_time
-from ui.tablemodel import ColumnsModel
-from ui.alertmodel import TYPE_TEXT, fmt_duration
+from monitorapp.feed.timeutil import fmt_time
+from ui.views.tablemodel import ColumnsModel
+from ui.console.alertmodel import TYPE_TEXT, fmt_duration
 from ui.roles import can, require
 from ui.theme import PRIORITY_TEXT
 

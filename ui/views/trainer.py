@@ -1,6 +1,6 @@
 """The trainer's view: run a named scenario for a trainee, then read the trainee report.
 
-``TrainerPanel`` offers the simulator's presets (``monitorapp.simscenarios``: an exclusion
+``TrainerPanel`` offers the simulator's presets (``monitorapp.sim.scenarios``: an exclusion
 breach in Hackney, a strap cut, a curfew breach, a feed outage, an alert flood). *Start* runs
 one (``TrainingRun``: the scenario's caseload, its live simulator on an accelerated clock, a
 real engine on its own thread, a store of its own, the console's alert queue for the trainee);
@@ -23,9 +23,9 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
 
-from monitorapp.simscenarios import SCENARIOS, scenario as make_scenario
-from ui.tablemodel import ColumnsModel
-from ui.alertmodel import TYPE_TEXT, fmt_duration
+from monitorapp.sim.scenarios import SCENARIOS, scenario as make_scenario
+from ui.views.tablemodel import ColumnsModel
+from ui.console.alertmodel import TYPE_TEXT, fmt_duration
 from ui.roles import require
 from ui.settings import data_dir
 from ui.theme import PRIORITY_TEXT
@@ -116,10 +116,10 @@ class TrainingRun:
 
     def __init__(self, name: str, store_path: pathlib.Path, trainee: str, speed: float):
         from localdb.store import Store
-        from monitorapp.caseload import parse_caseload
-        from monitorapp.engine import Engine
-        from ui.alertqueue import AlarmSound, AlertQueueController
-        from ui.engineworker import EngineWorker, SimulatedFeed
+        from monitorapp.engine.caseload import parse_caseload
+        from monitorapp.engine.engine import Engine
+        from ui.console.alertqueue import AlarmSound, AlertQueueController
+        from ui.console.engineworker import EngineWorker, SimulatedFeed
         self.scenario = make_scenario(name)
         self.name, self.start = name, float(self.scenario.start)
         self.incidents = list(self.scenario.options.get("incidents", []))
@@ -238,7 +238,7 @@ class TrainerPanel(QWidget):
         self.description.setText(make_scenario(self.scenario.currentData()).description)
 
     def store_path(self, name: str) -> pathlib.Path:
-        from ui.training import check_training_args
+        from ui.console.training import check_training_args
         path = self.store_dir / f"training-{name}.sqlite"
         check_training_args(None, str(path), self.live_store)     # never the live store
         return path
@@ -253,7 +253,7 @@ class TrainerPanel(QWidget):
         self.store_dir.mkdir(parents=True, exist_ok=True)
         run = TrainingRun(name, self.store_path(name), self.trainee.text().strip() or "trainee",
                           self.speed.currentData())
-        from ui.alertqueue import AlertQueueDock
+        from ui.console.alertqueue import AlertQueueDock
         boroughs = sorted({o.borough for o in run.caseload.offenders.values()})
         self.queue = AlertQueueDock(run.controller, boroughs)
         self.queue.acknowledgeRequested.connect(self._acknowledge)
@@ -267,7 +267,7 @@ class TrainerPanel(QWidget):
         return run
 
     def _acknowledge(self, alert_id: str) -> None:
-        from ui.ackdialog import AckDialog
+        from ui.console.ackdialog import AckDialog
         row = self.run.controller.model.row(alert_id)
         if row is None or row.handling.state != "unacknowledged":
             return
