@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WEBSTAMP := resources/web/node_modules/.installed
 
-.PHONY: demo test bench venv web broker clean package package-test
+.PHONY: demo test bench venv web broker syslibs clean package package-test
 
 # Debian's Python needs python3-venv for `-m venv`; installed here when it is missing. The
 # decoder's compiled fast path (monitorapp/feed/_speedups.c) needs a C compiler and the Python
@@ -45,14 +45,21 @@ broker:
 	@command -v desktop-file-validate >/dev/null 2>&1 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq desktop-file-utils >/dev/null)
 
-demo: venv web
+# The system libraries Qt needs on a real display (the xcb and Wayland platform plugins,
+# QtWebEngine for the map, QtMultimedia for the alarm sound), from Debian's packages when `ldd`
+# of those Qt files reports one "not found": the packages of packaging/debian-runtime-packages.txt
+# (packaging/syslibs.sh; installing needs root, checking takes a fraction of a second).
+syslibs: venv
+	@PY=$(BIN)/python sh packaging/syslibs.sh --install
+
+demo: venv web syslibs
 	$(BIN)/python main.py --demo
 
-test: venv web broker
+test: venv web broker syslibs
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Every benchmark of the README's performance section, one after another (about 15 minutes).
-bench: venv web broker
+bench: venv web broker syslibs
 	$(BIN)/python benchmarks/bench_replay.py
 	$(BIN)/python benchmarks/bench_store_ingest.py --fixes 1000000
 	$(BIN)/python benchmarks/bench_crime_query.py --db benchmarks/.cache/crime10m.sqlite
@@ -63,12 +70,13 @@ bench: venv web broker
 	$(BIN)/python benchmarks/make_feed.py
 
 # The desktop bundle for workstations (PyInstaller one-folder) in dist/monitorapp; see the README.
-package: venv web
+package: venv web syslibs
 	PY=$(BIN)/python sh packaging/build.sh
 
-# Builds the bundle, then tests it: --version, --self-check (offscreen), contents, a staged install.
+# Builds the bundle, then tests it: --version, --self-check (offscreen), contents, a staged install,
+# and that its Qt finds every system library it links (ldd).
 package-test: package
-	MONITORAPP_BUNDLE=dist/monitorapp QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q tests/test_packaging_bundle.py
+	MONITORAPP_BUNDLE=dist/monitorapp QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q tests/test_packaging_bundle.py tests/test_system_libs.py
 
 clean:
 	rm -rf $(VENV) resources/web/node_modules build dist

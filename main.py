@@ -29,6 +29,18 @@ def parse_args(argv: list[str]):
     return p.parse_args(argv)
 
 
+NO_DISPLAY = ("main.py: no display: set DISPLAY (an X server) or WAYLAND_DISPLAY, "
+              "or run with QT_QPA_PLATFORM=offscreen")
+
+
+def lacks_display(env=os.environ, platform: str = sys.platform) -> bool:
+    """True where Qt would abort on start: on Linux, the default (xcb) platform with neither an
+    X server nor a Wayland compositor named in the environment (an SSH session, a service)."""
+    qpa = env.get("QT_QPA_PLATFORM", "")
+    return (platform.startswith("linux") and (not qpa or qpa.startswith("xcb"))
+            and not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -42,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.demo and args.broker:
         print("main.py: training mode (--demo) cannot use a live broker; drop --broker", file=sys.stderr)
+        return 2
+    if lacks_display():            # before Qt: its xcb plugin would abort with a page of advice
+        print(NO_DISPLAY, file=sys.stderr)
         return 2
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         flags = os.environ.get("QTWEBENGINE_CHROMIUM_FLAGS", "")

@@ -9,8 +9,9 @@ the source tree under ``resources/`` so that code finding files relative to its 
   it lists, the npm files it lists, whatever their CSS loads with ``url(...)`` (Leaflet's
   ``images/``), and each npm package's licence. Not the rest of ``node_modules``.
 * ``resources(root)``: ``resources/icons`` and ``resources/sounds``.
-* ``install_files(root)``: the desktop entry and ``install.sh``, into ``_internal/packaging``,
-  so a copied bundle can install itself.
+* ``install_files(root)``: the desktop entry, ``install.sh``, and ``syslibs.sh`` with the
+  Debian packages it installs (``debian-runtime-packages.txt``), into ``_internal/packaging``,
+  so a copied bundle can install itself and the system libraries its Qt needs.
 * ``keep_data(dest)``: drops Chromium locales and Qt translations an English console never
   loads (about 60 MB).
 
@@ -106,7 +107,7 @@ def resources(root: str) -> list[tuple[str, str]]:
 
 def install_files(root: str) -> list[tuple[str, str]]:
     return [(os.path.join(root, "packaging", name), "packaging")
-            for name in ("monitorapp.desktop", "install.sh")]
+            for name in ("monitorapp.desktop", "install.sh", "syslibs.sh", "debian-runtime-packages.txt")]
 
 
 def keep_data(dest: str) -> bool:

@@ -14,7 +14,7 @@ if "--no-sandbox" not in flags:
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-SPEC = ROOT.parent / "shared" / "spec"
+EXAMPLES = ROOT / "examples"       # the project's own reference examples (examples/README.md)
 
 pytest_plugins = sorted(
     f"tests.{p.stem}" for p in (ROOT / "tests").glob("fixtures_*.py")
@@ -36,15 +36,10 @@ def _isolated_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def spec_dir() -> pathlib.Path:
-    return SPEC
-
-
-@pytest.fixture
 def example_caseload_path() -> pathlib.Path:
-    return SPEC / "examples" / "caseload.json"
+    return EXAMPLES / "caseload.json"
 
 
 @pytest.fixture
 def example_feed_path() -> pathlib.Path:
-    return SPEC / "examples" / "feed.ndjson"
+    return EXAMPLES / "feed.ndjson"

@@ -342,7 +342,7 @@ def scenario_lines(t0: float, minutes: int = 30, with_noise: bool = False) -> li
     ``t0`` is the first ``rx``; ``t`` is 0.5 s before ``rx``."""
     from shapely.geometry import shape
     from monitorapp.feed.timeutil import fmt_time
-    caseload = json.loads((ROOT.parent / "shared" / "spec" / "examples" / "caseload.json").read_text())
+    caseload = json.loads((ROOT / "examples" / "caseload.json").read_text())
     zones = {z["id"]: z for z in caseload["zones"]["features"]}
     excl = shape(zones["Z-EXCL-0002"]["geometry"]).centroid
     home2 = zones["Z-HOME-0002"]["geometry"]["coordinates"]

@@ -97,7 +97,8 @@ def test_qt_data_is_trimmed_to_english():
 def test_resources_and_install_files_are_bundled():
     files = bundled(bundle_files.resources(str(ROOT)) + bundle_files.install_files(str(ROOT)))
     for f in ("resources/sounds/alert.wav", "resources/icons/app-icon.png", "resources/icons/app-icon.svg",
-              "packaging/monitorapp.desktop", "packaging/install.sh"):
+              "packaging/monitorapp.desktop", "packaging/install.sh", "packaging/syslibs.sh",
+              "packaging/debian-runtime-packages.txt"):
         assert f in files
 
 

@@ -17,7 +17,7 @@ from monitorapp.feed.decoder import FixDecoder
 from monitorapp.feed.messages import Fix, Rejection
 from monitorapp.feed.timeutil import TimeFormatError
 
-SPEC = pathlib.Path(__file__).resolve().parents[2] / "shared" / "spec" / "examples"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 KNOWN = {"TAG-01001", "TAG-2"}
 GOOD_FIX = {"v": 1, "kind": "fix", "device": "TAG-01001", "seq": 7, "t": "2026-11-27T17:00:13.78Z",
             "rx": "2026-11-27T17:00:14.95Z", "lat": 51.5805347, "lon": -0.1071383, "acc": 20, "src": "gps",
@@ -146,9 +146,9 @@ def test_edge_fixes_decode_the_same_either_way():
 
 @needs_speedups
 def test_the_spec_example_feed_decodes_the_same_either_way():
-    caseload = json.loads((SPEC / "caseload.json").read_text())
+    caseload = json.loads((EXAMPLES / "caseload.json").read_text())
     known = {o["device"] for o in caseload["offenders"]}
-    lines = (SPEC / "feed.ndjson").read_bytes().splitlines()
+    lines = (EXAMPLES / "feed.ndjson").read_bytes().splitlines()
     assert lines
     for raw in lines:
         _same(*_decode_both(raw, known=known))

@@ -107,7 +107,7 @@ def test_a_checkpoint_keeps_the_largest_seq_the_decoder_accepts(tmp_path):
     """Checkpoints are written with orjson; the largest seq a message can carry (2**64 - 1: a
     larger number reaches the decoder as a float and is rejected as bad_type) round-trips."""
     import json
-    spec = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "spec" / "examples"
+    spec = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples"
     caseload = load_caseload(spec / "caseload.json")
     device = next(iter(caseload.by_device))
     fix = {"v": 1, "kind": "fix", "device": device, "seq": 2**64 - 1, "t": "2026-11-27T17:00:00Z",

@@ -9,7 +9,7 @@ import sys
 
 from localdb.accounts import Accounts
 from localdb.store import Store
-from tests.conftest import ROOT, SPEC
+from tests.conftest import EXAMPLES, ROOT
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -33,7 +33,7 @@ def test_live_sign_in_refuses_a_wrong_password_and_a_trainer(tmp_path):
     _accounts_store(db)
     wrong = tmp_path / "wrong.txt"
     wrong.write_text("not the password\n")
-    common = ["--broker", "mqtt://127.0.0.1:1", "--caseload", str(SPEC / "examples" / "caseload.json"),
+    common = ["--broker", "mqtt://127.0.0.1:1", "--caseload", str(EXAMPLES / "caseload.json"),
               "--db", str(db), "--quit-after", "5"]
     r = _main(*common, "--user", "admin", "--password-file", str(wrong), tmp_path=tmp_path)
     assert r.returncode == 2, r.stderr

@@ -142,7 +142,10 @@ class Console:
         if self.sync is not None:
             self.sync.start()
         self.worker.start()
-        self.window.show()
+        if getattr(self.window, "start_maximised", False):
+            self.window.showMaximized()
+        else:
+            self.window.show()
 
     def shutdown(self) -> None:
         if self._stopped:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import pathlib
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QColor, QKeySequence
+from PySide6.QtCore import QByteArray, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QVBoxLayout, QWidget)
 
@@ -582,16 +582,29 @@ class MainWindow(QMainWindow):
         qs = window_state()
         geo = qs.value("window/geometry")
         state = qs.value("window/state")
-        if isinstance(geo, QByteArray):
+        # First start, or a saved geometry that does not fit this screen (another monitor, a
+        # lower resolution): the console fills the available screen instead.
+        self.start_maximised = not (isinstance(geo, QByteArray) and self._saved_geometry_fits(qs))
+        if not self.start_maximised:
             self.restoreGeometry(geo)
         self._sized = isinstance(state, QByteArray) and self.restoreState(state, STATE_VERSION)
         header = qs.value("queue/header")
         if isinstance(header, QByteArray):
             self.queue.table.horizontalHeader().restoreState(header)
 
+    def _saved_geometry_fits(self, qs) -> bool:
+        """Whether the saved window (its normal, unmaximised frame) lies within the available
+        area of the screen it would open on; a saved geometry larger than the screen is not used."""
+        normal = qs.value("window/normal")
+        if not isinstance(normal, QRect) or not normal.isValid():
+            return False
+        screen = QGuiApplication.screenAt(normal.center()) or self.screen() or QGuiApplication.primaryScreen()
+        return screen is not None and screen.availableGeometry().contains(normal)
+
     def save_layout(self) -> None:
         qs = window_state()
         qs.setValue("window/geometry", self.saveGeometry())
+        qs.setValue("window/normal", self.normalGeometry() if self.isMaximized() else self.frameGeometry())
         qs.setValue("window/state", self.saveState(STATE_VERSION))
         qs.setValue("queue/header", self.queue.table.horizontalHeader().saveState())
         qs.sync()
