@@ -55,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.demo and args.broker:
         print("main.py: training mode (--demo) cannot use a live broker; drop --broker", file=sys.stderr)
         return 2
+    if args.db:                    # a store of the other mode, empty, or not ours: say so now
+        from localdb.schema import StoreError, check_store_file
+        try:
+            check_store_file(args.db, "training" if args.demo else "live")
+        except StoreError as e:
+            print(f"main.py: {e}", file=sys.stderr)
+            return 2
     if lacks_display():            # before Qt: its xcb plugin would abort with a page of advice
         print(NO_DISPLAY, file=sys.stderr)
         return 2

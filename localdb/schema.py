@@ -1,11 +1,21 @@
 """The store's SQLite schema, its versioned migrations and the safe opening of the file.
 
 The schema version lives in ``PRAGMA user_version`` and the file is marked as ours with
-``PRAGMA application_id``. Opening never replaces a file: a corrupt file, a file locked by
-another process, a SQLite file that is not a monitorapp store, or a store written by a newer
-version of the program stops with a :class:`StoreError` that names the file and the problem.
-A new file is created with mode 0600 before SQLite touches it (SQLite gives its ``-wal`` and
-``-shm`` files the same mode).
+``PRAGMA application_id``. Opening never replaces a file: a corrupt file, a zero-length file
+(someone truncated it: it is not a new store), a file locked by another process, a SQLite file
+that is not a monitorapp store, or a store written by a newer version of the program stops with
+a :class:`StoreError` that names the file and the problem. A new file is created with mode 0600
+before SQLite touches it, and its ``-wal`` and ``-shm`` files are kept 0600 too.
+
+**Live or training** (spec v2 §8, "training is sealed"): every store records, once, in its
+``meta`` table whether it is a ``live`` or a ``training`` store; triggers refuse to change or
+delete the mark. ``open_store_file(path, mode=...)`` refuses a store of the other kind with a
+:class:`StoreModeError` *before it writes anything* (no migration, no mark), so a refused store
+is left byte-for-byte as it was. A store from before the mark (schema 2 or older) that holds
+any data (offenders, fixes, events, alerts, handling, audit records or accounts) is a live
+store: that is the safe reading, since treating a live record as training would let simulated
+data into it, while treating an old training store as live only means training must start a
+new one. An unmarked store without data takes the mode of whoever opens it first.
 
 Indexing decision (measured, see docs/readme/store.md): fixes carry British National Grid
 metres (``x``, ``y``) and are indexed by ``(device, t)``, covering ``x, y, acc`` so that a
@@ -23,11 +33,29 @@ from pathlib import Path
 from localdb.migrations_accounts import ACCOUNTS_MIGRATION
 
 APPLICATION_ID = 0x454D5354  # "EMST"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+MODES = ("live", "training")
+# what makes an unmarked (schema <= 2) store a live record rather than a fresh file
+_DATA_TABLES = ("offenders", "fixes", "events", "rejected", "alerts", "ack_log", "audit_log",
+                "accounts")
 
 
 class StoreError(Exception):
     """The store cannot be used: the message names the file and the problem."""
+
+
+class StoreModeError(StoreError):
+    """A live store opened for training, or a training store opened live (spec v2 §8)."""
+
+    def __init__(self, path, store_mode: str, wanted: str):
+        self.store_mode, self.wanted = store_mode, wanted
+        if wanted == "training":
+            text = (f"{path}: is a live store; training never opens a live store "
+                    f"(choose another --db for training)")
+        else:
+            text = (f"{path}: is a training store; live monitoring never opens a training "
+                    f"store (its data is simulated)")
+        super().__init__(text)
 
 
 MIGRATIONS: dict[int, str] = {
@@ -99,6 +127,17 @@ CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 """,
     # 2: local sign-in accounts (localdb/accounts.py); idempotent, see migrations_accounts.py
     2: ACCOUNTS_MIGRATION,
+    # 3: the store's kind, live or training (spec v2 §8), set once; an older store with data is
+    # live (see the module docstring); a fresh one is marked by open_store_file
+    3: """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta (key, value) SELECT 'mode', 'live' WHERE """
+    + " OR ".join(f"EXISTS (SELECT 1 FROM {t})" for t in _DATA_TABLES) + """;
+CREATE TRIGGER meta_mode_no_update BEFORE UPDATE ON meta WHEN OLD.key = 'mode'
+    BEGIN SELECT RAISE(ABORT, 'the store mode is set once'); END;
+CREATE TRIGGER meta_mode_no_delete BEFORE DELETE ON meta WHEN OLD.key = 'mode'
+    BEGIN SELECT RAISE(ABORT, 'the store mode is set once'); END;
+""",
 }
 
 
@@ -143,8 +182,15 @@ def connect(path: Path, *, readonly: bool = False, busy_timeout_s: float = 5.0) 
 
 
 def open_store_file(path: str | os.PathLike, *, create: bool = True,
-                    busy_timeout_s: float = 5.0) -> sqlite3.Connection:
-    """Open (creating if allowed) and migrate the store; return the writer connection."""
+                    busy_timeout_s: float = 5.0, mode: str | None = "live") -> sqlite3.Connection:
+    """Open (creating if allowed) and migrate the store; return the writer connection.
+
+    ``mode`` is the kind of store the caller needs, ``"live"`` or ``"training"``: a store of
+    the other kind is refused with :class:`StoreModeError` before anything is written, and a
+    fresh store is marked with it. ``None`` opens either kind and marks nothing (tools that
+    only inspect a store)."""
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"a store mode is one of {', '.join(MODES)}, not {mode!r}")
     path = Path(path)
     if path.is_dir():
         raise StoreError(f"{path}: is a directory, not a store file")
@@ -154,18 +200,113 @@ def open_store_file(path: str | os.PathLike, *, create: bool = True,
         if not path.parent.is_dir():
             raise StoreError(f"{path}: the directory {path.parent} does not exist")
         _create_file(path)
-    elif not os.access(path, os.R_OK | os.W_OK):
-        raise StoreError(f"{path}: permission denied (the store must be readable and writable)")
+    else:
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise StoreError(f"{path}: permission denied (the store must be readable and writable)")
+        _refuse_empty(path)
     conn = connect(path, busy_timeout_s=busy_timeout_s)
     try:
+        check_identity(conn, path)
+        found = stored_mode(conn)
+        if mode is not None and found is not None and found != mode:
+            raise StoreModeError(path, found, mode)
         migrate(conn, path)
+        if mode is not None:
+            found = _mark_mode(conn, mode)
+            if found != mode:        # another process marked the fresh store first
+                raise StoreModeError(path, found, mode)
     except StoreError:
         conn.close()
         raise
     except sqlite3.Error as e:
         conn.close()
         raise _explain(path, e) from None
+    _keep_private(path)
     return conn
+
+
+def _refuse_empty(path: Path) -> None:
+    """A zero-length store file is not a new store: someone or something truncated it. Starting
+    afresh would silently replace the centre's record with an empty one."""
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise StoreError(f"{path}: cannot read the store: {e.strerror}") from None
+    if size == 0:
+        raise StoreError(f"{path}: the store file is empty (0 bytes): it was truncated, it is "
+                         f"not a new store; restore it from a backup, or remove it to start a "
+                         f"new one")
+
+
+def _keep_private(path: Path) -> None:
+    """The store and its -wal/-shm files are readable by their owner only (spec v2 §8)."""
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            st = p.stat()
+            if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                os.chmod(p, 0o600)
+        except OSError:
+            pass
+
+
+def stored_mode(conn: sqlite3.Connection) -> str | None:
+    """The store's kind as recorded, without writing anything: ``"live"``, ``"training"``, or
+    None for a store that is not marked yet and holds no data. An unmarked store (from before
+    schema 3, or opened unmarked by an inspecting tool) that holds data is live (see the module
+    docstring)."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "meta" in tables:
+        row = conn.execute("SELECT value FROM meta WHERE key='mode'").fetchone()
+        if row is not None:
+            return row[0]
+    for t in _DATA_TABLES:
+        if t in tables and conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone():
+            return "live"
+    return None
+
+
+def _mark_mode(conn: sqlite3.Connection, mode: str) -> str:
+    """Mark an unmarked store with ``mode`` (once); return the store's mode."""
+    row = conn.execute("SELECT value FROM meta WHERE key='mode'").fetchone()
+    if row is not None:
+        return row[0]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('mode', ?)", (mode,))
+        found = conn.execute("SELECT value FROM meta WHERE key='mode'").fetchone()[0]
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return found
+
+
+def check_store_file(path: str | os.PathLike, mode: str) -> None:
+    """Before a program builds anything: raise StoreError (StoreModeError for the wrong kind)
+    if an existing ``path`` cannot be opened as a ``mode`` store. Reads only; no file: fine."""
+    found = read_store_mode(path)
+    if found is not None and found != mode:
+        raise StoreModeError(Path(path), found, mode)
+
+
+def read_store_mode(path: str | os.PathLike) -> str | None:
+    """The kind of an existing store file, read-only (None: no file, or not marked and empty).
+    Raises StoreError for a file that is not a usable store (empty, corrupt, foreign, newer)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    if path.is_dir():
+        raise StoreError(f"{path}: is a directory, not a store file")
+    _refuse_empty(path)
+    conn = connect(path, readonly=True)
+    try:
+        check_identity(conn, path)
+        return stored_mode(conn)
+    except sqlite3.Error as e:
+        raise _explain(path, e) from None
+    finally:
+        conn.close()
 
 
 def check_identity(conn: sqlite3.Connection, path: Path) -> int:

@@ -1,7 +1,9 @@
 """The local store: everything the monitoring centre must keep, in one SQLite file.
 
 ``Store(path)`` opens (or creates, mode 0600) and migrates the file and starts the single
-writer thread. The engine feeds it through ``attach(engine)``; operators' handling goes through
+writer thread. ``Store(path, mode="training")`` is the training store: every store is marked,
+once, live or training (spec v2 §8, ``localdb.schema``), and each mode refuses the other's store
+with a one-line :class:`StoreModeError` before anything is written; the default is live. The engine feeds it through ``attach(engine)``; operators' handling goes through
 ``acknowledge``/``close``/``shelve``/``unshelve``; readers (UI tables, crime mapping, trail
 playback) use ``reader()``, a connection of their own per thread (WAL lets them read while the
 writer writes).
@@ -27,7 +29,7 @@ import orjson
 
 from localdb import handling, hashchain
 from localdb.handling import ACTION_CODES, HandlingError  # noqa: F401 - re-exported
-from localdb.schema import StoreError, connect, open_store_file
+from localdb.schema import StoreError, StoreModeError, connect, open_store_file  # noqa: F401
 from localdb.writer import ALERT, EVENT, FIX, REJECTED, StoreWriter
 from monitorapp.gcpause import paused_gc
 
@@ -46,13 +48,17 @@ class Store:
 
     def __init__(self, path: str | os.PathLike, *, create: bool = True,
                  retention_days: float = DEFAULT_RETENTION_DAYS,
-                 busy_timeout_s: float = 5.0, clock=time.time) -> None:
+                 busy_timeout_s: float = 5.0, clock=time.time, mode: str = "live") -> None:
+        """``mode``: ``"live"`` (the default) or ``"training"``; a store of the other kind is
+        refused (StoreModeError, the file untouched), a new store is marked with it."""
         self.path = Path(path)
         self.retention_days = retention_days
         self.clock = clock
+        self.mode = mode
         self._busy = busy_timeout_s
         self._writer = StoreWriter(open_store_file(self.path, create=create,
-                                                   busy_timeout_s=busy_timeout_s), self.path)
+                                                   busy_timeout_s=busy_timeout_s, mode=mode),
+                                   self.path)
         self._local = threading.local()
         self._readers: list = []
         self._readers_lock = threading.Lock()
@@ -109,6 +115,11 @@ class Store:
     def flush(self) -> None:
         """Wait until everything queued so far is committed."""
         self._call(lambda conn: None)
+
+    @property
+    def writer(self) -> StoreWriter:
+        """The single writer, for the host's watchdog: ``health()``, ``quarantined``, ``restart()``."""
+        return self._writer
 
     # ---- the engine -------------------------------------------------------------------------
     def attach(self, engine) -> None:

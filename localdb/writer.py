@@ -8,11 +8,23 @@ The thread drains the queue into one transaction (up to ``batch_max`` items), so
 or after, everything queued before it. Fix coordinates are projected to British National Grid
 metres (EPSG:27700) per batch, vectorised.
 
-If a transaction fails (disk full, I/O error) the writer stops, keeps the error, and every later
-call raises it: nothing is dropped silently.
+Nothing stops the writer for good (spec §2 "never stops the feed"):
+
+* A *row* the database refuses (a value SQLite cannot hold, such as a seq of 2^63, a NULL in a
+  NOT NULL column) is quarantined: the batch is written again row by row, each row under its own
+  savepoint, and the refused row becomes a ``rejected`` row with reason ``processing_error``,
+  the row's fields as its raw bytes and the error as its text; the rest of the batch is written.
+  ``quarantined`` counts them.
+* A *store* that cannot be written (disk full, I/O error, read-only, locked by another
+  connection) keeps what it was given: the batch's data is held and retried with back-off
+  (0.5 s doubling to 5 s), operations queued with it fail with the error, ``error`` holds it and
+  ``health()`` says it in one line, until a commit succeeds again, which clears it.
+* A writer thread that died is started again by ``restart()`` (the host's watchdog), carrying
+  on with what it held.
 """
 from __future__ import annotations
 
+import json
 import operator
 import queue
 import sqlite3
@@ -60,20 +72,60 @@ class BNG:
         return np.asarray(x), np.asarray(y)
 
 
+_DATA = (FIX, EVENT, REJECTED, ALERT)
+_KIND = {FIX: "fix", EVENT: "event", REJECTED: "rejected message", ALERT: "alert change"}
+RETRY_FIRST_S, RETRY_MAX_S = 0.5, 5.0
+
+
+def store_level(e: BaseException) -> bool:
+    """True for a failure of the store as a whole (disk full, I/O, locked, read-only, corrupt),
+    False for one row the database refuses (a value out of range, a constraint)."""
+    if isinstance(e, (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError,
+                      sqlite3.ProgrammingError)):
+        return False
+    return isinstance(e, sqlite3.DatabaseError) or not isinstance(e, Exception) or isinstance(e, MemoryError)
+
+
 class StoreWriter:
     def __init__(self, conn: sqlite3.Connection, path, *, batch_max: int = 20000) -> None:
         self._conn = conn
         self.path = path
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._batch_max = batch_max
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
-        self._thread.start()
+        self.error: BaseException | None = None      # the store cannot be written (until it can)
+        self.died: BaseException | None = None       # what stopped the thread, if it stopped
+        self.quarantined = 0                         # rows refused and kept as rejections
+        self.last_quarantine: str | None = None
+        self.restarts = 0
+        self._held: list = []                        # data of a batch not committed yet
+        self._closing = threading.Event()
+        self._thread = self._start()
+
+    def _start(self) -> threading.Thread:
+        t = threading.Thread(target=self._main, name="store-writer", daemon=True)
+        t.start()
+        return t
+
+    def restart(self) -> bool:
+        """Start the thread again if it died (not after ``close``); True if it was restarted."""
+        if self._thread.is_alive() or self._closing.is_set():
+            return False
+        self.restarts += 1
+        self._thread = self._start()
+        return True
+
+    def health(self) -> str | None:
+        """None while all is well; otherwise one line saying what is wrong with the writer."""
+        if not self._thread.is_alive() and not self._closing.is_set():
+            return f"{self.path}: the store writer stopped ({_text(self.died)})"
+        if self.error is not None:
+            return f"{self.path}: the store cannot be written: {_text(self.error)}"
+        return None
 
     # ---- producers (any thread) -------------------------------------------------------------
     def put(self, item: tuple) -> None:
-        if self.error is not None:
-            raise StoreError(f"{self.path}: the store cannot be written: {self.error}")
+        """Queue an item; never refused (a store that cannot be written holds it, and says so
+        through ``health``)."""
         self._q.put(item)
 
     def call(self, fn: Callable[[sqlite3.Connection], object]) -> object:
@@ -81,13 +133,19 @@ class StoreWriter:
         return its result once committed (re-raising its exception)."""
         fut: Future = Future()
         self.put((CALL, fn, fut))
-        return fut.result()
+        while True:
+            try:
+                return fut.result(timeout=1.0)
+            except TimeoutError:
+                if not self._thread.is_alive():
+                    raise StoreError(self.health() or f"{self.path}: the store writer stopped") from None
 
     def flush(self) -> None:
         """Wait until everything queued so far is committed."""
         self.call(lambda conn: None)
 
     def close(self) -> None:
+        self._closing.set()
         if self._thread.is_alive():
             self._q.put((STOP,))
             self._thread.join()
@@ -98,34 +156,54 @@ class StoreWriter:
         return self._thread.is_alive()
 
     # ---- the writer thread ------------------------------------------------------------------
+    def _main(self) -> None:
+        try:
+            self._run()
+        except BaseException as e:  # noqa: BLE001 - kept for health(); the watchdog restarts us
+            self.died = e
+
+    def _next_batch(self) -> list:
+        batch, self._held = self._held, []
+        if not batch:
+            batch = [self._q.get()]
+        while len(batch) < self._batch_max:
+            try:
+                batch.append(self._q.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
     def _run(self) -> None:
         bng = BNG()
+        backoff = RETRY_FIRST_S
         while True:
-            item = self._q.get()
-            batch = [item]
-            while len(batch) < self._batch_max:
-                try:
-                    batch.append(self._q.get_nowait())
-                except queue.Empty:
-                    break
+            batch = self._next_batch()
             stop = any(i[0] == STOP for i in batch)
             calls: list[tuple[Future, object, BaseException | None]] = []
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                self._apply(batch, bng, calls)
-                self._conn.execute("COMMIT")
-            except BaseException as e:  # noqa: BLE001 - kept and re-raised to every caller
-                if self._conn.in_transaction:
-                    try:
-                        self._conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass
+                try:
+                    self._transaction(batch, bng, calls, row_by_row=False)
+                except BaseException as e:  # noqa: BLE001
+                    if store_level(e):
+                        raise
+                    calls = []          # one row is refused: write the batch again row by row
+                    self._transaction(batch, bng, calls, row_by_row=True)
+            except BaseException as e:  # noqa: BLE001 - the store cannot be written: hold and retry
+                if not isinstance(e, Exception):
+                    raise
                 self.error = e
+                err = StoreError(f"{self.path}: the store cannot be written: {_text(e)}")
                 for i in batch:
                     if i[0] == CALL and not i[2].done():
-                        i[2].set_exception(e)
-                self._fail_pending(e)
-                return
+                        i[2].set_exception(err)
+                if stop:
+                    return
+                self._held = [i for i in batch if i[0] in _DATA]
+                self._closing.wait(backoff)
+                backoff = min(RETRY_MAX_S, backoff * 2)
+                continue
+            self.error = None
+            backoff = RETRY_FIRST_S
             for fut, result, exc in calls:
                 if exc is not None:
                     fut.set_exception(exc)
@@ -134,14 +212,49 @@ class StoreWriter:
             if stop:
                 return
 
-    def _fail_pending(self, e: BaseException) -> None:
-        while True:
-            try:
-                item = self._q.get_nowait()
-            except queue.Empty:
-                return
-            if item[0] == CALL:
-                item[2].set_exception(e)
+    def _transaction(self, batch: list, bng: BNG, calls: list, row_by_row: bool) -> None:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            if row_by_row:
+                for item in batch:
+                    self._apply_one(item, bng, calls)
+            else:
+                self._apply(batch, bng, calls)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise
+
+    def _apply_one(self, item: tuple, bng: BNG, calls: list) -> None:
+        """One item under its own savepoint; a row the database refuses is quarantined."""
+        conn = self._conn
+        conn.execute("SAVEPOINT item")
+        try:
+            self._apply([item], bng, calls)
+        except Exception as e:
+            conn.execute("ROLLBACK TO item")
+            conn.execute("RELEASE item")
+            if store_level(e):
+                raise
+            self._quarantine(item, e)
+        else:
+            conn.execute("RELEASE item")
+
+    def _quarantine(self, item: tuple, e: BaseException) -> None:
+        kind, obj = item[0], item[1]
+        fields = _row_fields(obj)
+        rx = fields.get("rx") if isinstance(fields.get("rx"), float) else None
+        device = fields.get("device") if isinstance(fields.get("device"), str) else None
+        raw = json.dumps(fields, default=repr, sort_keys=True).encode()
+        text = f"processing error: the store could not write this {_KIND.get(kind, 'item')}: {_text(e)}"[:1000]
+        self._conn.execute(_REJ_SQL, (rx, None, device, "processing_error", text, raw))
+        self.quarantined += 1
+        self.last_quarantine = text
 
     def _apply(self, batch: list[tuple], bng: BNG, calls: list) -> None:
         fixes: list = []
@@ -192,3 +305,19 @@ class StoreWriter:
         first = conn.execute("SELECT coalesce(max(fix_id), 0) FROM fixes").fetchone()[0]
         conn.executemany(_FIX_SQL, rows)
         conn.execute(_TAG_SQL, (first,))
+
+
+def _text(e: BaseException | None) -> str:
+    return "unknown" if e is None else (f"{e.__class__.__name__}: {e}" if not isinstance(e, StoreError) else str(e))
+
+
+def _row_fields(obj) -> dict:
+    """What a queued row held, as plain fields (a Fix, an Event, a Rejection, an alert row)."""
+    if isinstance(obj, tuple):
+        return {"row": list(obj)}
+    names = getattr(obj, "__slots__", None) or list(getattr(obj, "__dict__", {}))
+    out = {}
+    for n in names:
+        v = getattr(obj, n, None)
+        out[n] = v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+    return out

@@ -36,7 +36,7 @@ FORBIDDEN = {
                        "monitorapp.service", "monitorapp.cli", "localdb", "ui"),
     "monitorapp.service": ("monitorapp.sim", "monitorapp.cli", "ui"),
     "monitorapp": ("ui",),
-    # inside the desktop application: base (theme, settings, roles) < map < console < views < session < shell
+    # inside the desktop application: base (theme, settings, roles, text) < map < console < views < session < shell
     "ui.map": ("ui.console", "ui.views", "ui.session", "ui.app", "ui.selfcheck"),
     "ui.console": ("ui.views", "ui.session", "ui.app", "ui.selfcheck"),
     "ui.views": ("ui.session", "ui.app", "ui.selfcheck"),
@@ -44,6 +44,7 @@ FORBIDDEN = {
     "ui.theme": ("ui.map", "ui.console", "ui.views", "ui.session", "ui.app", "ui.selfcheck"),
     "ui.settings": ("ui.map", "ui.console", "ui.views", "ui.session", "ui.app", "ui.selfcheck"),
     "ui.roles": ("ui.map", "ui.console", "ui.views", "ui.session", "ui.app", "ui.selfcheck"),
+    "ui.text": ("ui.map", "ui.console", "ui.views", "ui.session", "ui.app", "ui.selfcheck"),
 }
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from monitorapp.feed.adapters import AdapterError, SeqCounter, owntracks_to_v1, traccar_to_v1
-from monitorapp.feed.decoder import MAX_BYTES, FixDecoder, SequenceTracker
+from monitorapp.feed.decoder import MAX_BYTES, SEQ_MAX, T_MAX, T_MIN, FixDecoder, SequenceTracker
 from monitorapp.feed.messages import Event, Fix, Heartbeat, Rejection
 from monitorapp.feed.timeutil import parse_time
 
@@ -74,6 +74,9 @@ def _with(**kw):
     (_with(lat="51.5"), "bad_type"),
     (_with(seq=1.5), "bad_type"),
     (_with(seq=-1), "bad_seq"),
+    (_with(seq=2**53), "bad_seq"),
+    (_with(t="1999-12-31T23:59:59Z"), "t_out_of_range"),
+    (_with(rx="2100-01-01T00:00:01Z"), "rx_out_of_range"),
     (_with(t="yesterday"), "bad_time"),
     (_with(t="2026-11-27T17:00:13"), "bad_time"),       # no offset
     (_with(t="2026-11-27T17:10:15Z"), "t_in_future"),   # 10 min after rx
@@ -141,6 +144,7 @@ def test_mutated_good_fixes_are_either_valid_or_rejected_with_a_reason(obj):
     if isinstance(r, Fix):
         assert -90 <= r.lat <= 90 and -180 <= r.lon <= 180 and r.acc > 0 and not math.isnan(r.acc)
         assert r.t - r.rx <= 300
+        assert T_MIN <= r.t <= T_MAX and T_MIN <= r.rx <= T_MAX and 0 <= r.seq <= SEQ_MAX
     else:
         assert isinstance(r, Rejection) and r.reason
 
@@ -152,6 +156,25 @@ def test_sequence_tracker_duplicates_and_gaps():
     assert s.is_duplicate("A", 3) is False      # a late arrival fills part of the gap
     assert s.gaps["A"] == 1
     assert s.is_duplicate("B", 2) is False
+
+
+def test_sequence_tracker_tells_counter_restarts_from_retransmissions():
+    s = SequenceTracker()
+    t0 = parse_time("2026-11-27T10:00:00Z")
+    assert [s.see("A", n, t0 + 60 * n) for n in range(5)] == ["new"] * 5
+    assert s.see("A", 3, t0 + 180) == "duplicate"              # same seq, same t
+    assert s.see("A", 0, t0 + 600) == "reset"                  # rebooted: counts again from 0
+    assert [s.see("A", n, t0 + 600 + 60 * n) for n in (1, 2)] == ["new", "new"]   # one restart, counted once
+    assert s.see("A", 2, t0 + 120) == "duplicate"              # the old count's retransmission
+    assert s.see("A", 4, t0 + 240) == "duplicate"
+    assert s.see("A", 7, t0 + 420) == "new"                    # a late message of the old count...
+    assert s.highest["A"] == 2                                 # ...leaves the new count's head
+    assert s.see("A", 3, t0 + 780) == "new"
+    assert s.resets == {"A": 1} and not s.gaps.get("A")
+    restored = SequenceTracker()
+    restored.restore(s.snapshot())
+    assert restored.see("A", 3, t0 + 780) == "duplicate" and restored.see("A", 3, t0 + 180) == "duplicate"
+    assert restored.see("A", 0, t0 + 3600) == "reset" and restored.resets == {"A": 2}
 
 
 def test_traccar_adapter_converts_units_and_alarms():

@@ -384,3 +384,19 @@ def test_exclusion_with_a_schedule_only_applies_in_its_window():
     ex = raised(eng, "exclusion_entered")
     assert len(ex) == 1
     assert ex[0].start == pytest.approx(T(f"{DAY}T12:00:00Z"), abs=61)
+
+
+def test_a_processing_clock_near_year_9999_fires_curfew_edges_without_an_error():
+    """The schedule helpers get processing-clock times, which no decoder bound covers: a clock
+    jumped to the last representable days must not make the curfew's edge timer fail."""
+    import datetime as dt
+    start = dt.datetime(9999, 12, 1, tzinfo=dt.timezone.utc).timestamp()
+    eng = Engine(caseload(), start=start)
+    for days in (10, 25, 30.999):          # the curfew's edges, day after day, to the last second
+        eng.advance(start + days * 86400)
+        assert eng.take_errors() == []
+    # and the engine still raises what comes after: a tamper is on the message that reports it
+    late = FeedBuilder(22)
+    late.event("TAG-2", T0, "strap_tamper")
+    eng.submit(late.lines()[0])
+    assert [a.offender for a in raised(eng, "strap_tamper")] == ["OFF-2"]

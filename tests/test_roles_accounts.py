@@ -36,7 +36,8 @@ def test_password_stored_as_scrypt_never_plain(accounts, tmp_path):
     assert PW.encode() not in raw
     stored = sqlite3.connect(tmp_path / "acc.sqlite").execute(
         "SELECT pw_hash FROM accounts").fetchone()[0]
-    assert stored.startswith("scrypt$16384$8$1$")
+    from tests.fixtures_accounts import TEST_SCRYPT_N     # production: tests/test_accounts_scrypt.py
+    assert stored.startswith(f"scrypt${TEST_SCRYPT_N}$8$1$")
     assert verify_password(PW, stored) and not verify_password(PW + "x", stored)
 
 
@@ -57,7 +58,7 @@ def test_only_admin_creates_accounts(accounts):
         accounts.create(admin, "x.y", "boss", PW)
 
 
-def test_lockout_after_failures_and_locked_stays_locked(accounts):
+def test_lockout_after_failures_and_locked_stays_locked_until_unlocked(accounts):
     admin = accounts.create_first_admin("admin.ann", PW)
     accounts.create(admin, "pc.smith", "police_analyst", PW)
     for k in range(MAX_FAILURES - 1):

@@ -128,9 +128,21 @@ def test_sign_in_for_console_non_interactive(tmp_path):
     accounts.store.close()
     with pytest.raises(RoleRefused, match="live console"):
         sign_in_for_console(db, training=False, user="tr.lee", password_file=str(pw))
-    session, accounts = sign_in_for_console(db, training=True, user="tr.lee", password_file=str(pw))
+    # training signs in against a training store's own accounts, never the live store's
+    from localdb.schema import StoreModeError
+    with pytest.raises(StoreModeError, match="is a live store"):
+        sign_in_for_console(db, training=True, user="tr.lee", password_file=str(pw))
+    tdb = tmp_path / "training.sqlite"
+    store = Store(tdb, mode="training")
+    acc = Accounts(store)
+    admin = acc.create_first_admin("admin.ann", PASSWORD)
+    acc.create(admin, "tr.lee", "trainer", PASSWORD)
+    store.close()
+    session, accounts = sign_in_for_console(tdb, training=True, user="tr.lee", password_file=str(pw))
     assert session.role == "trainer"
     accounts.store.close()
+    with pytest.raises(StoreModeError, match="is a training store"):
+        sign_in_for_console(tdb, training=False, user="op.jones", password_file=str(pw))
 
 
 def test_idle_lock_counts_actions_as_input(qtbot, handled_store, own):

@@ -78,7 +78,10 @@ time_like = st.one_of(
               st.datetimes(), st.sampled_from("T t"), st.sampled_from(["", ".", ".5", ".1234567891"]),
               st.sampled_from(["Z", "z", "+01:00", "-00:30", ""])),
     st.sampled_from(["2024-02-29T12:00:00Z", "2023-02-29T12:00:00Z", "2026-11-27T24:00:00Z",
-                     "2026-11-27T23:60:00Z", "2026-11-27T23:59:60Z", "0000-01-01T00:00:00Z",
+                     "2026-11-27T23:60:00Z", "2026-11-27T23:59:60Z", "2026-11-27T23:59:60.5Z",
+                     "2026-11-27T23:59:61Z", "0000-01-01T00:00:00Z", "0001-01-01T00:30:00+01:00",
+                     "2000-01-01T00:00:00Z", "1999-12-31T23:59:59.999999999Z", "2100-01-01T00:00:00Z",
+                     "2100-01-01T00:00:00.000001Z", "9999-12-31T23:59:59Z",
                      "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z", "2026-11-27T17:00:13.Z",
                      "２０２６-11-27T17:00:13Z"]),
     st.integers(), st.none(), st.floats())
@@ -106,6 +109,7 @@ def test_any_other_text_is_left_to_the_full_parser(s):
 # ---------------------------------------------------------------------------------- fixes
 values = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 5), st.integers(min_value=10**20), st.integers(max_value=-10**20),
+    st.sampled_from([2**53 - 2, 2**53 - 1, 2**53, 2**63 - 1, 2**63, 2**64 - 1]),
     st.sampled_from([0.0, -0.0, 0.5, 1.0, 1.0000001, 90.0, 90.0000001, -90.0, 180.0, -180.0000001, 360.0,
                      360.5, 999.9, 1000.0, 1000.5, 1e6, 1e6 + 1, -1.0, 1e308]),
     st.floats(allow_nan=False, allow_infinity=False),
@@ -125,6 +129,7 @@ def test_mutated_fixes_decode_the_same_either_way(changes, dropped):
     raw = json.dumps(obj).encode()
     _same(*_decode_both(raw))
     _same(*_decode_both(raw, rx=1795798814.0))
+    _same(*_decode_both(raw, rx=1795798814))
     _same(*_decode_both(raw, known=None))
 
 
@@ -142,6 +147,77 @@ def test_edge_fixes_decode_the_same_either_way():
     for change in cases:
         raw = json.dumps({**GOOD_FIX, **change}).encode()
         _same(*_decode_both(raw))
+
+
+@needs_speedups
+def test_a_leap_second_reads_the_same_to_the_bit():
+    for s, same in (("2016-12-31T23:59:60Z", "2017-01-01T00:00:00Z"),
+                    ("2016-12-31T23:59:60.123456789Z", "2017-01-01T00:00:00.123456789Z"),
+                    ("2026-11-27T17:04:60.5Z", "2026-11-27T17:05:00.5Z")):
+        timeutil._minute_cache.clear()
+        pure_first = timeutil._parse_time_py(s)
+        assert speedups.parse_utc(s) == pure_first == timeutil._parse_time_py(s) == timeutil._parse_full(same)
+
+
+NOW = 1795798814.95     # GOOD_FIX's rx
+BOUNDS = [   # (change, what either path must give: None for a Fix, else the rejection's reason)
+    ({"t": "2000-01-01T00:00:00Z", "rx": "2000-01-01T00:00:00Z"}, None),
+    ({"t": "1999-12-31T23:59:59.999999Z", "rx": "2000-01-01T00:00:00Z"}, "t_out_of_range"),
+    ({"t": "2000-01-01T00:00:00Z", "rx": "1999-12-31T23:59:59.999999Z"}, "rx_out_of_range"),
+    ({"t": "2100-01-01T00:00:00Z", "rx": "2100-01-01T00:00:00Z"}, None),
+    ({"t": "2100-01-01T00:00:00.000001Z", "rx": "2100-01-01T00:00:00Z"}, "t_out_of_range"),
+    ({"t": "2099-12-31T23:59:59Z", "rx": "2100-01-01T00:00:00.000001Z"}, "rx_out_of_range"),
+    ({"t": "2100-01-01T00:00:00Z", "rx": "2100-01-01T00:00:01Z"}, "rx_out_of_range"),
+    ({"t": "0001-01-01T00:30:00+01:00"}, "t_out_of_range"),
+    ({"t": "9999-12-31T23:59:59Z", "rx": "9999-12-31T23:59:59Z"}, "t_out_of_range"),
+    ({"t": "2026-11-27T17:00:13Z", "rx": "9999-12-31T23:59:59Z"}, "rx_out_of_range"),
+    ({"seq": 2**53 - 1}, None),
+    ({"seq": 2**53}, "bad_seq"),
+    ({"seq": 2**63 - 1}, "bad_seq"),
+    ({"seq": 2**63}, "bad_seq"),
+    ({"seq": 2**64 - 1}, "bad_seq"),
+    ({"t": "2026-11-27T16:59:60Z"}, None),
+]
+
+
+@needs_speedups
+@pytest.mark.parametrize("change,reason", BOUNDS)
+def test_the_bounds_are_the_same_either_way(change, reason):
+    raw = json.dumps({**GOOD_FIX, **change}).encode()
+    compiled, pure = _decode_both(raw)
+    _same(compiled, pure)
+    assert isinstance(pure, Fix) if reason is None else pure.reason == reason, pure
+    # live, the arrival time is rx: only t and seq are judged, against it
+    arrival = parse_time_ok(change.get("rx", GOOD_FIX["rx"]))
+    if arrival is not None and reason != "rx_out_of_range":
+        compiled, pure = _decode_both(raw, rx=arrival)
+        _same(compiled, pure)
+        assert isinstance(pure, Fix) if reason is None else pure.reason == reason, pure
+
+
+def parse_time_ok(s: str) -> float | None:
+    try:
+        return timeutil.parse_time(s)
+    except TimeFormatError:
+        return None
+
+
+@needs_speedups
+def test_live_the_arrival_time_replaces_the_payloads_rx_either_way():
+    ahead = "2027-11-27T17:00:13.78Z"
+    for change, reason in (({"t": ahead, "rx": ahead}, "t_in_future"), ({"rx": "garbage"}, None),
+                           ({"rx": "9999-12-31T23:59:59Z"}, None), ({"rx": None}, None)):
+        raw = json.dumps({**GOOD_FIX, **change}).encode()
+        compiled, pure = _decode_both(raw, rx=NOW)
+        _same(compiled, pure)
+        if reason is None:
+            assert pure.rx == NOW
+        else:
+            assert pure.reason == reason
+    direct = speedups.fast_fix({**GOOD_FIX, "rx": "garbage", "batt": None, "spd": None, "hdg": None,
+                                "sats": None}, KNOWN, NOW)
+    assert isinstance(direct, Fix) and direct.rx == NOW
+    assert speedups.fast_fix(dict(GOOD_FIX), KNOWN, 5) is None      # an int clock: the full path
 
 
 @needs_speedups

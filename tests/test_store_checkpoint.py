@@ -104,13 +104,13 @@ def test_load_checkpoint_discards_only_what_came_after(store, example_caseload_p
 
 
 def test_a_checkpoint_keeps_the_largest_seq_the_decoder_accepts(tmp_path):
-    """Checkpoints are written with orjson; the largest seq a message can carry (2**64 - 1: a
-    larger number reaches the decoder as a float and is rejected as bad_type) round-trips."""
+    """Checkpoints are written with orjson; the largest seq the decoder accepts (2**53 - 1, spec
+    v2 §2: a larger one is rejected as bad_seq) round-trips."""
     import json
     spec = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples"
     caseload = load_caseload(spec / "caseload.json")
     device = next(iter(caseload.by_device))
-    fix = {"v": 1, "kind": "fix", "device": device, "seq": 2**64 - 1, "t": "2026-11-27T17:00:00Z",
+    fix = {"v": 1, "kind": "fix", "device": device, "seq": 2**53 - 1, "t": "2026-11-27T17:00:00Z",
            "rx": "2026-11-27T17:00:01Z", "lat": 51.5, "lon": -0.1, "acc": 10.0, "src": "gps"}
     raw = json.dumps(fix).encode()
     with Store(tmp_path / "s.sqlite") as store:
@@ -120,6 +120,6 @@ def test_a_checkpoint_keeps_the_largest_seq_the_decoder_accepts(tmp_path):
         snapshot, position = store.load_checkpoint()
     resumed = Engine(caseload, state=snapshot)
     assert position == {"line": 1}
-    assert resumed.seqs.highest[device] == 2**64 - 1
+    assert resumed.seqs.highest[device] == 2**53 - 1
     resumed.submit(raw)
     assert resumed.counters.duplicates == 1          # the same seq again is still a duplicate

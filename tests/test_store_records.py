@@ -111,15 +111,15 @@ def test_retention_purges_old_fixes_and_audits_it(store):
 
 
 def test_write_failure_is_reported_not_swallowed(store, store_path):
-    """A write the database refuses surfaces to the caller and stops the writer."""
-    import pytest
-
-    from localdb.schema import StoreError
+    """A row the database refuses is quarantined as a processing_error rejection, not dropped,
+    and the writer goes on (issue 13: one bad row no longer stops it for good)."""
     store.on_fix(Fix("TAG-1", 1, T0, T0, 51.5, -0.1, 5.0, "gps"), True)
     store.flush()
     bad = Fix("TAG-1", 2, None, T0, 51.5, -0.1, 5.0, "gps")   # t NOT NULL
     store.on_fix(bad, True)
-    with pytest.raises(StoreError, match="cannot be written"):
-        store.flush()
-    with pytest.raises(StoreError, match="cannot be written"):
-        store.on_fix(fix_at("TAG-1", 3, T0, 0, 0), True)
+    store.flush()
+    (reason, text), = store.reader().execute("SELECT reason, text FROM rejected").fetchall()
+    assert reason == "processing_error" and "NOT NULL" in text
+    store.on_fix(fix_at("TAG-1", 3, T0, 0, 0), True)
+    store.flush()
+    assert sorted(r[0] for r in store.reader().execute("SELECT seq FROM fixes")) == [1, 3]

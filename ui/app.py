@@ -96,7 +96,9 @@ class Console:
             start = None
         self.source = source
         # the store records handling at the console's clock (the simulated one in training)
-        self.store = Store(self.store_path, clock=source.now)
+        # training is sealed: each mode refuses the other's store (localdb.schema, spec v2 §8)
+        self.store = Store(self.store_path, clock=source.now,
+                           mode="training" if self.training else "live")
         try:
             self.store.record_caseload(self.caseload, "system")
         except Exception as e:     # the caseload history is a record, not a reason to stop
@@ -123,6 +125,9 @@ class Console:
         if self.training:
             self.window.training_banner.setText(self.training_text)
         self.window.event.connect(lambda name, fields: log_event(name, **fields))
+        # the watchdog's word: an engine thread that died and was started again (spec §4)
+        self.worker.restarted.connect(lambda text: (log_event("engine_restarted", text=text),
+                                                    self.window.statusBar().showMessage(text, 15000)))
         self.sync = None
         if not self.training:
             from monitorapp.feed.mqttconfig import MqttSettings, default_client_id
@@ -209,6 +214,7 @@ def _sign_in(opts: Options):
     whose first-run path creates that administrator)."""
     if not opts.sign_in:
         return None, None
+    from localdb.schema import StoreError
     from ui.roles import RoleRefused
     from ui.session.signin import sign_in_for_console
     settings = Settings()
@@ -216,17 +222,15 @@ def _sign_in(opts: Options):
         from ui.console.training import training_store_path
         accounts_db = training_store_path(opts.db)
         if not opts.user and not opts.force_sign_in:
-            from localdb.accounts import Accounts
-            from localdb.store import Store
-            accounts_db.parent.mkdir(parents=True, exist_ok=True)
-            probe = Store(accounts_db)
-            try:
-                empty = Accounts(probe).count() == 0
-            finally:
-                probe.close()
-            if empty:
-                from localdb.accounts import Session
-                return Session(opts.operator or "trainer", "trainer", time.time()), None
+            from ui.session.signin import builtin_trainer
+            try:       # only a training store without accounts has the built-in trainer
+                trainer = builtin_trainer(accounts_db, opts.operator)
+            except StoreError as e:
+                log_event("error", text=str(e))
+                print(f"main.py: {e}", file=sys.stderr)
+                return 2
+            if trainer is not None:
+                return trainer, None
     else:
         problem = _live_config_error(opts, settings)
         if problem:
@@ -237,7 +241,7 @@ def _sign_in(opts: Options):
     try:
         signed = sign_in_for_console(accounts_db, training=opts.demo, user=opts.user,
                                      password_file=opts.password_file)
-    except (RoleRefused, ValueError, OSError) as e:     # SignInError is a ValueError
+    except (RoleRefused, ValueError, OSError, StoreError) as e:   # SignInError is a ValueError
         log_event("error", text=str(e))
         print(f"main.py: {e}", file=sys.stderr)
         return 2

@@ -8,6 +8,12 @@ schema when it is opened.
 
 Paths follow the XDG variables (``XDG_CONFIG_HOME``, ``XDG_DATA_HOME``), which the tests point at
 a temporary directory, so nothing ever reads or writes a developer's real settings.
+
+The settings may name the live store, the broker and the operator (personal data, spec v2 §8):
+``settings.ini`` and ``window-state.ini`` are created readable by their owner only (0600, before
+Qt writes them; Qt keeps the mode of an existing file when it saves), an existing file that
+others could read is made 0600 when it is opened, and the application's own configuration and
+data directories are 0700 (``private_dir``).
 """
 from __future__ import annotations
 
@@ -80,6 +86,36 @@ def data_dir() -> pathlib.Path:
     return pathlib.Path(base) / APP_DIR
 
 
+def private_dir(path: pathlib.Path) -> pathlib.Path:
+    """Create ``path`` (and its parents) if needed and make it 0700: the application's own
+    configuration and data directories hold personal data (stores, settings)."""
+    path = pathlib.Path(path)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+def private_file(path: pathlib.Path) -> pathlib.Path:
+    """Make sure ``path`` exists and is readable by its owner only (0600)."""
+    path = pathlib.Path(path)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+    return path
+
+
+def _ensure_parent(path: pathlib.Path) -> None:
+    """Our own configuration directory is made 0700; a directory the user chose is left as is."""
+    if path.parent == config_dir():
+        private_dir(path.parent)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
 def _to_bool(v: Any) -> bool:
     if isinstance(v, str):
         return v.strip().lower() in ("1", "true", "yes", "on")
@@ -95,7 +131,8 @@ class Settings:
 
     def __init__(self, path: pathlib.Path | None = None):
         self.path = pathlib.Path(path) if path else config_dir() / "settings.ini"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _ensure_parent(self.path)
+        private_file(self.path)
         self._qs = QSettings(str(self.path), QSettings.Format.IniFormat)
         self._migrate()
 
@@ -168,5 +205,6 @@ class Settings:
 def window_state(path: pathlib.Path | None = None) -> QSettings:
     """UI state (geometry, docks, splitters): a separate file from the settings."""
     p = pathlib.Path(path) if path else config_dir() / "window-state.ini"
-    p.parent.mkdir(parents=True, exist_ok=True)
+    _ensure_parent(p)
+    private_file(p)
     return QSettings(str(p), QSettings.Format.IniFormat)

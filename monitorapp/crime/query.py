@@ -24,6 +24,13 @@ Decisions where the spec is silent (also in docs/readme/store.md):
 * **not_present**: neither, with continuous data; a gap the tag could not have crossed to the
   place at 15 m/s also gives not_present, and the result says so in ``basis``.
 * **no_data**: no fix from 10 minutes before to 10 minutes after the window.
+
+Bad queries are one line and exit status 2, never a traceback: the place (lat within ±90, lon
+within ±180, finite), the radius (more than 0, at most 50 km), the window (RFC 3339, ``--to``
+after ``--from``, at most 31 days, and both ends within the feed's own time bounds,
+2000-01-01T00:00:00Z to 2100-01-01T00:00:00Z, spec v2 §2: no data can exist outside them, and
+the window's margins and times stay printable), ``--ref`` and ``--reason``, and the command's
+own arguments (a value that is not a number is named in one line, not with the usage text).
 """
 from __future__ import annotations
 
@@ -33,6 +40,7 @@ import itertools
 import json
 import math
 import os
+import sqlite3
 import sys
 
 import numpy as np
@@ -46,6 +54,8 @@ GAP_S = 600.0             # a gap is more than 10 minutes without a fix
 REACH_SPEED_MS = 15.0
 MAX_RADIUS_M = 50_000.0
 MAX_WINDOW_S = 31 * 86400.0
+T_EARLIEST = 946_684_800.0     # 2000-01-01T00:00:00Z: the feed's bounds (spec v2 §2)
+T_LATEST = 4_102_444_800.0     # 2100-01-01T00:00:00Z
 VERDICT_RANK = {"present": 0, "possible": 1, "not_present": 2, "no_data": 3}
 
 
@@ -67,11 +77,17 @@ def scene_xy(lon: float, lat: float) -> tuple[float, float]:
 
 def _time(value, what: str) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    try:
-        return parse_time(value)
-    except TimeFormatError as e:
-        raise CrimeQueryError(f"{what}: {e}") from None
+        t = float(value)
+    else:
+        try:
+            t = parse_time(value)
+        except TimeFormatError as e:
+            raise CrimeQueryError(f"{what}: {e}") from None
+    if not T_EARLIEST <= t <= T_LATEST:
+        shown = value if isinstance(value, str) else t
+        raise CrimeQueryError(f"{what}: {str(shown)[:40]!r} is outside 2000-01-01T00:00:00Z to "
+                              "2100-01-01T00:00:00Z, where the centre can hold data")
+    return t
 
 
 def _validate(lat, lon, radius_m, t_from, t_to, ref, reason, who):
@@ -328,8 +344,15 @@ def crime_check(store_or_path, lat, lon, radius_m, t_from, t_to, ref, reason, wh
             store.close()
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr (exit 2), not the usage text."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} ('{self.prog} --help' lists the options)\n")
+
+
 def cli_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="monitorapp crimecheck",
         description="Crime mapping (spec §5): who was near this place in this time window.")
     parser.add_argument("--db", required=True, help="the store file")
@@ -355,6 +378,9 @@ def cli_main(argv: list[str]) -> int:
         return 2
     except StoreError as e:
         print(f"monitorapp crimecheck: {e}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as e:        # a store damaged past its header
+        print(f"monitorapp crimecheck: {args.db}: the store cannot be read ({e})", file=sys.stderr)
         return 2
     sys.stdout.write(json.dumps(out, indent=1) + "\n")
     return 0

@@ -18,6 +18,7 @@ PRIORITY = {
     "strap_tamper": CRITICAL,
     "exclusion_entered": CRITICAL,
     "feed_lost": CRITICAL,
+    "system_fault": CRITICAL,
     "curfew_absent": HIGH,
     "signal_lost": HIGH,
     "appointment_missed": MEDIUM,

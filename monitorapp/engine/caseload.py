@@ -11,14 +11,27 @@ Decisions where the spec is silent:
   * A curfew must have a non-empty schedule; an exclusion schedule may be null (always).
   * A circle's ``radius_m`` must be 1 m–100 km; polygons must have closed rings of at least
     four positions within ±180/±90; an invalid (self-intersecting) polygon is an error rather
-    than being repaired, since the zone boundary is a court's condition.
+    than being repaired, since the zone boundary is a court's condition. A position is two or
+    three numbers (``[lon, lat]`` or ``[lon, lat, alt]``, RFC 7946 §3.1.1).
+  * A zone that crosses the antimeridian (a polygon whose longitudes span more than 180°, or a
+    circle reaching past ±180°) is refused: GeoJSON draws such a polygon the long way round the
+    Earth, so it would never alert. RFC 7946 §3.1.9 asks for it to be split at ±180°, and that
+    is what the message says. A circle that reaches a pole is refused likewise.
+  * Nesting: a caseload is at most ``MAX_DEPTH`` (32) arrays and objects deep; the deepest thing
+    the format needs is a MultiPolygon position at depth 9. Anything deeper is refused as one
+    problem naming where it is, before any other check, so that no later stage (validation, a
+    copy, the store's JSON, a checkpoint) can hit Python's recursion limit. A file nested beyond
+    what the JSON parser itself can read is refused in the same words.
+  * The file must be UTF-8 (RFC 8259 §8.1; a byte-order mark is tolerated).
 """
 from __future__ import annotations
 
 import copy
 import json
+import math
 import pathlib
 import re
+import reprlib
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -30,6 +43,17 @@ from monitorapp.feed.timeutil import TimeFormatError, parse_time
 
 _DEVICE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 REQUIREMENT_TYPES = ("exclusion", "curfew", "appointment")
+MAX_DEPTH = 32                      # arrays and objects, the document itself counting as 1
+EARTH_RADIUS_M = 6_371_008.8        # mean radius: only to tell whether a circle reaches ±180° or a pole
+ANTIMERIDIAN = "crosses the antimeridian: not supported; split it at ±180°"
+
+_repr = reprlib.Repr()
+_repr.maxlevel, _repr.maxstring, _repr.maxother = 2, 40, 40
+
+
+def _short(value: object) -> str:
+    """A value for a message: bounded in length and depth, whatever the file holds."""
+    return _repr.repr(value)
 
 
 class CaseloadError(ValueError):
@@ -113,6 +137,24 @@ def _check_window(w, where: str, problems: list[str]) -> None:
             problems.append(f"{where}: {k}: {e}")
 
 
+def _is_position(p) -> bool:
+    """``[lon, lat]`` or ``[lon, lat, alt]``, numbers, within ±180/±90 (nothing nested further)."""
+    return (isinstance(p, list) and (len(p) == 2 or (len(p) == 3 and _is_num(p[2])))
+            and _is_num(p[0]) and _is_num(p[1]) and -180 <= p[0] <= 180 and -90 <= p[1] <= 90)
+
+
+def _check_circle_extent(where: str, lon: float, lat: float, radius_m: float, problems: list[str]) -> None:
+    """A circle must not reach a pole nor past ±180° of longitude (on the sphere: exact enough
+    for a yes/no at these radii, which are at most 100 km)."""
+    a = radius_m / EARTH_RADIUS_M                      # angular radius, radians
+    if abs(lat) + math.degrees(a) >= 90:
+        problems.append(f"{where}: reaches a pole: not supported")
+        return
+    dlon = math.degrees(math.asin(min(1.0, math.sin(a) / math.cos(math.radians(lat)))))
+    if lon - dlon < -180 or lon + dlon > 180:
+        problems.append(f"{where}: {ANTIMERIDIAN} (the circle reaches {dlon:.4f}° either side of {lon:g})")
+
+
 def _check_geometry(zid: str, f: dict, problems: list[str]) -> None:
     where = f"zone {zid}"
     g = f.get("geometry")
@@ -123,20 +165,23 @@ def _check_geometry(zid: str, f: dict, problems: list[str]) -> None:
     gt = g.get("type")
     coords = g.get("coordinates")
     if gt == "Point":
-        if not (isinstance(coords, list) and len(coords) >= 2 and all(_is_num(c) for c in coords[:2])
-                and -180 <= coords[0] <= 180 and -90 <= coords[1] <= 90):
+        ok = _is_position(coords)
+        if not ok:
             problems.append(f"{where}: a Point needs [lon, lat] within ±180/±90")
         r = props.get("radius_m")
         if not _is_num(r) or not 1 <= r <= 100_000:
             problems.append(f"{where}: a Point zone needs properties.radius_m between 1 and 100000 metres")
+        elif ok:
+            _check_circle_extent(where, coords[0], coords[1], r, problems)
         return
     if gt not in ("Polygon", "MultiPolygon"):
-        problems.append(f"{where}: geometry type {gt!r} is not Polygon, MultiPolygon or Point")
+        problems.append(f"{where}: geometry type {_short(gt)} is not Polygon, MultiPolygon or Point")
         return
     polys = [coords] if gt == "Polygon" else coords
     if not isinstance(polys, list) or not polys:
         problems.append(f"{where}: {gt} has no coordinates")
         return
+    lon_min, lon_max = math.inf, -math.inf
     for poly in polys:
         if not isinstance(poly, list) or not poly:
             problems.append(f"{where}: a polygon has no rings")
@@ -146,13 +191,20 @@ def _check_geometry(zid: str, f: dict, problems: list[str]) -> None:
                 problems.append(f"{where}: a ring needs at least 4 positions")
                 return
             for p in ring:
-                if not (isinstance(p, list) and len(p) >= 2 and _is_num(p[0]) and _is_num(p[1])
-                        and -180 <= p[0] <= 180 and -90 <= p[1] <= 90):
-                    problems.append(f"{where}: position {str(p)[:40]} is not [lon, lat] within ±180/±90")
+                if not _is_position(p):
+                    problems.append(f"{where}: position {_short(p)} is not [lon, lat] within ±180/±90")
                     return
+                lon = p[0]
+                if lon < lon_min:
+                    lon_min = lon
+                if lon > lon_max:
+                    lon_max = lon
             if ring[0][:2] != ring[-1][:2]:
                 problems.append(f"{where}: a ring is not closed (first and last positions differ)")
                 return
+    if lon_max - lon_min > 180:
+        problems.append(f"{where}: {ANTIMERIDIAN} (its longitudes span {lon_min:g} to {lon_max:g})")
+        return
     try:
         geom = shape(g)
         if not geom.is_valid:
@@ -164,10 +216,81 @@ def _check_geometry(zid: str, f: dict, problems: list[str]) -> None:
         problems.append(f"{where}: geometry cannot be read ({e})")
 
 
+def _too_deep(doc: dict) -> str | None:
+    """Where the document nests more than MAX_DEPTH arrays and objects, or None.
+
+    Iterative (an explicit stack), so it cannot itself hit the recursion limit. Zone
+    coordinates are not walked: ``_check_geometry`` bounds their shape exactly (rings of
+    positions of numbers), and they are most of a national caseload's containers."""
+    containers = (dict, list)
+    zones = doc.get("zones")
+    feats = zones.get("features") if isinstance(zones, dict) else None
+    for k, v in doc.items():
+        if k != "zones" or not isinstance(feats, list):
+            if isinstance(v, containers) and _deeper_than(v, MAX_DEPTH - 1):
+                return _place(v, (k,), 2)
+            continue
+        for k2, v2 in zones.items():
+            if k2 != "features" and isinstance(v2, containers) and _deeper_than(v2, MAX_DEPTH - 2):
+                return _place(v2, (k, k2), 3)
+        for i, f in enumerate(feats):
+            if type(f) is not dict:
+                if isinstance(f, containers) and _deeper_than(f, MAX_DEPTH - 3):
+                    return _place(f, (k, "features", i), 4)
+                continue
+            for k3, v3 in f.items():
+                if type(v3) is dict and k3 == "geometry":
+                    for k4, v4 in v3.items():
+                        if k4 != "coordinates" and isinstance(v4, containers) \
+                                and _deeper_than(v4, MAX_DEPTH - 5):
+                            return _place(v4, (k, "features", i, k3, k4), 6)
+                elif isinstance(v3, containers) and _deeper_than(v3, MAX_DEPTH - 4):
+                    return _place(v3, (k, "features", i, k3), 5)
+    return None
+
+
+def _deeper_than(value: dict | list, levels: int) -> bool:
+    """Whether ``value`` holds more than ``levels`` levels of arrays and objects (itself one)."""
+    stack = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        v, d = pop()
+        if d > levels:
+            return True
+        d += 1
+        for x in (v.values() if type(v) is dict else v):
+            if isinstance(x, (dict, list)):
+                push((x, d))
+    return False
+
+
+def _place(value, path: tuple, depth: int) -> str:
+    """The path to the first container below ``value`` deeper than MAX_DEPTH, for the message."""
+    keys = list(path)
+    while depth <= MAX_DEPTH and len(keys) < 6:
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for k, v in items:
+            if isinstance(v, (dict, list)) and _deeper_than(v, MAX_DEPTH - depth):
+                keys.append(k)
+                value, depth = v, depth + 1
+                break
+        else:
+            break
+    text = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys).lstrip(".")
+    return text + ("…" if depth <= MAX_DEPTH else "")
+
+
 def parse_caseload(doc: object, source: str = "caseload") -> Caseload:
     """Validate a caseload document (already parsed JSON); raise CaseloadError with every problem."""
-    with paused_gc():      # a national caseload is a quarter of a million objects: monitorapp.gcpause
-        return _parse_caseload(doc, source)
+    try:
+        with paused_gc():      # a national caseload is a quarter of a million objects: monitorapp.gcpause
+            place = _too_deep(doc) if isinstance(doc, dict) else None
+            if place is not None:
+                raise CaseloadError([f"{place}: nested more than {MAX_DEPTH} levels deep "
+                                     "(a caseload needs at most 9)"], source)
+            return _parse_caseload(doc, source)
+    except RecursionError:     # not expected after _too_deep; never a traceback for a bad file
+        raise CaseloadError([f"nested too deeply to check (more than {MAX_DEPTH} levels)"], source) from None
 
 
 def _parse_caseload(doc: object, source: str) -> Caseload:
@@ -175,14 +298,14 @@ def _parse_caseload(doc: object, source: str) -> Caseload:
     if not isinstance(doc, dict):
         raise CaseloadError(["the caseload must be a JSON object"], source)
     if doc.get("version") != 1:
-        problems.append(f"version must be 1, not {doc.get('version')!r}")
+        problems.append(f"version must be 1, not {_short(doc.get('version'))}")
     tz = doc.get("tz")
     try:
         if not isinstance(tz, str):
             raise ZoneInfoNotFoundError
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        problems.append(f"tz {tz!r} is not a known time zone (e.g. \"Europe/London\")")
+        problems.append(f"tz {_short(tz)} is not a known time zone (e.g. \"Europe/London\")")
         tz = None
     zones: dict[str, Zone] = {}
     zdoc = doc.get("zones")
@@ -278,11 +401,11 @@ def _parse_requirement(r, where, zones, req_ids, problems, oid) -> Requirement |
     n = len(problems)
     rtype = r.get("type")
     if rtype not in REQUIREMENT_TYPES:
-        problems.append(f"{where}: type {rtype!r} is not exclusion, curfew or appointment")
+        problems.append(f"{where}: type {_short(rtype)} is not exclusion, curfew or appointment")
         return None
     zid = r.get("zone")
     if not isinstance(zid, str) or zid not in zones:
-        problems.append(f"{where}: zone {zid!r} is not in the zones collection")
+        problems.append(f"{where}: zone {_short(zid)} is not in the zones collection")
     sched = r.get("schedule")
     if rtype == "exclusion" and sched is not None and not isinstance(sched, list):
         problems.append(f"{where}: schedule must be null or a list of windows")
@@ -315,12 +438,22 @@ def load_caseload(path: str | pathlib.Path) -> Caseload:
     """Read and validate a caseload file; CaseloadError names the file and every problem."""
     p = pathlib.Path(path)
     try:
-        text = p.read_bytes()
+        data = p.read_bytes()
     except OSError as e:
         raise CaseloadError([f"cannot be read ({e.strerror or e})"], str(p)) from None
+    if not data.strip():
+        raise CaseloadError(["is empty"], str(p))
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise CaseloadError([f"is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})"],
+                            str(p)) from None
     try:
         with paused_gc():
             doc = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as e:
+    except RecursionError:
+        raise CaseloadError([f"is nested too deeply to read (a caseload is at most {MAX_DEPTH} "
+                             "levels of arrays and objects)"], str(p)) from None
+    except ValueError as e:
         raise CaseloadError([f"is not valid JSON ({e})"], str(p)) from None
     return parse_caseload(doc, str(p))

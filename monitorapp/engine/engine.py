@@ -27,6 +27,18 @@ Rules (breach confirmation is in ``monitorapp.engine.rules``):
 * ``battery_low`` (low): an event, or ``batt`` < 0.15; once per discharge, re-armed (and
   cleared) above 0.30 or when charging starts.
 * ``feed_lost`` (critical): no message at all for 60 s; one system alert; cleared by the next.
+* ``system_fault`` (critical): raised and cleared by the engine's host (``raise_system_fault``,
+  ``clear_system_fault``) when a part of the centre cannot do its job; one per (component, kind).
+
+Quarantine, not crash (spec §2 "never stops the feed"): ``submit`` and ``submit_message`` never
+raise. Whatever fails while one message is processed (the decoder, a rule, a timer fired by the
+message's clock advance, a listener such as the store) makes that message a ``processing_error``
+rejection with its raw bytes and the error text, counted as rejected (not as a fix or event) and
+handed to the rejection listeners; the next message is processed as usual. Every listener is
+called even when an earlier one raises. A timer that raises never stops the other timers; one
+fired by ``advance`` outside any message is kept in ``errors`` (``take_errors``) for the host to
+annunciate. A message whose processing clock lies outside 2000-2100 is quarantined before it
+can move the clock, so no message can push the engine's clock into the far future.
 
 One cause, one alert: at most one active alert per (type, offender, requirement). If the
 same cause comes back within ``REACTIVATE_WITHIN_S`` of clearing, the cleared alert is
@@ -46,14 +58,17 @@ of their own (the spec names none); they are kept in the tag's state and shown t
 """
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
+import json
 import math
+import time
 
 from monitorapp.engine import rules
 from monitorapp.engine.alerts import PRIORITY, Alert, alert_id
 from monitorapp.engine.caseload import Caseload, Offender, Requirement, Zone, parse_caseload
-from monitorapp.feed.decoder import FixDecoder, SequenceTracker
+from monitorapp.feed.decoder import DUPLICATE, RESET, FixDecoder, SequenceTracker
 from monitorapp.gcpause import paused_gc
 from monitorapp.engine.geo import Projector, ZoneShape
 from monitorapp.feed.messages import Event, FeedCounters, Fix, Heartbeat, Rejection
@@ -67,6 +82,8 @@ LATE_AFTER_S = 60.0
 LATE_HOLD_S = 2.0
 REACTIVATE_WITHIN_S = 600.0
 BATT_LOW, BATT_REARM = 0.15, 0.30
+CLOCK_MIN, CLOCK_MAX = 946684800.0, 4102444800.0    # 2000-01-01, 2100-01-01 UTC (spec §2)
+ERRORS_KEPT = 100
 
 
 class TagState:
@@ -120,6 +137,9 @@ class Engine:
         self._edited_zones: dict[str, dict] = {}
         self._edited_reqs: dict[str, list] = {}
         self.decoder = FixDecoder(self.tags)
+        self._failures: list | None = None   # what failed while the current message was processed
+        self.errors: collections.deque = collections.deque(maxlen=ERRORS_KEPT)  # failures outside a message
+        self.error_count = 0
         with paused_gc():       # tens of thousands of small objects: see monitorapp.gcpause
             pts = []
             for z in caseload.zones.values():
@@ -190,7 +210,10 @@ class Engine:
             due, _, target, token = heapq.heappop(heap)
             if due > self.now:
                 self.now = due
-            target.on_timer(due, token)
+            try:
+                target.on_timer(due, token)
+            except Exception as e:  # noqa: BLE001 - one timer that raises never stops the others
+                self._failed(f"timer {type(target).__name__.lstrip('_')} due {due!r}", e)
         self.now = now
 
     def _arm_signal(self, tag: TagState) -> None:
@@ -222,17 +245,50 @@ class Engine:
     # ------------------------------------------------------------------ input
     def submit(self, raw: bytes | str, rx: float | None = None, topic: str | None = None):
         """Decode and process one v1 message. ``rx`` is the arrival time live (the processing
-        clock); in a replay leave it None and the message's own ``rx`` is used. Never raises."""
-        msg = self.decoder.decode(raw, rx, topic)
-        return self.submit_message(msg, rx)
+        clock); in a replay leave it None and the message's own ``rx`` is used. Never raises:
+        whatever fails while the message is processed makes it a ``processing_error``
+        rejection (see ``_quarantine``)."""
+        try:
+            msg = self.decoder.decode(raw, rx, topic)
+        except Exception as e:      # noqa: BLE001 - the decoder's own failure is quarantined too
+            return self._quarantine(None, raw, topic, rx, e, None)
+        return self._submit(msg, rx, raw, topic)
 
     def submit_message(self, msg, now: float | None = None):
+        """Process one decoded message (``now``: the processing clock, default its ``rx``).
+        Never raises, as ``submit``."""
+        return self._submit(msg, now, None, None)
+
+    def _submit(self, msg, now, raw, topic):
+        c = self.counters
+        before = (c.messages, c.fixes, c.events, c.heartbeats, c.duplicates,
+                  getattr(c, "seq_resets", 0))
+        self._failures = failures = []
+        try:
+            out = self._process(msg, now)
+        except Exception as e:      # noqa: BLE001 - quarantine, not crash (spec §2)
+            self._failures = None
+            return self._quarantine(msg, raw, topic, now, e, before)
+        self._failures = None
+        if failures:
+            if msg.kind != "rejected":
+                return self._quarantine(msg, raw, topic, now, failures[0], before)
+            for f in failures:           # a rejection that could not be kept: the host hears it
+                self.error_count += 1
+                self.errors.append(str(f)[:500])
+        return out
+
+    def _process(self, msg, now: float | None):
         if now is None:
             now = msg.rx
         if now != now:  # a rejection without any time: process at the current clock
             now = self.now if self.now is not None else 0.0
+        elif not CLOCK_MIN <= now < CLOCK_MAX:
+            raise ValueError(f"processing clock {now!r} is outside 2000-01-01..2100-01-01 (spec §2)")
         if self.now is None or (self._heap and self._heap[0][0] <= now):
             self.advance(now)
+            if self._failures:
+                raise self._failures[0]
         elif now > self.now:
             self.now = now
         now = self.now
@@ -242,8 +298,7 @@ class Engine:
         if kind == "rejected":
             c.rejected += 1
             c.rejected_by_reason[msg.reason] = c.rejected_by_reason.get(msg.reason, 0) + 1
-            for cb in self._on_rejected:
-                cb(msg)
+            self._tell(self._on_rejected, msg)
             return msg
         # the feed is alive
         self.last_rx_any = now
@@ -256,12 +311,14 @@ class Engine:
             c.heartbeats += 1
             return msg
         tag = self.tags[msg.device]
-        if self.seqs.is_duplicate(msg.device, msg.seq):
+        seen = self.seqs.see(msg.device, msg.seq, msg.t)
+        if seen == DUPLICATE:       # same seq and t: a retransmission (spec §2)
             c.duplicates += 1
             if kind == "fix":
-                for cb in self._on_fix:
-                    cb(msg, False)
+                self._tell(self._on_fix, msg, False)
             return msg
+        if seen == RESET:           # same seq, another t: the tag's counter restarted
+            c.seq_resets += 1
         tag.last_rx = now
         if tag.last_msg_t is None or msg.t > tag.last_msg_t:
             tag.last_msg_t = msg.t
@@ -282,6 +339,82 @@ class Engine:
             c.events += 1
             self._event(tag, msg)
         return msg
+
+    # ------------------------------------------------------------------ quarantine
+    def _tell(self, listeners: list, *args) -> None:
+        """Call every listener; one that raises is recorded and never stops the others (the
+        store failing must not keep an alert from the operators' queue)."""
+        for cb in listeners:
+            try:
+                cb(*args)
+            except Exception as e:  # noqa: BLE001 - recorded: the message is quarantined
+                self._failed(f"listener {getattr(cb, '__qualname__', cb)!s}", e)
+
+    def _failed(self, where: str, e: BaseException) -> None:
+        if self._failures is not None:           # inside a message: it is quarantined
+            self._failures.append(_StageError(where, e))
+        else:                                    # a timer or listener outside any message
+            self.error_count += 1
+            self.errors.append(f"{where}: {e.__class__.__name__}: {e}"[:500])
+
+    def take_errors(self) -> list[str]:
+        """Failures outside any message (a timer fired by ``advance``, a listener of it) since
+        the last call, for the host to annunciate as ``system_fault``."""
+        out = list(self.errors)
+        self.errors.clear()
+        return out
+
+    def _quarantine(self, msg, raw, topic, now, error: BaseException, before) -> Rejection:
+        """The message made a stage fail: it becomes a ``processing_error`` rejection, with
+        its raw bytes (or its decoded fields, for a message submitted decoded) and the error,
+        counted, and handed to the rejection listeners (the store keeps it). What the message
+        did to the engine before the failure stays (an alert it raised stays raised)."""
+        c = self.counters
+        if before is not None:         # it counts as rejected, not as what it would have been
+            c.messages, c.fixes, c.events, c.heartbeats, c.duplicates = before[:5]
+            if hasattr(c, "seq_resets"):
+                c.seq_resets = before[5]
+        c.messages += 1
+        c.rejected += 1
+        c.rejected_by_reason["processing_error"] = c.rejected_by_reason.get("processing_error", 0) + 1
+        if raw is None:
+            raw = _message_bytes(msg)
+        elif isinstance(raw, str):
+            raw = raw.encode("utf-8", "replace")
+        rx = now if isinstance(now, (int, float)) else getattr(msg, "rx", None)
+        if not isinstance(rx, (int, float)) or rx != rx:
+            rx = self.now if self.now is not None else float("nan")
+        rej = Rejection("processing_error", f"processing error: {_error_text(error)}"[:1000], raw, rx,
+                        topic or getattr(msg, "topic", None), getattr(msg, "device", None))
+        self._tell(self._on_rejected, rej)
+        return rej
+
+    # ------------------------------------------------------------------ system faults
+    def raise_system_fault(self, component: str, kind: str, error: str, at: float | None = None) -> Alert:
+        """``system_fault`` (spec §4): a part of the centre cannot do its job. One alert per
+        (component, kind) while it lasts, its id derived like every other (type, no offender,
+        ``component:kind`` as the requirement, start); the error is in its evidence."""
+        at = self._fault_time(at)
+        part = _SystemPart(f"{component}:{kind}")
+        return self.raise_alert("system_fault", None, None, part, at, at, False,
+                                {"component": component, "kind": kind, "error": str(error)[:1000],
+                                 "since": fmt_time(at)})
+
+    def clear_system_fault(self, component: str, kind: str, at: float | None = None) -> bool:
+        """The part works again: clear its ``system_fault``; False when none was active."""
+        a = self._active.get(("system_fault", None, f"{component}:{kind}"))
+        if a is None:
+            return False
+        self.clear_alert(a, self._fault_time(at))
+        return True
+
+    def system_faults(self) -> list[Alert]:
+        return [a for a in self._active.values() if a.type == "system_fault"]
+
+    def _fault_time(self, at: float | None) -> float:
+        if at is None:
+            at = self.now if self.now is not None else time.time()
+        return max(at, self.now) if self.now is not None else at
 
     def _feed_recovered(self, now: float) -> None:
         self.clear_alert(self._feed_alert, now)
@@ -318,11 +451,9 @@ class Engine:
             r.on_fix(fix)
         if in_order and fix.batt is not None:
             self._battery(tag, fix.batt, fix.t, fix)
-        for cb in self._on_fix:
-            cb(fix, True)
+        self._tell(self._on_fix, fix, True)
         if in_order:
-            for cb in self._on_position:
-                cb(tag.device, fix)
+            self._tell(self._on_position, tag.device, fix)
 
     def _battery(self, tag: TagState, batt: float | None, t: float, source, low_event=False) -> None:
         """``source`` is the Fix that reported ``batt``, or the evidence dict of an event."""
@@ -360,8 +491,7 @@ class Engine:
             self._battery(tag, None, ev.t, evidence, low_event=True)
         elif et == "charging_started":
             self._rearm_battery(tag)
-        for cb in self._on_event:
-            cb(ev)
+        self._tell(self._on_event, ev)
 
     # ------------------------------------------------------------------ alerts
     def raise_alert(self, type_: str, offender: Offender | None, device: str | None,
@@ -412,8 +542,7 @@ class Engine:
         return list(self._active.values())
 
     def _emit(self, a: Alert, change: str) -> None:
-        for cb in self._on_alert:
-            cb(a, change)
+        self._tell(self._on_alert, a, change)
 
     # ------------------------------------------------------------------ edits
     def update_zone(self, feature: dict) -> int:
@@ -520,6 +649,35 @@ class _SignalTimer:
         if tag.last_fix is not None:
             ev["last_fix"] = _fix_evidence(tag.last_fix)
         tag.signal_alert = eng.raise_alert("signal_lost", tag.offender, tag.device, None, start, due, False, ev)
+
+
+class _SystemPart:
+    """What stands in for a requirement in a ``system_fault``: ``component:kind``."""
+    __slots__ = ("id", "zone")
+
+    def __init__(self, id_: str):
+        self.id, self.zone = id_, None
+
+
+class _StageError(Exception):
+    """A failure recorded while a message was processed (a listener or a timer)."""
+
+    def __init__(self, where: str, error: BaseException):
+        super().__init__(f"{where}: {_error_text(error)}")
+
+
+def _error_text(e: BaseException) -> str:
+    return str(e) if isinstance(e, _StageError) else f"{e.__class__.__name__}: {e}"
+
+
+def _message_bytes(msg) -> bytes:
+    """A decoded message's fields as JSON, for a quarantined message that has no raw bytes."""
+    fields = getattr(msg, "__slots__", ())
+    try:
+        return json.dumps({"kind": getattr(msg, "kind", None), **{k: getattr(msg, k, None) for k in fields}},
+                          default=repr).encode()
+    except Exception:  # noqa: BLE001 - whatever it is, keep something
+        return repr(msg).encode("utf-8", "replace")
 
 
 def _fix_evidence(f: Fix, depth: float | None = None) -> dict:

@@ -35,7 +35,7 @@ def _snapshot(eng) -> dict:
         "state_version": STATE_VERSION,
         "now": eng.now, "origin": eng.origin,
         "last_rx_any": eng.last_rx_any, "feed_recovered_at": eng.feed_recovered_at,
-        "counters": {**c.summary(), "rejected_by_reason": c.rejected_by_reason},
+        "counters": {**c.summary(), "rejected_by_reason": c.rejected_by_reason, "seq_resets": c.seq_resets},
         "seqs": eng.seqs.snapshot(),
         "zones": eng._edited_zones, "zone_versions": eng.zone_versions,
         "requirements": eng._edited_reqs,
@@ -75,7 +75,7 @@ def restore(eng, s: dict) -> None:
     c = eng.counters
     for k, v in s["counters"].items():
         setattr(c, k, v)
-    eng.seqs.restore(s["seqs"])
+    eng.seqs.restore(s["seqs"], taken_at=s["now"])
     for aid_fields in s["alerts"]:
         a = Alert(**aid_fields)
         eng.alerts[a.alert_id] = a

@@ -1,13 +1,17 @@
 /* Compiled fast paths for the feed decoder: the same checks as the pure-Python code, in C.
  *
  * parse_utc(s)        the feed's usual time form, "YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z", to epoch
- *                     seconds; None for anything else (the caller then takes the full RFC 3339
- *                     path, which accepts offsets and gives the error text).
- * fast_fix(obj, known)
- *                     monitorapp.decoder.FixDecoder._fast_fix: a parsed fix dict with rx, a
- *                     known device and every value of the usual type in range becomes a Fix;
- *                     anything else gives None and the caller takes the full path, which
- *                     accepts a superset of this and names each rejection's reason.
+ *                     seconds (the minute's whole seconds plus float("SS.f"), as timeutil sums
+ *                     them; a leap second ":60" is the next second); None for anything else
+ *                     (the caller then takes the full RFC 3339 path, which accepts offsets and
+ *                     gives the error text).
+ * fast_fix(obj, known[, rx])
+ *                     monitorapp.feed.decoder.FixDecoder._fast_fix: a parsed fix dict with rx
+ *                     (or, live, the arrival time rx as a float, when the payload's rx is not
+ *                     read), a known device and every value of the usual type in range (t and
+ *                     a payload rx in 2000..2100, seq at most 2^53 - 1) becomes a Fix; anything
+ *                     else gives None and the caller takes the full path, which accepts a
+ *                     superset of this and names each rejection's reason.
  * bind(Fix, fields)   tells fast_fix the Fix class and the order of its slots.
  *
  * The module is optional: monitorapp works without it (same results, slower). tests/
@@ -26,6 +30,9 @@ static PyObject *s_v, *s_device, *s_seq, *s_lat, *s_lon, *s_acc, *s_src, *s_t, *
     *s_batt, *s_spd, *s_hdg, *s_sats, *s_gps, *s_wifi, *s_cell;
 
 static const double FUTURE_LIMIT_S = 300.0;
+static const double T_MIN = 946684800.0;      /* 2000-01-01T00:00:00Z, as decoder.T_MIN */
+static const double T_MAX = 4102444800.0;     /* 2100-01-01T00:00:00Z, as decoder.T_MAX */
+static const long long SEQ_MAX = 9007199254740991LL;   /* 2^53 - 1 */
 
 static int digits(const char *p, int n, int *out)
 {
@@ -80,7 +87,7 @@ static int parse_utc_c(PyObject *s, double *out)
             if (p[i] < '0' || p[i] > '9')
                 return 0;
     }
-    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 59)
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 60)
         return 0;
     double sec;
     if (n == 20) {
@@ -154,23 +161,32 @@ static int optional_number(PyObject *obj, PyObject *key, double hi, PyObject **o
 
 static PyObject *py_fast_fix(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "fast_fix(obj, known) takes two arguments");
+    if (nargs != 2 && nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "fast_fix(obj, known[, rx]) takes two or three arguments");
         return NULL;
     }
-    PyObject *obj = args[0], *known = args[1];
+    PyObject *obj = args[0], *known = args[1], *arrival = nargs == 3 ? args[2] : Py_None;
     if (fix_type == NULL || !PyDict_CheckExact(obj) || known == Py_None || PyCallable_Check(known))
+        Py_RETURN_NONE;
+    if (arrival != Py_None && !PyFloat_CheckExact(arrival))
         Py_RETURN_NONE;
     PyObject *v = item(obj, s_v), *device = item(obj, s_device), *seq = item(obj, s_seq),
              *lat = item(obj, s_lat), *lon = item(obj, s_lon), *acc = item(obj, s_acc),
-             *src = item(obj, s_src), *t = item(obj, s_t), *rx = item(obj, s_rx);
+             *src = item(obj, s_src), *t = item(obj, s_t);
+    /* live, the arrival time is rx and the payload's rx is not read (decoder.py's docstring) */
+    PyObject *rx = arrival != Py_None ? arrival : item(obj, s_rx);
     if (PyErr_Occurred())
         return NULL;
     if (!v || !device || !seq || !lat || !lon || !acc || !src || !t || !rx)
         Py_RETURN_NONE;
     double tv, rxv;
-    if (!parse_utc_c(t, &tv) || !parse_utc_c(rx, &rxv))
+    if (!parse_utc_c(t, &tv) || !(tv >= T_MIN && tv <= T_MAX))
         Py_RETURN_NONE;
+    if (arrival != Py_None) {
+        rxv = PyFloat_AS_DOUBLE(arrival);
+    } else if (!parse_utc_c(rx, &rxv) || !(rxv >= T_MIN && rxv <= T_MAX)) {
+        Py_RETURN_NONE;
+    }
     if (!PyLong_CheckExact(v) || PyLong_AsLong(v) != 1) {
         PyErr_Clear();
         Py_RETURN_NONE;
@@ -179,7 +195,7 @@ static PyObject *py_fast_fix(PyObject *self, PyObject *const *args, Py_ssize_t n
         Py_RETURN_NONE;
     int seq_overflow;
     long long seq_value = PyLong_AsLongLongAndOverflow(seq, &seq_overflow);
-    if (seq_overflow < 0 || (seq_overflow == 0 && seq_value < 0))
+    if (seq_overflow != 0 || seq_value < 0 || seq_value > SEQ_MAX)
         Py_RETURN_NONE;
     if (!PyFloat_CheckExact(lat) || !PyFloat_CheckExact(lon))
         Py_RETURN_NONE;
@@ -247,7 +263,7 @@ static PyObject *py_fast_fix(PyObject *self, PyObject *const *args, Py_ssize_t n
     fields[0] = Py_NewRef(device);
     fields[1] = Py_NewRef(seq);
     fields[2] = PyFloat_FromDouble(tv);
-    fields[3] = PyFloat_FromDouble(rxv);
+    fields[3] = arrival != Py_None ? Py_NewRef(arrival) : PyFloat_FromDouble(rxv);
     fields[4] = Py_NewRef(lat);
     fields[5] = Py_NewRef(lon);
     fields[6] = PyFloat_CheckExact(acc) ? Py_NewRef(acc) : PyFloat_FromDouble(accv);

@@ -12,9 +12,16 @@ engine's duplicate detection sees each position once; a retransmission of the sa
 (same device and fix time) gets the same number and is dropped as a duplicate.
 Where a value is missing the adapter leaves it out, and the v1 decoder then rejects the message
 with the spec's reason (e.g. ``missing_field`` for an OwnTracks location without ``acc``).
+A time outside the decoder's window (2000-01-01T00:00:00Z – 2100-01-01T00:00:00Z), an OwnTracks
+``tst`` of 1e20 or a Traccar ``fixTime`` in year 10000 say, raises ``AdapterError`` naming the
+field: the monitor turns that into a rejection (``bad_adapter_payload``) like any other payload
+the adapter cannot map, never an exception out of the feed.
 """
 from __future__ import annotations
 
+import math
+
+from monitorapp.feed.decoder import T_MAX, T_MIN
 from monitorapp.feed.timeutil import fmt_time, parse_time, TimeFormatError
 
 KNOT_MS = 1852.0 / 3600.0
@@ -44,6 +51,13 @@ class SeqCounter:
         return s
 
 
+def _v1_time(ts: float, what: str) -> str:
+    """Epoch seconds as a v1 ``t``; AdapterError when outside the decoder's window."""
+    if not T_MIN <= ts <= T_MAX:        # NaN too
+        raise AdapterError(f"{what} is outside 2000-01-01T00:00:00Z – 2100-01-01T00:00:00Z")
+    return fmt_time(ts)
+
+
 def _pct(v):
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return max(0.0, min(1.0, v / 100.0))
@@ -62,9 +76,10 @@ def traccar_to_v1(obj: object, seqs: SeqCounter, rx: float | None = None) -> lis
     if not isinstance(t, str):
         raise AdapterError("Traccar position has no 'fixTime' string")
     try:
-        t = fmt_time(parse_time(t))
+        ts = parse_time(t)
     except TimeFormatError as e:
         raise AdapterError(f"Traccar fixTime: {e}") from None
+    t = _v1_time(ts, f"Traccar fixTime {t[:40]!r}")
     fix = {"v": 1, "kind": "fix", "device": device, "seq": seqs.seq(device, "f" + t), "t": t,
            "lat": pos.get("latitude"), "lon": pos.get("longitude"), "src": "gps"}
     if pos.get("accuracy") not in (None, 0):
@@ -110,7 +125,12 @@ def owntracks_to_v1(obj: object, topic: str | None, seqs: SeqCounter, rx: float 
     tst = obj.get("tst")
     if not isinstance(tst, (int, float)) or isinstance(tst, bool):
         raise AdapterError("OwnTracks location has no numeric 'tst'")
-    t = fmt_time(float(tst))
+    try:
+        ts = float(tst)
+    except OverflowError:
+        ts = math.nan
+    shown = repr(tst) if isinstance(tst, float) or -10**20 < tst < 10**20 else "of more than 20 digits"
+    t = _v1_time(ts, f"OwnTracks tst {shown}")
     fix = {"v": 1, "kind": "fix", "device": device, "seq": seqs.seq(device, t), "t": t,
            "lat": obj.get("lat"), "lon": obj.get("lon"), "src": "gps"}
     if obj.get("acc") is not None:

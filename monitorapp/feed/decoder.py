@@ -13,9 +13,12 @@ bytes kept for inspection. Reason codes:
 ``missing_field``   a required field is absent
 ``bad_type``        a field has the wrong JSON type
 ``bad_device``      a device id outside ``[A-Za-z0-9_.-]{1,64}``
-``bad_seq``         ``seq`` negative
+``bad_seq``         ``seq`` negative, or above 2^53 − 1 (the largest integer a JSON number
+                    holds exactly in every reader, JavaScript's included)
 ``bad_time``        ``t`` or ``rx`` does not parse as RFC 3339
-``t_in_future``     ``t`` more than 5 minutes after ``rx``
+``t_out_of_range``  ``t`` before 2000-01-01T00:00:00Z or after 2100-01-01T00:00:00Z
+``rx_out_of_range`` a replay file's ``rx`` outside the same window
+``t_in_future``     ``t`` more than 5 minutes after ``rx`` (live: after the arrival time)
 ``lat_out_of_range`` / ``lon_out_of_range`` / ``acc_out_of_range`` / ``batt_out_of_range``
 ``bad_value``       another field out of its range (``src``, ``hdg``, ``spd``, ``sats``)
 ``bad_event_type``  an event ``type`` not in the spec's list
@@ -23,7 +26,17 @@ bytes kept for inspection. Reason codes:
 ``topic_mismatch``  the topic names another device or kind than the payload
 ==================  ===========================================================
 
-``SequenceTracker`` drops duplicates (same device and seq) and counts seq gaps per tag.
+The window's edges are valid times (``2000-01-01T00:00:00Z`` and ``2100-01-01T00:00:00Z``
+decode); the check is made on the parsed epoch seconds, so it holds whatever the offset.
+
+**Live** (``decode(raw, rx=arrival)``), ``rx`` is the centre's own clock, the time the message
+arrived: a ``rx`` inside the payload is the gateway's claim and is ignored, not parsed, not
+checked and not kept (the raw bytes of a rejected message still carry it). It is never the
+processing clock and never the reference of the "5 minutes after ``rx``" check. In a replay
+(``rx=None``) the payload's ``rx`` is the recorded arrival time and is required.
+
+``SequenceTracker`` drops duplicates (same device, seq *and* ``t``), tells counter restarts
+(same seq, another ``t``) from them, and counts seq gaps per tag.
 """
 from __future__ import annotations
 
@@ -41,6 +54,10 @@ from monitorapp.feed.timeutil import TimeFormatError, parse_time
 
 MAX_BYTES = 64 * 1024
 FUTURE_LIMIT_S = 300.0
+T_MIN = 946684800.0      # 2000-01-01T00:00:00Z: the earliest t (or replay rx) accepted
+T_MAX = 4102444800.0     # 2100-01-01T00:00:00Z: the latest
+SEQ_MAX = 2**53 - 1
+_WINDOW_TEXT = "2000-01-01T00:00:00Z – 2100-01-01T00:00:00Z"
 _DEVICE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _INT = int
 _FLOAT = float
@@ -74,13 +91,21 @@ def _num(obj: dict, name: str, required: bool = True):
 
 
 def _time(obj: dict, name: str) -> float:
+    """Field ``t`` or ``rx`` as epoch seconds, inside [T_MIN, T_MAX]."""
     v = obj.get(name)
     if v is None:
         raise _Bad("missing_field", f"field {name!r} is missing")
     try:
-        return parse_time(v)
+        ts = parse_time(v)
     except TimeFormatError as e:
         raise _Bad("bad_time", f"field {name!r}: {e}") from None
+    if not T_MIN <= ts <= T_MAX:
+        raise _Bad(f"{name}_out_of_range", f"{name} {v[:40]!r} is outside {_WINDOW_TEXT}")
+    return ts
+
+
+def _seq_text(seq: int) -> str:
+    return str(seq) if seq.bit_length() < 128 else ("a huge number" if seq > 0 else "a huge negative number")
 
 
 class FixDecoder:
@@ -111,7 +136,7 @@ class FixDecoder:
             if type(obj) is not dict:
                 raise _Bad("bad_json", f"message is a JSON {type(obj).__name__}, not an object")
             if topic is None and obj.get("kind") == "fix":
-                fix = self._fast_fix(obj) if _fast_fix_c is None else _fast_fix_c(obj, self._known)
+                fix = self._fast_fix(obj, rx) if _fast_fix_c is None else _fast_fix_c(obj, self._known, rx)
                 if fix is not None:
                     return fix
             return self._decode_obj(obj, raw, rx, topic)
@@ -132,10 +157,11 @@ class FixDecoder:
         except _Bad as b:
             return Rejection(b.reason, b.text, raw or b"", rx if rx is not None else math.nan, topic, b.device)
 
-    def _fast_fix(self, obj: dict) -> Fix | None:
-        """The common case in few steps: a fix with ``rx``, a known device and every value of
-        the usual type in range. Anything else returns None and takes the full path, which
-        accepts a superset of this and gives each rejection its reason."""
+    def _fast_fix(self, obj: dict, rx_arrival: float | None = None) -> Fix | None:
+        """The common case in few steps: a fix with ``rx`` (or an arrival time as a float), a
+        known device and every value of the usual type in range. Anything else returns None and
+        takes the full path, which accepts a superset of this and gives each rejection its
+        reason."""
         try:
             v = obj["v"]
             device = obj["device"]
@@ -145,15 +171,23 @@ class FixDecoder:
             acc = obj["acc"]
             src = obj["src"]
             t = parse_time(obj["t"])
-            rx = parse_time(obj["rx"])
+            if rx_arrival is None:
+                rx = parse_time(obj["rx"])
+                if not T_MIN <= rx <= T_MAX:
+                    return None
+            elif type(rx_arrival) is _FLOAT:
+                rx = rx_arrival
+            else:
+                return None
         except (KeyError, TimeFormatError):
             return None
         known = self._known
-        if (type(v) is not int or v != 1 or type(seq) is not int or seq < 0 or known is None
+        if (type(v) is not int or v != 1 or type(seq) is not int or not 0 <= seq <= SEQ_MAX or known is None
                 or callable(known) or type(device) is not str or device not in known
                 or type(lat) is not _FLOAT or not -90.0 <= lat <= 90.0
                 or type(lon) is not _FLOAT or not -180.0 <= lon <= 180.0
-                or type(src) is not str or src not in FIX_SOURCES or t - rx > FUTURE_LIMIT_S):
+                or type(src) is not str or src not in FIX_SOURCES
+                or not T_MIN <= t <= T_MAX or t - rx > FUTURE_LIMIT_S):
             return None
         ta = type(acc)
         if ta is _INT:
@@ -187,22 +221,16 @@ class FixDecoder:
         kind = get("kind")
         if kind is None:
             raise _Bad("missing_field", "field 'kind' is missing")
-        try:
-            t = parse_time(get("t"))
-        except TimeFormatError:
-            t = _time(obj, "t")
-        rx = get("rx")
-        if rx is not None:
-            try:
-                rx = parse_time(rx)
-            except TimeFormatError:
-                rx = _time(obj, "rx")
-        elif rx_arrival is not None:
-            rx = rx_arrival
+        t = _time(obj, "t")
+        if rx_arrival is not None:
+            rx = float(rx_arrival)     # live: the centre's clock; a payload rx is not read
+        elif get("rx") is not None:
+            rx = _time(obj, "rx")
         else:
             raise _Bad("missing_field", "field 'rx' is missing (a replay file must carry it)")
         if t - rx > FUTURE_LIMIT_S:
-            raise _Bad("t_in_future", f"t is {t - rx:.0f} s after rx (limit {FUTURE_LIMIT_S:.0f} s)")
+            raise _Bad("t_in_future", f"t is {t - rx:.0f} s after {'arrival' if rx_arrival is not None else 'rx'}"
+                                      f" (limit {FUTURE_LIMIT_S:.0f} s)")
         if kind == "heartbeat":
             gw = obj.get("gateway")
             if gw is None:
@@ -230,7 +258,9 @@ class FixDecoder:
         if type(seq) is not int:
             raise _Bad("bad_type", "field 'seq' must be an integer", device)
         if seq < 0:
-            raise _Bad("bad_seq", f"seq {seq} is negative", device)
+            raise _Bad("bad_seq", f"seq {_seq_text(seq)} is negative", device)
+        if seq > SEQ_MAX:
+            raise _Bad("bad_seq", f"seq {_seq_text(seq)} is above 2^53 - 1 ({SEQ_MAX})", device)
         if topic is not None:
             parts = topic.split("/")
             if len(parts) == 4 and parts[0] == "em" and parts[1] == "v1":
@@ -308,51 +338,121 @@ def _optional_ok(spd, hdg, sats) -> bool:
     return True
 
 
-class SequenceTracker:
-    """Per-tag sequence numbers: a repeat is a duplicate (dropped), a jump forward is a gap.
+NEW, DUPLICATE, RESET = "new", "duplicate", "reset"
 
-    Remembers the last ``window`` seqs of each tag, enough for a tag's buffered upload after a
-    long coverage gap to be told apart from retransmissions.
+
+class _TagSeqs:
+    """One tag's recent (seq, t) pairs, oldest first, and the seq and t of its counter's head."""
+
+    __slots__ = ("pairs", "by_seq", "order", "head_t", "legacy_until")
+
+    def __init__(self):
+        self.pairs: set[tuple] = set()
+        self.by_seq: dict[int, int] = {}    # seq -> how many remembered pairs carry it
+        self.order: deque = deque()
+        self.head_t: float | None = None    # t of the message that set ``highest``
+        self.legacy_until: float | None = None
+
+    def add(self, key: tuple, window: int) -> None:
+        self.pairs.add(key)
+        self.by_seq[key[0]] = self.by_seq.get(key[0], 0) + 1
+        self.order.append(key)
+        if len(self.order) > window:
+            old = self.order.popleft()
+            self.pairs.discard(old)
+            n = self.by_seq[old[0]] - 1
+            if n:
+                self.by_seq[old[0]] = n
+            else:
+                del self.by_seq[old[0]]
+
+
+class SequenceTracker:
+    """Per-tag sequence numbers (spec §2): duplicates, counter restarts and gaps.
+
+    * A message is a **duplicate** (dropped) when its (seq, t) was already seen from that tag.
+    * A **counter restart** (a tag that rebooted) is a seq at or below the tag's highest, with
+      a ``t`` later than the message that set that highest: the tag counts again from a lower
+      number. It is processed, counted in ``resets`` (once per restart, not once per message
+      of the new count) and the new count becomes the head. A seq already seen with another
+      ``t`` is never a duplicate, restart or not.
+    * A jump forward is a **gap** (lost messages); a late arrival of a missing seq fills it.
+
+    Remembers the last ``window`` (seq, t) pairs of each tag, enough for a tag's buffered upload
+    after a long coverage gap to be told apart from retransmissions.
     """
 
     def __init__(self, window: int = 4096):
         self.window = window
-        self._seen: dict[str, tuple[set, deque]] = {}
+        self._seen: dict[str, _TagSeqs] = {}
         self.highest: dict[str, int] = {}
         self.gaps: dict[str, int] = {}
+        self.resets: dict[str, int] = {}
 
-    def is_duplicate(self, device: str, seq: int) -> bool:
-        entry = self._seen.get(device)
-        if entry is None:
-            entry = self._seen[device] = (set(), deque())
-        seen, order = entry
-        if seq in seen:
-            return True
-        seen.add(seq)
-        order.append(seq)
-        if len(order) > self.window:
-            seen.discard(order.popleft())
+    def see(self, device: str, seq: int, t: float | None = None) -> str:
+        """Record one message: ``NEW``, ``DUPLICATE`` or ``RESET`` (new, and a counter restart)."""
+        e = self._seen.get(device)
+        if e is None:
+            e = self._seen[device] = _TagSeqs()
+        key = (seq, t)
+        if key in e.pairs:
+            return DUPLICATE
+        if (e.legacy_until is not None and t is not None and t <= e.legacy_until
+                and (seq, None) in e.pairs):
+            # a seq from a snapshot that kept no times: a repeat measured before that snapshot
+            # was taken is a retransmission, as the old rule said
+            return DUPLICATE
+        seen_before = seq in e.by_seq
+        e.add(key, self.window)
         hi = self.highest.get(device)
+        head_t = e.head_t
+        verdict = NEW
         if hi is None:
-            self.highest[device] = seq
+            self.highest[device], e.head_t = seq, t
         elif seq > hi:
-            if seq > hi + 1:
-                self.gaps[device] = self.gaps.get(device, 0) + (seq - hi - 1)
-            self.highest[device] = seq
-        elif hi - seq <= self.window:
-            # a late arrival fills part of a gap counted before
-            if self.gaps.get(device):
-                self.gaps[device] -= 1
-        return False
+            if head_t is None or t is None or t >= head_t:
+                if seq > hi + 1:
+                    self.gaps[device] = self.gaps.get(device, 0) + (seq - hi - 1)
+                self.highest[device], e.head_t = seq, t
+            # else: a late message of the count before a restart; the head stays
+        elif t is not None and (ref := head_t if head_t is not None else e.legacy_until) is not None and t > ref:
+            self.resets[device] = self.resets.get(device, 0) + 1
+            self.highest[device], e.head_t = seq, t
+            verdict = RESET
+        elif not seen_before and hi - seq <= self.window and self.gaps.get(device):
+            self.gaps[device] -= 1      # a late arrival fills part of a gap counted before
+        return verdict
+
+    def is_duplicate(self, device: str, seq: int, t: float | None = None) -> bool:
+        return self.see(device, seq, t) == DUPLICATE
 
     def snapshot(self) -> dict:
-        return {d: {"seen": list(o), "highest": self.highest.get(d), "gaps": self.gaps.get(d, 0)}
-                for d, (_, o) in self._seen.items()}
+        """Per tag: ``seen`` (seqs, oldest first, as before restarts were told apart) and
+        ``seen_t`` (their ``t``, in the same order), the head and the counts."""
+        return {d: {"seen": [k[0] for k in e.order], "seen_t": [k[1] for k in e.order],
+                    "highest": self.highest.get(d), "head_t": e.head_t, "gaps": self.gaps.get(d, 0),
+                    "resets": self.resets.get(d, 0)}
+                for d, e in self._seen.items()}
 
-    def restore(self, snap: dict) -> None:
+    def restore(self, snap: dict, taken_at: float | None = None) -> None:
+        """Load a ``snapshot()``. A snapshot from before counter restarts were told apart kept
+        seqs without their ``t``: a repeat of one of those is a duplicate when it was measured
+        no later than ``taken_at`` (the snapshot's processing clock) + 5 minutes, the latest a
+        message it saw can have been measured; anything later is a restart."""
         for d, s in snap.items():
-            order = deque(s["seen"])
-            self._seen[d] = (set(order), order)
+            e = self._seen[d] = _TagSeqs()
+            seqs, ts = s["seen"], s.get("seen_t")
+            if ts is not None and len(ts) == len(seqs):
+                for key in zip(seqs, ts):
+                    e.add(key, self.window)
+            else:
+                for seq in seqs:
+                    e.add((seq, None), self.window)
+                if seqs:
+                    e.legacy_until = math.inf if taken_at is None else taken_at + FUTURE_LIMIT_S
+            e.head_t = s.get("head_t")
             if s.get("highest") is not None:
                 self.highest[d] = s["highest"]
             self.gaps[d] = s.get("gaps", 0)
+            if s.get("resets"):
+                self.resets[d] = s["resets"]

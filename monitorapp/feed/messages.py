@@ -1,7 +1,8 @@
 """Decoded feed messages (spec §2): what the decoder gives the engine.
 
 Times are epoch seconds (floats, UTC); see ``monitorapp.feed.timeutil``. ``rx`` is the processing
-clock: the gateway's receive time from the message, or the arrival time live.
+clock: the recorded arrival time from a replay file's message, or the arrival time live (a
+live payload's own ``rx`` is the gateway's claim and is not read; see ``monitorapp.feed.decoder``).
 """
 from __future__ import annotations
 
@@ -75,10 +76,12 @@ class FeedCounters:
     rejected: int = 0
     duplicates: int = 0
     alerts: int = 0
+    seq_resets: int = 0     # counter restarts (spec §2): same seq, another t; processed, not dropped
     gaps: dict[str, int] = field(default_factory=dict)   # device -> messages missing by seq
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict:
+        """The replay summary line's counts (spec §7: exactly these keys)."""
         return {"messages": self.messages, "fixes": self.fixes, "events": self.events,
                 "heartbeats": self.heartbeats, "rejected": self.rejected,
                 "duplicates": self.duplicates, "alerts": self.alerts}

@@ -106,8 +106,9 @@ class MqttSettings:
             try:
                 with open(password_file, encoding="utf-8") as f:
                     password = f.readline().rstrip("\r\n")
-            except OSError as e:
-                raise MqttConfigError(f"password file {password_file}: {e.strerror or e}") from None
+            except (OSError, UnicodeDecodeError) as e:
+                why = getattr(e, "strerror", None) or "not UTF-8 text"
+                raise MqttConfigError(f"password file {password_file}: {why}") from None
         elif os.environ.get(PASSWORD_ENV):
             password = os.environ[PASSWORD_ENV]
         return cls.from_url(url, client_id=client_id or default_client_id(role), ca_file=ca,
@@ -132,6 +133,8 @@ class MqttSettings:
                     raise MqttConfigError(f"{name} {path} given for a plain mqtt:// URL; use mqtts://")
                 if not os.path.isfile(path):
                     raise MqttConfigError(f"{name} {path} does not exist")
+        if self.tls:
+            self.ssl_context()       # a file that is not a certificate: one line now, not at connect
 
     def url(self) -> str:
         """The URL without secrets (what logs show)."""

@@ -3,6 +3,14 @@
 Internally every time is a float: seconds since the Unix epoch, UTC. The feed carries RFC 3339
 strings (``Z`` or an offset); alerts and reports carry RFC 3339 UTC with milliseconds
 (``2026-11-27T17:00:02.090Z``), which sorts as text and round-trips exactly at 1 ms.
+
+One arithmetic for every path, so a time reads the same to the bit however it is read: the
+epoch of the string's minute (a whole number of seconds, the offset taken off) plus
+``float("SS.fffffffff")`` of its seconds. The compiled ``parse_utc`` (``_speedups.c``) does the
+same sum, and the pure-Python minute cache stores exactly that whole-second base, so a first
+and a later call of a minute agree. A leap second ``:60`` is read as the next second
+(``23:59:60Z`` is the next day's ``00:00:00Z``): it is a real instant the feed may carry, and
+the centre keeps no leap-second table.
 """
 from __future__ import annotations
 
@@ -14,8 +22,9 @@ from monitorapp.feed.accel import speedups
 _UTC = _dt.timezone.utc
 # RFC 3339 date-time: full date, 'T' (or space, lower-case t), time, optional fraction, Z or offset.
 _RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
-)
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2}(?:\.\d{1,9})?)(?:[Zz]|([+-])(\d{2}):(\d{2}))", re.ASCII
+).fullmatch
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _minute_cache: dict[str, float] = {}
 
 
@@ -30,7 +39,7 @@ def parse_time(s: object) -> float:
     and anything else takes ``_parse_full``. Without it, the pure-Python fast path caches the
     epoch of each ``YYYY-MM-DDTHH:MM`` prefix of UTC times (entered only after a full
     validation), so the common feed form costs a dict look-up, a match of the seconds against a
-    fixed pattern and one float conversion.
+    fixed pattern and one float conversion: the same sum ``_parse_full`` makes.
     """
     try:
         base = _minute_cache[s[:16]]  # type: ignore[index]
@@ -42,7 +51,7 @@ def parse_time(s: object) -> float:
     return base + float(tail[1:-1])
 
 
-_TAIL = re.compile(r":[0-5]\d(?:\.\d{1,9})?Z").fullmatch
+_TAIL = re.compile(r":(?:[0-5]\d|60)(?:\.\d{1,9})?Z", re.ASCII).fullmatch
 _parse_time_py = parse_time
 
 if speedups is not None:
@@ -55,19 +64,34 @@ if speedups is not None:
     parse_time.__doc__ = _parse_time_py.__doc__
 
 
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days from 1970-01-01 to y-m-d, proleptic Gregorian (the C module's algorithm)."""
+    return _dt.date(y, m, d).toordinal() - 719163
+
+
 def _parse_full(s: object) -> float:
     if type(s) is not str:
         raise TimeFormatError("time is not a string")
-    if not _RFC3339.match(s):
+    m = _RFC3339(s)
+    if m is None:
         raise TimeFormatError(f"not an RFC 3339 time: {s[:40]!r}")
-    try:
-        d = _dt.datetime.fromisoformat(s.replace("z", "Z").replace("t", "T", 1) if not s[10] == "T" else s)
-    except ValueError as e:
-        raise TimeFormatError(f"not a valid time: {s[:40]!r} ({e})") from None
-    ts = d.timestamp()
-    if s[-1] == "Z" and s[10] == "T" and len(_minute_cache) < 200_000:
-        _minute_cache[s[:16]] = ts - (d.second + d.microsecond / 1e6)
-    return ts
+    y, mo, d, h, mi = (int(m.group(i)) for i in range(1, 6))
+    sec = m.group(6)
+    leap = mo == 2 and y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    if not (y >= 1 and 1 <= mo <= 12 and 1 <= d <= _DAYS_IN_MONTH[mo - 1] + leap):
+        raise TimeFormatError(f"not a valid date: {s[:40]!r}")
+    if h > 23 or mi > 59 or int(sec[:2]) > 60:
+        raise TimeFormatError(f"not a valid time of day: {s[:40]!r}")
+    base = _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60
+    if m.group(7) is not None:
+        oh, om = int(m.group(8)), int(m.group(9))
+        if oh > 23 or om > 59:
+            raise TimeFormatError(f"not a valid UTC offset: {s[:40]!r}")
+        off = oh * 3600 + om * 60
+        base -= off if m.group(7) == "+" else -off
+    elif s[10] == "T" and s[-1] == "Z" and len(_minute_cache) < 200_000:
+        _minute_cache[s[:16]] = float(base)
+    return float(base) + float(sec)
 
 
 def fmt_time(ts: float) -> str:

@@ -17,6 +17,15 @@ acknowledged; alert ids are deterministic, so what is raised again updates the s
 same retained message, and ``--alerts-out`` (whose ids are read back at start) gets no second
 line. SIGTERM/SIGINT: finish the batch, checkpoint, acknowledge, disconnect, exit 0.
 
+Nothing stops monitoring (spec §2, §4): a message the engine quarantines (``processing_error``)
+is recorded in ``{db}.quarantine`` and skipped when a restart meets it again; a journal that
+cannot be written or synced (disk full), a store that cannot be written, a store writer that
+died (restarted by the watchdog), the broker unreachable for more than 60 s, timer failures and
+a failing main-loop step each raise one ``system_fault`` (published, stored, in --alerts-out),
+cleared when the part works again, while the engine goes on evaluating in memory. The journal,
+the quarantine list and --alerts-out are created 0600. A checkpoint that is not an engine state
+stops the start with one line and status 2.
+
 The processing clock (``--clock``): ``wall`` (the default, live) takes each message's arrival
 time and advances the engine from the wall clock once a second, which is what raises
 ``feed_lost``; ``feed`` takes each message's own ``rx``, exactly as a replay does, for
@@ -29,6 +38,7 @@ import json
 import logging
 import os
 import queue
+import hashlib
 import signal
 import struct
 import sys
@@ -41,10 +51,12 @@ from monitorapp.feed.messages import Rejection
 from monitorapp.feed.mqttconfig import MqttConfigError, MqttSettings
 from monitorapp.feed.mqttfeed import OWNTRACKS, TRACCAR, V1, FeedClient, default_subscriptions
 from monitorapp.feed.timeutil import fmt_time
+from monitorapp.service.replaystore import CheckpointError, open_private, restore_engine
 
 log = logging.getLogger("monitorapp.service.monitor")
 MAX_PAYLOAD = 64 * 1024
 MAX_HANDLED_IDS = 100_000
+BROKER_UNREACHABLE_S = 60.0
 
 
 class AlertsFile:
@@ -66,7 +78,7 @@ class AlertsFile:
             if len(keep) != len(data):
                 with open(path, "r+b") as f:
                     f.truncate(len(keep))
-        self._f = open(path, "ab")
+        self._f = os.fdopen(open_private(path), "ab")
 
     def write(self, alert) -> bool:
         if alert.alert_id in self.ids:
@@ -103,7 +115,8 @@ class FeedJournal:
         self.base = str(db_path) + ".journal."
         gens = self.generations()
         self.generation = gens[-1] if gens else 1
-        self._f = None
+        self._f: int | None = None     # the open file's descriptor (unbuffered: errors show at once)
+        self.broken = False
 
     def generations(self) -> list[int]:
         d = os.path.dirname(os.path.abspath(self.base)) or "."
@@ -138,26 +151,57 @@ class FeedJournal:
                     f.truncate(pos)
 
     def open(self) -> None:
-        self._f = open(self.path(self.generation), "ab")
+        self._f = open_private(self.path(self.generation))
+        self.broken = False
 
     def append(self, batch) -> None:
+        """Append the batch's records. Raises OSError (disk full, I/O error) with the file cut
+        back to where it was where possible, and the next append starts a new file, so a failed
+        append never leaves a torn record in the middle of what is replayed."""
+        if self.broken or self._f is None:
+            self.rotate_fresh()
         pack, idx = self._HEAD.pack, self._ADAPTERS.index
         parts = []
         for d in batch:
             t = d.topic.encode()
             parts += (pack(d.arrival, idx(d.adapter), len(t), len(d.payload)), t, d.payload)
-        self._f.write(b"".join(parts))
+        data = b"".join(parts)
+        fd = self._f
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+        except OSError:
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                pass
+            self.broken = True           # the next append starts a fresh file
+            raise
 
     def sync(self) -> None:
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        if self._f is None:
+            raise OSError(f"{self.path(self.generation)}: the journal is not open")
+        os.fsync(self._f)
 
     def rotate(self) -> dict:
         """Start a new file; returns the position a checkpoint taken now stands at."""
         self.sync()
-        self._f.close()
+        return self.rotate_fresh()
+
+    def rotate_fresh(self) -> dict:
+        """Close the current file (without syncing it) and start the next generation."""
+        if self._f is not None:
+            os.close(self._f)
+            self._f = None
         self.generation += 1
-        self.open()
+        try:
+            self.open()
+        except OSError:
+            self.broken = True
+            raise
         return {"journal": self.generation, "offset": 0}
 
     def drop_before(self, gen: int) -> None:
@@ -167,8 +211,45 @@ class FeedJournal:
 
     def close(self) -> None:
         if self._f is not None:
-            self._f.close()
+            os.close(self._f)
             self._f = None
+
+
+class QuarantineList:
+    """The messages this monitor has quarantined (``processing_error``), so that a restart that
+    meets one again, from the journal or redelivered by the broker, skips it instead of
+    evaluating it again: a SHA-256 of (adapter, topic, payload) a line in ``{db}.quarantine``
+    (0600), appended and fsync'd as each is quarantined."""
+
+    def __init__(self, db_path: str):
+        self.path = str(db_path) + ".quarantine"
+        self.ids: set[str] = set()
+        if os.path.exists(self.path):
+            with open(self.path, "rb") as f:
+                self.ids = {ln.strip().decode("ascii", "replace") for ln in f if len(ln.strip()) == 64}
+
+    @staticmethod
+    def fingerprint(d) -> str:
+        h = hashlib.sha256(d.adapter.encode())
+        h.update(b"\0" + d.topic.encode("utf-8", "replace") + b"\0")
+        h.update(d.payload)
+        return h.hexdigest()
+
+    def __contains__(self, d) -> bool:
+        return bool(self.ids) and self.fingerprint(d) in self.ids
+
+    def add(self, d) -> None:
+        """Record the delivery (in memory at once; on disk, or OSError if the disk refuses)."""
+        fp = self.fingerprint(d)
+        if fp in self.ids:
+            return
+        self.ids.add(fp)
+        fd = open_private(self.path)
+        try:
+            os.write(fd, fp.encode() + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 class LiveProcessor:
@@ -176,9 +257,15 @@ class LiveProcessor:
     file and the broker, remote handling and zone edits in, checkpoints and broker acks."""
 
     def __init__(self, engine, store, feed: FeedClient, shared, alerts_out: AlertsFile | None,
-                 position: dict, journal: FeedJournal, feed_clock: bool = False):
+                 position: dict, journal: FeedJournal, feed_clock: bool = False,
+                 quarantine: "QuarantineList | None" = None):
         from monitorapp.feed.adapters import SeqCounter
         self.engine, self.store, self.feed, self.shared = engine, store, feed, shared
+        self.quarantine = quarantine
+        self.unjournaled: list = []          # processed, but not yet in the journal (disk full)
+        self.skipped = 0                     # quarantined before, skipped
+        self._disconnected_since: float | None = None
+        self._engine_error_at: float | None = None
         self.alerts_out = alerts_out
         self.journal = journal
         self.feed_clock = feed_clock
@@ -200,26 +287,86 @@ class LiveProcessor:
         if change == "raised":
             self.raised.append(alert)
 
+    # --- faults (spec §4 system_fault) ------------------------------------------------------
+    def fault(self, component: str, kind: str, error) -> None:
+        """A part cannot do its job: one ``system_fault`` per (component, kind), logged once."""
+        text = error if isinstance(error, str) else f"{error.__class__.__name__}: {error}"
+        if self.engine.active_alert("system_fault", None, f"{component}:{kind}") is None:
+            log.error("system fault", extra={"fields": {"component": component, "kind": kind,
+                                                        "error": text[:500]}})
+        self.engine.raise_system_fault(component, kind, text, time.time() if not self.feed_clock else None)
+
+    def ok(self, component: str, kind: str) -> None:
+        """The part works again: its ``system_fault`` (if any) is cleared."""
+        if self.engine.clear_system_fault(component, kind, time.time() if not self.feed_clock else None):
+            log.info("system fault cleared", extra={"fields": {"component": component, "kind": kind}})
+
+    def check_health(self, now: float | None = None) -> None:
+        """The watchdog, once a second: the store writer (restarted if it died), the broker
+        connection (a fault after 60 s unreachable) and failures the engine reported."""
+        now = time.time() if now is None else now
+        w = self.store.writer
+        problem = w.health()
+        if problem and w.restart():
+            log.warning("store writer restarted", extra={"fields": {"error": problem, "restarts": w.restarts}})
+            self.fault("store", "writer", problem + "; restarted")
+        elif problem and w.error is not None:
+            self.fault("store", "write", problem)
+        elif problem:
+            self.fault("store", "writer", problem)
+        else:
+            self.ok("store", "write")
+            self.ok("store", "writer")
+        if self.feed.connected:
+            self._disconnected_since = None
+            self.ok("broker", "unreachable")
+        else:
+            if self._disconnected_since is None:
+                self._disconnected_since = now
+            if now - self._disconnected_since > BROKER_UNREACHABLE_S:
+                self.fault("broker", "unreachable", f"no connection to {self.feed.settings.url()} for "
+                           f"{now - self._disconnected_since:.0f} s ({self.feed.last_error or 'not connected'})")
+        errors = self.engine.take_errors()
+        if errors:
+            self._engine_error_at = now
+            self.fault("engine", "timer", errors[-1])
+        elif self._engine_error_at is not None and now - self._engine_error_at > 60.0:
+            self._engine_error_at = None
+            self.ok("engine", "timer")
+
     # --- feed --------------------------------------------------------------------------------
     def process(self, batch, journal: bool = True) -> None:
+        """Evaluate every message of the batch; with ``journal`` it is held to be written to
+        the journal at the next commit (then synced, then acknowledged)."""
         if journal:
-            self.journal.append(batch)
+            self.unjournaled.extend(batch)
         engine = self.engine
         lags = self.lags
+        quarantine = self.quarantine
         for d in batch:
             rx = d.arrival
+            if quarantine is not None and d in quarantine:       # it failed before: skip it
+                self.skipped += 1
+                engine.submit_message(Rejection("processing_error", "quarantined before: skipped",
+                                                d.payload, rx, d.topic), rx)
+                continue
             if d.adapter == V1:
-                msg = engine.submit(d.payload, None if self.feed_clock else rx, d.topic)
-                if msg.kind == "fix" or msg.kind == "event":
-                    lags.append(rx - msg.t)
+                msgs = (engine.submit(d.payload, None if self.feed_clock else rx, d.topic),)
             else:
-                for msg in self._adapted(d):
-                    if msg.kind == "fix" or msg.kind == "event":
-                        lags.append(rx - msg.t)
+                msgs = self._adapted(d)
+            for msg in msgs:
+                kind = msg.kind
+                if kind == "fix" or kind == "event":
+                    lags.append(rx - msg.t)
+                elif kind == "rejected" and msg.reason == "processing_error" and quarantine is not None:
+                    log.warning("message quarantined", extra={"fields": {"topic": d.topic, "error": msg.text[:300]}})
+                    try:
+                        quarantine.add(d)
+                    except OSError as e:
+                        self.fault("journal", "quarantine", f"{quarantine.path}: {e}")
         if journal:
             now = time.time()
             self.processing_lag_max = max(self.processing_lag_max, now - batch[0].arrival)
-            self.uncommitted.extend(batch)
 
     def _adapted(self, d):
         from monitorapp.feed.adapters import AdapterError, owntracks_to_v1, traccar_to_v1
@@ -236,18 +383,27 @@ class LiveProcessor:
                 dicts = owntracks_to_v1(obj, d.topic, self.seqs, d.arrival)
             else:  # pragma: no cover - FeedClient checks adapters
                 dicts = []
+            payloads = [orjson.dumps(v) for v in dicts]
         except (orjson.JSONDecodeError, AdapterError) as e:
             reason = "bad_json" if isinstance(e, orjson.JSONDecodeError) else "bad_adapter_payload"
             return [engine.submit_message(Rejection(reason, f"{d.adapter}: {e}", d.payload, d.arrival, d.topic),
                                           d.arrival)]
-        return [engine.submit(orjson.dumps(v), now) for v in dicts]
+        except Exception as e:       # noqa: BLE001 - an adapter that fails: quarantined (spec §2)
+            return [engine.submit_message(Rejection(
+                "processing_error", f"processing error: {d.adapter} adapter: {e.__class__.__name__}: {e}"[:1000],
+                d.payload, d.arrival, d.topic), d.arrival)]
+        return [engine.submit(p, now, d.topic if d.adapter == V1 else None) for p in payloads]
 
     # --- out ---------------------------------------------------------------------------------
     def publish_changes(self) -> None:
         """Alert changes since the last call: stored (flush), written, published."""
         if not self.changed:
             return
-        self.store.flush()
+        if self.store.writer.error is None:      # a store that cannot be written never holds alerts back
+            try:
+                self.store.flush()
+            except Exception as e:      # noqa: BLE001 - annunciated; the alerts still go out
+                self.fault("store", "write", f"{e}")
         changed, raised = self.changed, self.raised
         self.changed, self.raised = {}, []
         if self.alerts_out:
@@ -268,23 +424,62 @@ class LiveProcessor:
         rec["handling_conflicts"] = len(h["conflicts"])
         self.shared.publish_alert(rec)
 
+    def write_journal(self) -> bool:
+        """Append what was processed since the last call to the journal. A journal that cannot
+        be written (disk full) raises ``system_fault``; evaluation goes on in memory, and what
+        was not written is tried again at the next commit (and only then acknowledged)."""
+        if not self.unjournaled:
+            return True
+        try:
+            self.journal.append(self.unjournaled)
+        except OSError as e:
+            self.fault("journal", "write", f"{self.journal.path(self.journal.generation)}: {e}")
+            return False
+        self.uncommitted.extend(self.unjournaled)
+        self.unjournaled = []
+        self.ok("journal", "write")
+        return True
+
     def commit(self) -> None:
-        """Make the journal durable, then acknowledge to the broker what it holds."""
+        """Write and sync the journal, then acknowledge to the broker what it holds."""
+        self.write_journal()
         if not self.uncommitted:
             return
-        self.journal.sync()
+        try:
+            self.journal.sync()
+        except OSError as e:        # not durable: nothing is acknowledged, the broker keeps it
+            self.fault("journal", "sync", f"{self.journal.path(self.journal.generation)}: {e}")
+            return
+        self.ok("journal", "sync")
         self.acked_messages += len(self.uncommitted)
         self.feed.ack(self.uncommitted)
         self.uncommitted = []
 
-    def checkpoint(self) -> None:
-        """The engine's state in the store, at a fresh journal file; older files go."""
-        self.journal.sync()
-        pos = self.journal.rotate()
-        self.store.checkpoint(self.engine, {
-            **pos, "messages": self.acked_messages, "zones": self.zones,
-            "handled": self.handled[-MAX_HANDLED_IDS:], "at": time.time()})
-        self.journal.drop_before(pos["journal"])
+    def checkpoint(self) -> bool:
+        """The engine's state in the store, at a fresh journal file; older files go. A journal
+        or store that refuses raises ``system_fault`` and the checkpoint is tried again later
+        (the journal since the last good one is kept). Returns whether it was taken."""
+        from localdb.schema import StoreError
+        self.write_journal()
+        try:
+            pos = self.journal.rotate()
+        except OSError as e:
+            self.fault("journal", "sync", f"{self.journal.path(self.journal.generation)}: {e}")
+            return False
+        try:
+            self.store.checkpoint(self.engine, {
+                **pos, "messages": self.acked_messages, "zones": self.zones,
+                "handled": self.handled[-MAX_HANDLED_IDS:], "at": time.time()})
+        except (StoreError, OSError) as e:
+            self.fault("store", "checkpoint", str(e))
+            return False
+        self.ok("store", "checkpoint")
+        self.uncommitted.extend(self.unjournaled)     # the checkpoint holds what they did
+        self.unjournaled = []
+        try:
+            self.journal.drop_before(pos["journal"])
+        except OSError as e:
+            log.warning("old journal not removed", extra={"fields": {"error": str(e)}})
         self._dirty_position = False
         log.info("checkpoint", extra={"fields": {"journal": pos["journal"], "messages": self.acked_messages}})
 
@@ -381,6 +576,11 @@ class FeedStats:
         d["connected"] = self.feed.connected
         d["feed_lost"] = self.engine.feed_is_lost()
         d["gaps"] = sum(c.gaps.values())
+        d["rejected_by_reason"] = dict(c.rejected_by_reason)
+        d["system_faults"] = sorted(a.requirement for a in self.engine.system_faults())
+        if proc is not None:
+            d["store_quarantined"] = proc.store.writer.quarantined
+            d["quarantine_skipped"] = proc.skipped
         if final:
             d["final"] = True
         return d
@@ -455,6 +655,9 @@ def cli_main(argv: list[str]) -> int:
         return 2
     try:
         return run(args, settings, caseload, store, alerts_out)
+    except CheckpointError as e:
+        print(f"monitorapp monitor: {e}", file=sys.stderr)
+        return 2
     except StoreError as e:
         log.error("store failed", extra={"fields": {"error": str(e)}})
         print(f"monitorapp monitor: {e}", file=sys.stderr)
@@ -466,16 +669,15 @@ def cli_main(argv: list[str]) -> int:
 
 
 def run(args, settings: MqttSettings, caseload, store, alerts_out) -> int:
-    from monitorapp.engine.engine import Engine
     from monitorapp.service.sharedstate import SharedState
-    snapshot, position = store.load_checkpoint()
-    engine = Engine(caseload, state=snapshot) if snapshot is not None else Engine(caseload)
-    if snapshot is None:
+    engine, position = restore_engine(caseload, store)
+    resumed = position is not None
+    if not resumed:
         store.record_caseload(caseload)
     store.attach(engine)
     log.info("monitor starting", extra={"fields": {
         **settings.describe(), "db": str(args.db), "caseload": str(args.caseload), "clock": args.clock,
-        "resumed_from_checkpoint": snapshot is not None, "pid": os.getpid()}})
+        "resumed_from_checkpoint": resumed, "pid": os.getpid()}})
 
     remote: queue.SimpleQueue = queue.SimpleQueue()
     shared_settings = MqttSettings(**{**settings.__dict__, "client_id": (settings.client_id + "-shared")[:64]})
@@ -485,7 +687,7 @@ def run(args, settings: MqttSettings, caseload, store, alerts_out) -> int:
     feed = FeedClient(settings, default_subscriptions(args.traccar_topic, args.owntracks))
     journal = FeedJournal(args.db)
     proc = LiveProcessor(engine, store, feed, shared, alerts_out, position or {}, journal,
-                         feed_clock=args.clock == "feed")
+                         feed_clock=args.clock == "feed", quarantine=QuarantineList(args.db))
     replayed = 0
     batch = []
     for d in journal.replay(position or {}):
@@ -497,7 +699,11 @@ def run(args, settings: MqttSettings, caseload, store, alerts_out) -> int:
     if batch:
         proc.process(batch, journal=False)
         replayed += len(batch)
-    journal.open()
+    try:
+        journal.open()
+    except OSError as e:      # annunciated, retried at the next append; evaluation goes on
+        journal.broken = True
+        proc.fault("journal", "write", f"{journal.path(journal.generation)}: {e}")
     if replayed:
         log.info("journal replayed", extra={"fields": {"messages": replayed}})
     proc.checkpoint()         # from here on, a crash resumes from this point and this journal
@@ -516,35 +722,14 @@ def run(args, settings: MqttSettings, caseload, store, alerts_out) -> int:
     next_purge = time.monotonic()          # retention: at start, then once a day
     try:
         while not stop.is_set():
-            batch = feed.get_batch(max_items=5000, timeout=0.2)
-            if batch:
-                proc.process(batch)
-            while True:
-                try:
-                    kind, key, item = remote.get_nowait()
-                except queue.Empty:
-                    break
-                proc.apply_remote(kind, key, item)
-            mono = time.monotonic()
-            if mono >= next_advance:
-                if args.clock == "wall":
-                    engine.advance(time.time())
-                proc.retry_waiting()
-                next_advance = mono + 1.0
-            proc.publish_changes()
-            if mono >= next_commit:
-                proc.commit()
-                next_commit = mono + args.commit_interval
-            if mono >= next_checkpoint or proc._dirty_position:
-                proc.checkpoint()
-                next_checkpoint = time.monotonic() + args.checkpoint_interval
-            if mono >= next_stats:
-                emit_stats(stats.line(proc))
-                next_stats = mono + args.stats_interval
-            if mono >= next_purge:
-                purged = store.purge_fixes("monitor", retention_days=args.retention_days)
-                log.info("retention purge", extra={"fields": {"deleted": purged, "retention_days": args.retention_days}})
-                next_purge = mono + 86400.0
+            try:
+                next_stats, next_commit, next_checkpoint, next_advance, next_purge = _loop_once(
+                    args, engine, store, feed, proc, remote, stats,
+                    next_stats, next_commit, next_checkpoint, next_advance, next_purge)
+            except Exception as e:      # noqa: BLE001 - the live monitor must not silently stop
+                log.exception("monitor loop failed")
+                proc.fault("monitor", "loop", e)
+                stop.wait(0.5)
         log.info("monitor stopping", extra={"fields": {"reason": "signal"}})
         proc.publish_changes()
         proc.checkpoint()
@@ -556,6 +741,44 @@ def run(args, settings: MqttSettings, caseload, store, alerts_out) -> int:
     emit_stats(stats.line(proc, final=True))
     log.info("monitor stopped", extra={"fields": {"checkpointed": True}})
     return 0
+
+
+def _loop_once(args, engine, store, feed, proc, remote, stats,
+               next_stats, next_commit, next_checkpoint, next_advance, next_purge):
+    """One turn of the main loop: a batch in, remote handling, the clock, alerts out, the
+    journal committed, checkpoints, stats, retention, and the watchdog's checks."""
+    batch = feed.get_batch(max_items=5000, timeout=0.2)
+    if batch:
+        proc.process(batch)
+    while True:
+        try:
+            kind, key, item = remote.get_nowait()
+        except queue.Empty:
+            break
+        proc.apply_remote(kind, key, item)
+    mono = time.monotonic()
+    if mono >= next_advance:
+        next_advance = mono + 1.0
+        if args.clock == "wall":
+            engine.advance(time.time())
+        proc.check_health()
+        proc.retry_waiting()
+    proc.publish_changes()
+    if mono >= next_commit:
+        next_commit = mono + args.commit_interval
+        proc.commit()
+    if mono >= next_checkpoint or proc._dirty_position:
+        next_checkpoint = time.monotonic() + args.checkpoint_interval
+        proc.checkpoint()
+    if mono >= next_stats:
+        next_stats = mono + args.stats_interval
+        emit_stats(stats.line(proc))
+    if mono >= next_purge:
+        next_purge = mono + 86400.0
+        purged = store.purge_fixes("monitor", retention_days=args.retention_days)
+        log.info("retention purge", extra={"fields": {"deleted": purged, "retention_days": args.retention_days}})
+    proc.ok("monitor", "loop")
+    return next_stats, next_commit, next_checkpoint, next_advance, next_purge
 
 
 def emit_stats(line: dict) -> None:

@@ -6,8 +6,10 @@ the summary line. With ``--db`` it also stores everything it read (fixes, reject
 alerts) through the local store, checkpointing as it goes so that a killed replay restarted
 on the same store and input carries on where its last checkpoint left off.
 
-Exit status: 0 done; 2 a file that cannot be read or a caseload that is not valid (one line on
-stderr naming the file and the problem).
+Exit status: 0 done, whatever the messages hold (a message that makes the engine or the store
+fail is quarantined as a ``processing_error`` rejection, spec §2); 2 a file that cannot be read,
+a caseload that is not valid, or a store whose checkpoint is not an engine state (one line on
+stderr naming the file and the problem). ``alerts.ndjson`` is created 0600 (spec §8).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import orjson
 
 from monitorapp.engine.caseload import CaseloadError, load_caseload
 from monitorapp.engine.engine import Engine
+from monitorapp.service.replaystore import open_private
 
 
 def replay_lines(engine: Engine, lines, on_line=None) -> None:
@@ -60,18 +63,19 @@ def cli_main(argv: list[str]) -> int:
         feed = open(args.feed, "rb")
     except OSError as e:
         return _fail(f"{args.feed}: cannot be read ({e.strerror})")
-    try:
-        out = open(args.out, "ab" if args.db else "wb")
+    try:      # alerts name offenders and places: readable by the owner only (spec §8)
+        flags = os.O_RDWR | os.O_CREAT | (os.O_APPEND if args.db else os.O_TRUNC)
+        out = os.fdopen(open_private(args.out, flags), "ab" if args.db else "wb")
     except OSError as e:
         return _fail(f"{args.out}: cannot be written ({e.strerror})")
     t0 = time.perf_counter()
     with feed, out:
         if args.db:
             from localdb.schema import StoreError
-            from monitorapp.service.replaystore import replay_with_store
+            from monitorapp.service.replaystore import CheckpointError, replay_with_store
             try:
                 engine = replay_with_store(caseload, feed, out, args.db, args.checkpoint_every)
-            except StoreError as e:
+            except (StoreError, CheckpointError) as e:
                 return _fail(str(e))
             except OSError as e:
                 return _fail(f"{args.feed}: cannot be read ({e.strerror})")

@@ -361,7 +361,7 @@ def _load_caseload_file(path: str) -> dict:
             data = json.loads(f.read())
     except OSError as e:
         raise ValueError(f"cannot read: {e.strerror or e}") from None
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:     # RecursionError: nested too deeply to read
         raise ValueError(f"not JSON: {e}") from None
     try:
         from monitorapp.engine.caseload import CaseloadError, load_caseload
@@ -389,12 +389,27 @@ def _load_caseload_file(path: str) -> dict:
     return data
 
 
+def _bad_simulate_args(args, start: float) -> str | None:
+    """One line naming an argument out of range, or None (the feed's bounds: spec v2 §2)."""
+    if not 0 < args.hours <= 24 * 366 or not 0 <= args.speed < math.inf:
+        return "--hours must be more than 0 and at most 8784 (a year), --speed a number 0 or more"
+    if not 946_684_800.0 <= start <= 4_102_444_800.0 - args.hours * 3600:
+        return "--start and --hours must keep the feed within 2000-01-01 and 2100-01-01"
+    if (args.tags is not None and args.tags < 1) or not 0 <= args.bad_per_hour <= 100_000:
+        return "--tags must be at least 1 and --bad-per-hour 0 to 100000"
+    return None
+
+
 def cli_main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         start = parse_time(args.start)
     except TimeFormatError as e:
         print(f"monitorapp simulate: --start: {e}", file=sys.stderr)
+        return 2
+    bad = _bad_simulate_args(args, start)
+    if bad:
+        print(f"monitorapp simulate: {bad}", file=sys.stderr)
         return 2
     if args.caseload is None and not args.write_demo_caseload:
         print("monitorapp simulate: --caseload FILE (or 'demo') is required", file=sys.stderr)
@@ -406,8 +421,13 @@ def cli_main(argv: list[str]) -> int:
         from monitorapp.sim.demo import demo_caseload
         caseload = demo_caseload(args.tags or 100, seed=args.seed, start=start, hours=args.hours)
         if args.write_demo_caseload:
-            with open(args.write_demo_caseload, "w", encoding="utf-8") as f:
-                json.dump(caseload, f, indent=1)
+            try:
+                with open(args.write_demo_caseload, "w", encoding="utf-8") as f:
+                    json.dump(caseload, f, indent=1)
+            except OSError as e:
+                print(f"monitorapp simulate: {args.write_demo_caseload}: {e.strerror or e}",
+                      file=sys.stderr)
+                return 2
         tags = None
     else:
         try:

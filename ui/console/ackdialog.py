@@ -2,17 +2,17 @@
 
 Acknowledging says "an operator has taken this alert and done something about it"; the action
 code says what. The dialog only collects and validates; the queue controller writes the result
-to the store's acknowledgement log under the operator's name.
+to the store's acknowledgement log under the operator's name. The heading's offender name and
+zone are data, escaped through ``ui.text.rich``.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
-                               QPlainTextEdit)
+from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QPlainTextEdit
 
 from ui.console.formdialog import lay_out_form_dialog
 from monitorapp.engine.alerts import Alert
 from ui.console.alertmodel import TYPE_TEXT
+from ui.text import rich, rich_label
 from ui.theme import PRIORITY_TEXT
 
 ACTION_CODES: tuple[tuple[str, str], ...] = (
@@ -46,10 +46,10 @@ class AckDialog(QDialog):
         self.setWindowTitle("Acknowledge alert")
         self.setModal(True)
         self.alert = alert
-        head = QLabel(f"<b>{PRIORITY_TEXT[alert.priority]}</b> — {TYPE_TEXT.get(alert.type, alert.type)}"
-                      f"<br>{offender_label or alert.offender or 'system'}"
-                      + (f" · zone {alert.zone}" if alert.zone else ""))
-        head.setTextFormat(Qt.TextFormat.RichText)
+        head = rich_label(rich("<b>{priority}</b> — {type}<br>{who}{zone}",
+                               priority=PRIORITY_TEXT[alert.priority], type=TYPE_TEXT.get(alert.type, alert.type),
+                               who=offender_label or alert.offender or "system",
+                               zone=f" · zone {alert.zone}" if alert.zone else ""))
         self.action = QComboBox()
         self.action.addItem("— choose —", None)
         for i, (code, label) in enumerate(ACTION_CODES, start=1):

@@ -21,6 +21,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyMod
 from PySide6.QtGui import QColor, QFont
 
 from monitorapp.engine.alerts import PRIORITY_RANK, Alert
+from ui.text import tooltip
 from ui.theme import ESCALATED_MARK, LIGHT, PRIORITY_TEXT, Palette
 
 COLUMNS = ("Priority", "Condition", "Handling", "Type", "Offender", "Zone", "Start", "Age",
@@ -33,6 +34,7 @@ TYPE_TEXT = {
     "strap_tamper": "Strap tamper", "exclusion_entered": "Exclusion entered",
     "feed_lost": "Feed lost", "curfew_absent": "Curfew absent", "signal_lost": "Signal lost",
     "appointment_missed": "Appointment missed", "battery_low": "Battery low",
+    "system_fault": "System fault",
 }
 
 
@@ -215,7 +217,7 @@ class AlertTableModel(QAbstractTableModel):
                 return self._bold
             return None
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(row)
+            return tooltip(self._tooltip(row))     # operators, notes and reasons are data
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_AGE, COL_TTA, COL_REACT):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.AccessibleTextRole:
@@ -260,6 +262,7 @@ class AlertTableModel(QAbstractTableModel):
         return d.strftime("%H:%M:%S")
 
     def _tooltip(self, row: QueueRow) -> str:
+        """The row's history as plain text (``data`` makes it a tool tip that shows it literally)."""
         a, h = row.alert, row.handling
         lines = [f"{PRIORITY_TEXT[a.priority]} — {TYPE_TEXT.get(a.type, a.type)}", f"Alert {a.alert_id}"]
         if self.is_escalated(row):

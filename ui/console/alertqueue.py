@@ -26,6 +26,7 @@ from monitorapp.engine.alerts import ALERT_TYPES, Alert
 from ui.console.alertmodel import (COL_PRIORITY, AlertFilterProxy, AlertTableModel, Handling,
                            TYPE_TEXT, fmt_duration)
 from ui.console.shelvedialog import ShelveRefused, check_shelve
+from ui.text import tooltip
 from ui.theme import PRIORITY_TEXT
 
 SOUND_PATH = pathlib.Path(__file__).resolve().parents[2] / "resources" / "sounds" / "alert.wav"
@@ -333,7 +334,7 @@ class ShelvedListModel(QAbstractListModel):
             return (f"{PRIORITY_TEXT[row.alert.priority]}  {TYPE_TEXT.get(row.alert.type, row.alert.type)}"
                     f"  {row.alert.offender or ''}  — back in {left}")
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"Shelved by {row.handling.shelved_by}: {row.handling.shelve_reason}"
+            return tooltip(f"Shelved by {row.handling.shelved_by}: {row.handling.shelve_reason}")
         if role == Qt.ItemDataRole.UserRole + 1:
             return row.alert.alert_id
         return None
@@ -495,7 +496,7 @@ class AlertQueueDock(QWidget):
                   and shelve_refusal(row.alert) is None)
         self.shelve_btn.setEnabled(ok)
         if row and not ok and row.handling.state != "closed":
-            self.shelve_btn.setToolTip(shelve_refusal(row.alert) or "")
+            self.shelve_btn.setToolTip(tooltip(shelve_refusal(row.alert) or ""))
 
     def _apply_filters(self) -> None:
         self.ctl.proxy.set_filters(priorities=self.priority.currentData(), types=self.type.currentData(),

@@ -3,7 +3,9 @@ state, the open alerts, and pyqtgraph charts of the last 24 hours (distance to t
 exclusion-zone boundary with its zero line, speed, battery).
 
 The engine worker computes the figures in its own thread (``EngineWorker.request_details``);
-this panel only draws the dictionary it gets back.
+this panel only draws the dictionary it gets back. Every value in it is data (names, zone names
+from other workstations, boroughs): the title is plain text and the body is built with
+``ui.text.rich``, which escapes each value.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from ui.console.alertmodel import TYPE_TEXT, fmt_duration
+from ui.text import Markup, join, plain_label, rich
 from ui.theme import LIGHT, PRIORITY_TEXT, Palette
 
 
@@ -33,7 +36,7 @@ class DetailsPanel(QWidget):
     def __init__(self, parent=None, tz=None):
         super().__init__(parent)
         self.tz = tz or dt.timezone.utc
-        self.title = QLabel("Select an alert or an offender")
+        self.title = plain_label("Select an alert or an offender")
         self.title.setStyleSheet("font-size: 15pt; font-weight: bold;")
         self.title.setWordWrap(True)
         self.body = QLabel("")
@@ -107,8 +110,8 @@ class DetailsPanel(QWidget):
         self.title.setText(f"{d['offender']}  {d['name']}")
         now = d.get("now", 0.0)
         last = d.get("last")
-        reqs = "".join(f"<li>{r['type']} — {r['zone_name']} ({self._when(r)})</li>"
-                       for r in d.get("requirements", []))
+        reqs = join("", (rich("<li>{type} — {zone} ({when})</li>", type=r["type"], zone=r["zone_name"],
+                              when=self._when(r)) for r in d.get("requirements", [])))
         if last:
             batt = "—" if last.get("batt") is None else f"{last['batt'] * 100:.0f} %"
             tag = (f"battery {batt} · last fix {self._time(last['t'])} "
@@ -121,13 +124,15 @@ class DetailsPanel(QWidget):
         elif last:
             overdue = now - last["t"] > 3 * d.get("fix_interval_s", 60)
             tag += " · signal " + ("▲ OVERDUE" if overdue else "ok")
-        alerts = "".join(f"<li><b>{PRIORITY_TEXT[p]}</b> {TYPE_TEXT.get(t, t)} <small>{aid}</small></li>"
-                         for p, t, aid in (open_alerts or [])) or "<li>none</li>"
-        self.body.setText(
-            f"<p>{d['borough']} · risk <b>{d['risk']}</b> · tag <b>{d['device']}</b> "
-            f"(fix every {d['fix_interval_s']:g} s)</p>"
-            f"<p><b>Tag:</b> {tag}</p><p><b>Order requirements</b></p><ul>{reqs or '<li>none</li>'}</ul>"
-            f"<p><b>Open alerts</b></p><ul>{alerts}</ul>")
+        alerts = join("", (rich("<li><b>{p}</b> {t} <small>{aid}</small></li>", p=PRIORITY_TEXT.get(p, p),
+                                t=TYPE_TEXT.get(t, t), aid=aid)
+                           for p, t, aid in (open_alerts or []))) or Markup("<li>none</li>")
+        self.body.setText(rich(
+            "<p>{borough} · risk <b>{risk}</b> · tag <b>{device}</b> (fix every {every:g} s)</p>"
+            "<p><b>Tag:</b> {tag}</p><p><b>Order requirements</b></p><ul>{reqs}</ul>"
+            "<p><b>Open alerts</b></p><ul>{alerts}</ul>",
+            borough=d["borough"], risk=d["risk"], device=d["device"], every=float(d["fix_interval_s"]),
+            tag=tag, reqs=reqs or Markup("<li>none</li>"), alerts=alerts))
         t = d.get("t", [])
         dist = d.get("distance_m", [])
         self.curves["dist"].setData(t if dist else [], dist)

@@ -10,6 +10,16 @@ and gets answers as signals. The engine itself is built in that thread.
 
 Feed sources are plain objects with ``now()``, ``poll(max_items)`` and ``connected``:
 ``SimulatedFeed`` (training) and ``MqttFeed`` (live).
+
+Nothing stops monitoring silently (spec §2, §4 ``system_fault``). The engine quarantines a
+message that makes it fail. Whatever else fails in the engine thread (the feed source, a tick)
+raises ``system_fault`` through the engine, so it reaches the queue as a critical alert with
+sound; once a second the thread also checks the store writer (started again if it died), the
+broker (a fault after 60 s unreachable) and timer failures. If the engine thread itself dies,
+the worker's watchdog (a timer in the main thread, every second) puts a ``system_fault`` into
+the queue at once, tells the status bar (``stats`` with ``engine_down``), and starts the
+thread again on an engine rebuilt from the dead one's state (or the store's checkpoint); the
+restarted engine records the fault and clears it, and ``restarted`` says so.
 """
 from __future__ import annotations
 
@@ -20,7 +30,7 @@ import queue
 import threading
 import time
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 import numpy as np
 import shapely
@@ -28,6 +38,9 @@ from shapely.geometry import shape
 
 HISTORY_S = 24 * 3600
 HISTORY_MAX = 3000          # fixes kept per tag for the details charts
+WATCHDOG_MS = 1000          # the main thread checks the engine thread this often
+HEALTH_S = 1.0              # the engine thread checks the store and the broker this often
+BROKER_UNREACHABLE_S = 60.0
 TICK_MS = 100               # drain the feed this often
 EMIT_MS = 250               # ... and hand results to the GUI this often
 CHUNK = 400                 # messages submitted between checks of the time budget
@@ -155,6 +168,8 @@ class EngineWorker(QObject):
     restored = Signal(list, float)         # [(change, Alert)] open when the engine was restored
     zoneApplied = Signal(str, int)         # zone id, new version
     failed = Signal(str)                   # a request the engine refused (message)
+    zoneRefused = Signal(str, str)         # zone id, the engine's reason (also sent as failed)
+    restarted = Signal(str)                # the watchdog started the engine thread again (why)
 
     def __init__(self, make_engine, source, *, store=None, checkpoint_s: float | None = None):
         """``make_engine()`` builds the engine in the engine thread; the store, when given, is
@@ -179,21 +194,59 @@ class EngineWorker(QObject):
         self.checkpoint_s = checkpoint_s
         self._unacked: list = []
         self._last_checkpoint = time.monotonic()
-        self.thread = _EngineThread(target=self._run, name="engine", daemon=True)
+        self.thread = _EngineThread(target=self._main, name="engine", daemon=True)
         self._exclusion_by_offender: dict[str, list[BoundaryDistance]] = {}
+        self._stopping = False
+        self.died: str | None = None         # why the engine thread stopped, until restarted
+        self._died_at: float | None = None
+        self.restarts = 0
+        self._next_health = 0.0
+        self._disconnected_since: float | None = None
+        self._engine_error_at: float | None = None
+        self._last_stats: dict = {}
+        self.watchdog = QTimer(self)
+        self.watchdog.setInterval(WATCHDOG_MS)
+        self.watchdog.timeout.connect(self._watch)
 
     # ----- the main thread's side ----------------------------------------------------------
     def start(self) -> None:
         self.thread.start()
+        self.watchdog.start()
+
+    def _watch(self) -> None:
+        """The watchdog (main thread): an engine thread that died is annunciated at once and
+        started again."""
+        if self._stopping or self.thread.is_alive() or self.engine is None:
+            return
+        now = self.source.now()
+        why = self.died or "the engine thread stopped"
+        self._died_at = now
+        from monitorapp.engine.alerts import PRIORITY, Alert, alert_id
+        from monitorapp.feed.timeutil import fmt_time
+        req = "engine:thread"
+        a = Alert(alert_id("system_fault", None, req, now), "system_fault", PRIORITY["system_fault"],
+                  None, None, req, None, now, now, False,
+                  {"component": "engine", "kind": "thread", "error": why, "since": fmt_time(now)})
+        self.alertBatch.emit([("raised", a)], now)
+        self.stats.emit({**self._last_stats, "now": now, "connected": False,
+                         "engine_down": f"engine stopped: {why}"})
+        self.restarts += 1
+        self.thread = _EngineThread(target=self._main, args=(True,), name="engine", daemon=True)
+        self.thread.start()
+        self.restarted.emit(f"engine thread restarted after: {why}")
 
     @property
     def running(self) -> bool:
         return self.thread.is_alive()
 
     def stop(self, timeout_ms: int = 5000) -> None:
+        self._stopping = True
+        self.watchdog.stop()
         if self.thread.is_alive():
             self._cmds.put(("stop",))
             self.thread.join(timeout_ms / 1000)
+        elif self.engine is not None:      # died and not restarted: the feed still goes
+            self.source.stop()
 
     def request_details(self, offender_id: str) -> None:
         self._cmds.put(("details", offender_id))
@@ -212,9 +265,31 @@ class EngineWorker(QObject):
         self._cmds.put(("speed", float(speed)))
 
     # ----- the engine thread ---------------------------------------------------------------
-    def _run(self) -> None:
+    def _main(self, restart: bool = False) -> None:
         try:
-            if hasattr(self._make_engine, "submit"):        # an Engine built by the caller
+            self._run(restart)
+        except BaseException as e:   # noqa: BLE001 - the watchdog annunciates it and restarts
+            self.died = f"{e.__class__.__name__}: {e}"     # the thread ends here
+
+    def _rebuilt_engine(self):
+        """A fresh engine, built in this thread, from the dead engine's state (or, if that
+        cannot be read, the store's checkpoint)."""
+        from monitorapp.engine.engine import Engine
+        old = self.engine
+        try:
+            state = old.snapshot()
+        except Exception:      # noqa: BLE001 - fall back to the last checkpoint
+            state = self.store.load_checkpoint(discard_after=False)[0] if self.store is not None else None
+        engine = Engine(old.caseload, state=state) if state is not None else Engine(old.caseload, start=old.now)
+        if self.store is not None:
+            self.store.attach(engine)
+        return engine
+
+    def _run(self, restart: bool = False) -> None:
+        try:
+            if restart:
+                engine = self._rebuilt_engine()
+            elif hasattr(self._make_engine, "submit"):        # an Engine built by the caller
                 engine = self._make_engine
             else:
                 engine = self._make_engine()
@@ -222,6 +297,17 @@ class EngineWorker(QObject):
                     self.store.attach(engine)
         except Exception as e:     # a caseload the engine refuses, a store already fed elsewhere
             self.failed.emit(f"the engine could not start: {e}")
+            return
+        if restart:      # the fault in the record, with the id the queue already shows; it works again
+            why, at = self.died or "the engine thread stopped", self._died_at
+            self.died = None
+            engine.add_listener(on_alert=self._on_alert, on_position=self._on_position)
+            engine.raise_system_fault("engine", "thread", why, at)
+            engine.clear_system_fault("engine", "thread", max(at or 0.0, self.source.now()))
+            self.engine = engine
+            self.caseload = engine.caseload
+            self._build_shapes()
+            self._loop()
             return
         engine.add_listener(on_alert=self._on_alert, on_position=self._on_position)
         self.engine = engine
@@ -232,32 +318,36 @@ class EngineWorker(QObject):
             keep = [("raised", copy.copy(a)) for a in engine.alerts.values()
                     if a.state == "active" or (engine.now or 0) - (a.cleared_at or 0) < 12 * 3600]
             self.restored.emit(keep, float(engine.now or self.source.now()))
+        self._loop()
+
+    def _loop(self) -> None:
         handlers = {"details": self._details, "update_zone": self._update_zone,
                     "remove_zone": self._remove_zone, "attach_zone": self._attach_zone,
                     "speed": self._set_speed}
         next_tick = time.monotonic()
-        try:
-            while True:
-                try:
-                    cmd = self._cmds.get(timeout=max(0.0, next_tick - time.monotonic()))
-                except queue.Empty:
-                    cmd = None
-                if cmd is not None:
-                    if cmd[0] == "stop":
-                        break
-                    try:
-                        handlers[cmd[0]](*cmd[1:])
-                    except Exception as e:     # one bad request never stops the engine
-                        self.failed.emit(f"{cmd[0]} failed: {e.__class__.__name__}: {e}")
-                    continue
-                self._tick()
-                next_tick = max(next_tick + TICK_MS / 1000, time.monotonic() + 0.005)
-        finally:
+        while True:          # an exception other than Exception ends the thread: the watchdog
             try:
-                if self.checkpoint_s:
-                    self._checkpoint()
-            finally:
-                self.source.stop()
+                cmd = self._cmds.get(timeout=max(0.0, next_tick - time.monotonic()))
+            except queue.Empty:
+                cmd = None
+            if cmd is not None:
+                if cmd[0] == "stop":
+                    break
+                try:
+                    handlers[cmd[0]](*cmd[1:])
+                except Exception as e:     # one bad request never stops the engine
+                    self.failed.emit(f"{cmd[0]} failed: {e.__class__.__name__}: {e}")
+                continue
+            try:
+                self._tick()
+            except Exception as e:     # noqa: BLE001 - annunciated; the engine goes on
+                self._fault("engine", "tick", e)
+            next_tick = max(next_tick + TICK_MS / 1000, time.monotonic() + 0.005)
+        try:                 # stopped on purpose: checkpoint, then let the feed go
+            if self.checkpoint_s:
+                self._checkpoint()
+        finally:
+            self.source.stop()
 
     def _checkpoint(self) -> None:
         """Engine state and feed position into the store, then acknowledge to the broker."""
@@ -282,12 +372,63 @@ class EngineWorker(QObject):
             h = self._history[device] = collections.deque(maxlen=HISTORY_MAX)
         h.append((fix.t, fix.lat, fix.lon, fix.acc, fix.spd, fix.batt))
 
+    def _fault(self, component: str, kind: str, error) -> None:
+        text = error if isinstance(error, str) else f"{error.__class__.__name__}: {error}"
+        self.engine.raise_system_fault(component, kind, text, self.source.now())
+
+    def _ok(self, component: str, kind: str) -> None:
+        self.engine.clear_system_fault(component, kind, self.source.now())
+
+    def _check_health(self) -> None:
+        """Once a second, in the engine thread: the store writer, the broker, engine timers."""
+        if self.store is not None:
+            w = self.store.writer
+            problem = w.health()
+            if problem and w.restart():
+                self._fault("store", "writer", problem + "; restarted")
+                self.failed.emit(f"store writer restarted ({problem})")
+            elif problem:
+                self._fault("store", "write" if w.error is not None else "writer", problem)
+            else:
+                self._ok("store", "write")
+                self._ok("store", "writer")
+        mono = time.monotonic()
+        if self.source.connected:
+            self._disconnected_since = None
+            self._ok("broker", "unreachable")
+        else:
+            if self._disconnected_since is None:
+                self._disconnected_since = mono
+            if mono - self._disconnected_since > BROKER_UNREACHABLE_S:
+                client = getattr(self.source, "client", None)
+                self._fault("broker", "unreachable", f"no connection for {mono - self._disconnected_since:.0f} s"
+                            f" ({getattr(client, 'last_error', None) or 'not connected'})")
+        errors = self.engine.take_errors()
+        if errors:
+            self._engine_error_at = mono
+            self._fault("engine", "timer", errors[-1])
+        elif self._engine_error_at is not None and mono - self._engine_error_at > 60.0:
+            self._engine_error_at = None
+            self._ok("engine", "timer")
+
+    def _poll(self, n: int) -> list:
+        try:
+            batch = self.source.poll(n)
+        except Exception as e:      # noqa: BLE001 - a feed source that fails is annunciated
+            self._fault("feed", "poll", e)
+            return []
+        self._ok("feed", "poll")
+        return batch
+
     def _tick(self) -> None:
         t0 = time.monotonic()
+        if t0 >= self._next_health:
+            self._next_health = t0 + HEALTH_S
+            self._check_health()
         submit = self.engine.submit
         n = 0
         while True:
-            batch = self.source.poll(CHUNK)
+            batch = self._poll(CHUNK)
             for item in batch:
                 rx, raw, topic = item[0], item[1], item[2]
                 if hasattr(item, "arrival"):          # an MQTT Delivery
@@ -329,9 +470,13 @@ class EngineWorker(QObject):
         c = self.engine.counters
         lost = getattr(self.engine, "feed_is_lost", None)
         silent = bool(lost()) if callable(lost) else False     # no message for 60 s: spec §4 feed_lost
-        self.stats.emit({"now": now, "connected": bool(self.source.connected) and not silent, "msgs_per_s": rate,
-                         "lag_s": self._lag_s, "messages": c.messages, "rejected": c.rejected,
-                         "alerts": c.alerts, "speed": getattr(self.source, "speed", 1.0)})
+        faults = [f"{a.evidence.get('component')}: {a.evidence.get('error')}"
+                  for a in self.engine.system_faults()]
+        self._last_stats = {"now": now, "connected": bool(self.source.connected) and not silent, "msgs_per_s": rate,
+                            "lag_s": self._lag_s, "messages": c.messages, "rejected": c.rejected,
+                            "alerts": c.alerts, "speed": getattr(self.source, "speed", 1.0),
+                            "faults": faults, "engine_down": None}
+        self.stats.emit(dict(self._last_stats))
 
     def _set_speed(self, speed: float) -> None:
         if hasattr(self.source, "set_speed"):
@@ -342,6 +487,7 @@ class EngineWorker(QObject):
             version = self.engine.update_zone(feature)
         except Exception as e:     # a bad zone is refused with its reason, the engine goes on
             self.failed.emit(f"zone {feature.get('id')!r} refused: {e}")
+            self.zoneRefused.emit(str(feature.get("id")), str(e))
             return
         self._build_shapes()
         self.zoneApplied.emit(str(feature.get("id")), int(version or 0))
@@ -355,6 +501,7 @@ class EngineWorker(QObject):
             self.engine.set_requirements(offender_id, reqs)
         except Exception as e:
             self.failed.emit(f"zone {feature.get('id')!r} for {offender_id} refused: {e}")
+            self.zoneRefused.emit(str(feature.get("id")), str(e))
             return
         self._build_shapes()
         self.zoneApplied.emit(str(feature.get("id")), int(version or 0))
@@ -364,6 +511,7 @@ class EngineWorker(QObject):
             self.engine.remove_zone(zone_id)
         except Exception as e:
             self.failed.emit(f"zone {zone_id!r} not removed: {e}")
+            self.zoneRefused.emit(str(zone_id), str(e))
             return
         self._build_shapes()
         self.zoneApplied.emit(zone_id, 0)

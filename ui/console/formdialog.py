@@ -3,7 +3,7 @@ saying what is still wrong, and OK/Cancel with OK named for what it does; and th
 date-time field the query forms (crime mapping, playback) use."""
 from __future__ import annotations
 
-from PySide6.QtCore import QDateTime, QTimeZone
+from PySide6.QtCore import QDateTime, Qt, QTimeZone
 from PySide6.QtWidgets import (QDateTimeEdit, QDialog, QDialogButtonBox, QFormLayout, QLabel,
                                QVBoxLayout, QWidget)
 
@@ -12,6 +12,7 @@ def lay_out_form_dialog(dialog: QDialog, form: QFormLayout, ok_text: str,
                         head: QWidget | None = None) -> tuple[QLabel, QDialogButtonBox]:
     """Lay ``dialog`` out; return its problem line and its buttons."""
     problem = QLabel()
+    problem.setTextFormat(Qt.TextFormat.PlainText)     # a problem may quote what was typed
     problem.setObjectName("dim")
     ok = QDialogButtonBox.StandardButton.Ok
     buttons = QDialogButtonBox(ok | QDialogButtonBox.StandardButton.Cancel)

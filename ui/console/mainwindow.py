@@ -9,6 +9,7 @@ and zone edits through the store (a new zone version) and the engine worker.
 """
 from __future__ import annotations
 
+import collections
 import json
 import pathlib
 
@@ -17,6 +18,7 @@ from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QKeySe
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QVBoxLayout, QWidget)
 
+from localdb.schema import StoreError
 from monitorapp.engine.alerts import OpenAlerts
 from ui.console.ackdialog import AckDialog
 from ui.console.alertmodel import TYPE_TEXT
@@ -26,6 +28,7 @@ from ui.console.details import DetailsPanel
 from ui.settings import Settings, window_state
 from ui.console.shelvedialog import ShelveDialog, shift_end
 from ui.console.statusbar import ConsoleStatusBar
+from ui.text import plain_label, warn
 from ui.theme import apply_theme, palette
 from ui.console.zonedialog import ZoneDialog
 
@@ -68,6 +71,7 @@ class MainWindow(QMainWindow):
         self._zone_kinds = zone_kinds(caseload)
         self._by_device = caseload.by_device      # a property that builds a dict: keep one
         self._extra_zones: dict[str, dict] = {}
+        self._pending_zones: dict[str, collections.deque] = {}   # edits the engine has not answered
         self._zone_seq = 0
         self.share = None        # live mode: ui.console.brokersync.BrokerSync
         self._ticks = 0
@@ -76,8 +80,8 @@ class MainWindow(QMainWindow):
         lay = QVBoxLayout(centre)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
-        self.training_banner = QLabel("TRAINING MODE — simulated feed, not live. "
-                                      "Nothing here reaches police or probation.")
+        self.training_banner = plain_label("TRAINING MODE — simulated feed, not live. "
+                                           "Nothing here reaches police or probation.")
         self.training_banner.setObjectName("trainingBanner")
         self.training_banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.training_banner.setWordWrap(True)     # never dictates the map's minimum width
@@ -110,6 +114,7 @@ class MainWindow(QMainWindow):
         worker.stats.connect(self._on_stats)
         worker.details.connect(self._on_details)
         worker.zoneApplied.connect(self._on_zone_applied)
+        worker.zoneRefused.connect(self._on_zone_refused)
         worker.failed.connect(self._warn)
         controller.sounded.connect(lambda aid: self.event.emit("alarm_sounded", {"alert_id": aid}))
         controller.handlingChanged.connect(self._on_handling_changed)
@@ -435,59 +440,81 @@ class MainWindow(QMainWindow):
         if hasattr(self.map, "clear_drafts"):
             self.map.clear_drafts()
 
+    # A zone edit is the engine's to accept: it is sent to the engine first and recorded in the
+    # store (a new version, audited, with the engine's version number) and shared with other
+    # workstations only when the engine has applied it. An edit the engine refuses is not
+    # recorded; the operator sees the engine's reason (the worker's ``failed``). If the store
+    # cannot record an applied edit, the operator is told that too.
+    def _send_zone(self, zid: str, edit: dict) -> None:
+        self._pending_zones.setdefault(zid, collections.deque()).append(edit)
+
     def save_zone(self, zone: dict, offender_id: str, requirement: dict) -> None:
-        """A new zone for an offender: a zone version in the store, then the engine."""
-        try:
-            self.store.record_zone_edit(zone, self.operator)
-        except Exception as e:
-            self._warn(f"Zone not saved: {e}")
-            return
-        self._zone_kinds[zone["id"]] = requirement["type"]
-        self._extra_zones[zone["id"]] = zone
+        """A new zone for an offender: to the engine, then (if applied) a version in the store."""
+        self._send_zone(zone["id"], {"feature": zone, "who": self.operator, "removed": False,
+                                     "share": True, "offender": offender_id,
+                                     "kind": requirement["type"]})
         self.worker.attach_zone(zone, offender_id, requirement)
-        if self.share is not None:
-            self.share.zone(zone)
-        self.event.emit("zone_saved", {"zone": zone["id"], "offender": offender_id, "type": requirement["type"]})
 
     def _zone_edited(self, feature: dict) -> None:
-        try:
-            self.store.record_zone_edit(feature, self.operator)
-        except Exception as e:
-            self._warn(f"Zone edit not saved: {e}")
-            return
+        self._send_zone(str(feature.get("id")), {"feature": feature, "who": self.operator,
+                                                 "removed": False, "share": True})
         self.worker.update_zone(feature)
-        if self.share is not None:
-            self.share.zone(feature)
 
     def _zone_deleted(self, zone_id: str) -> None:
-        try:
-            self.store.record_zone_edit({"type": "Feature", "id": zone_id, "geometry": None, "properties": {}},
-                                        self.operator, removed=True)
-        except Exception as e:
-            self._warn(f"Zone removal not saved: {e}")
-            return
+        gone = {"type": "Feature", "id": zone_id, "geometry": None, "properties": {}}
+        self._send_zone(zone_id, {"feature": gone, "who": self.operator, "removed": True,
+                                  "share": True})
         self.worker.remove_zone(zone_id)
-        if self.share is not None:
-            self.share.zone({"type": "Feature", "id": zone_id, "geometry": None, "properties": {}}, removed=True)
 
     def apply_remote_zone(self, feature: dict, removed: bool) -> None:
-        """A zone edited at another workstation (live mode): record it, apply it, show it."""
+        """A zone edited at another workstation (live mode): apply it, record it, show it."""
         zid = str(feature.get("id"))
-        try:
-            self.store.record_zone_edit(feature, "remote", removed=removed)
-        except Exception as e:
-            self._warn(f"Remote zone edit {zid} not recorded: {e}")
-            return
+        self._send_zone(zid, {"feature": feature, "who": "remote", "removed": removed,
+                              "share": False,
+                              "kind": (feature.get("properties") or {}).get("kind", "exclusion")})
         if removed:
             self.worker.remove_zone(zid)
         else:
-            self._zone_kinds.setdefault(zid, (feature.get("properties") or {}).get("kind", "exclusion"))
             self.worker.update_zone(feature)
 
     def _on_zone_applied(self, zone_id: str, version: int) -> None:
         self.event.emit("zone_applied", {"zone": zone_id, "version": version})
+        queue = self._pending_zones.get(zone_id)
+        edit = queue.popleft() if queue else None
+        if edit is not None:
+            self._record_applied_zone(zone_id, version, edit)
         if hasattr(self.map, "set_zones"):
             QTimer.singleShot(0, lambda: self.map.set_zones(self.zone_features()))
+
+    def _on_zone_refused(self, zone_id: str, reason: str) -> None:
+        queue = self._pending_zones.get(zone_id)
+        if queue:
+            queue.popleft()
+        self.event.emit("zone_refused", {"zone": zone_id, "reason": reason})
+
+    def _record_applied_zone(self, zone_id: str, version: int, edit: dict) -> None:
+        feature, removed = edit["feature"], edit["removed"]
+        try:
+            try:      # the engine's version, so that alerts' zone_version names this geometry
+                stored = self.store.record_zone_edit(feature, edit["who"], version or None,
+                                                     removed=removed)
+            except StoreError:     # the store is ahead of this engine (an older run): next one
+                stored = self.store.record_zone_edit(feature, edit["who"], None, removed=removed)
+        except Exception as e:
+            self._warn(f"Zone {zone_id} is applied by the engine but NOT recorded in the store: {e}")
+            return
+        if "kind" in edit and not removed:
+            if edit.get("offender"):
+                self._zone_kinds[zone_id] = edit["kind"]
+                self._extra_zones[zone_id] = feature
+            else:
+                self._zone_kinds.setdefault(zone_id, edit["kind"])
+        if edit["share"] and self.share is not None:
+            self.share.zone(feature, removed=removed)
+        self.event.emit("zone_recorded", {"zone": zone_id, "version": stored, "removed": removed})
+        if edit.get("offender"):
+            self.event.emit("zone_saved", {"zone": zone_id, "offender": edit["offender"],
+                                           "type": edit["kind"]})
 
     def import_zones(self, path: str | None = None) -> None:
         if not path:
@@ -574,7 +601,7 @@ class MainWindow(QMainWindow):
         self.event.emit("warning", {"text": text})
         self.statusBar().showMessage(text, 8000)
         if self.isVisible() and QApplication.platformName() not in ("offscreen", "minimal"):
-            QMessageBox.warning(self, "Monitoring console", text)
+            warn(self, "Monitoring console", text)        # plain text: it may quote a zone name
 
     # ----- layout persistence --------------------------------------------------------------
     def _restore_layout(self) -> None:

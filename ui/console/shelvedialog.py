@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
-                               QLineEdit)
+from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLineEdit
 
 from ui.console.formdialog import lay_out_form_dialog
 from monitorapp.engine.alerts import Alert
 from ui.console.alertmodel import TYPE_TEXT
+from ui.text import rich, rich_label
 from ui.theme import PRIORITY_TEXT
 
 SHELVABLE_PRIORITIES = frozenset({"medium", "low"})
@@ -73,8 +73,8 @@ class ShelveDialog(QDialog):
         self.setWindowTitle("Shelve alert")
         self.setModal(True)
         self.alert, self.now, self.max_hours = alert, now, max_hours
-        head = QLabel(f"<b>{PRIORITY_TEXT[alert.priority]}</b> — {TYPE_TEXT.get(alert.type, alert.type)}"
-                      f" · {alert.offender or 'system'}")
+        head = rich_label(rich("<b>{priority}</b> — {type} · {who}", priority=PRIORITY_TEXT[alert.priority],
+                               type=TYPE_TEXT.get(alert.type, alert.type), who=alert.offender or "system"))
         self.duration = QComboBox()
         self.duration.setAccessibleName("Shelve for")
         for m in DURATIONS_MIN:

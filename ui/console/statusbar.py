@@ -1,22 +1,26 @@
 """The status bar: feed health (connected or lost, messages per second, lag), the operator's
 name, training speed and the clock. Grey and quiet while all is well; the feed state turns to
-``▲ FEED LOST`` (shape, word and colour) when the feed is down."""
+``▲ FEED LOST`` (shape, word and colour) when the feed is down, ``▲ SYSTEM FAULT — …`` naming
+the part that cannot do its job, and ``▲ ENGINE STOPPED — …`` when the engine thread died:
+never "feed connected" over a dead engine (spec §4 ``system_fault``)."""
 from __future__ import annotations
 
 import datetime as dt
 
 from PySide6.QtWidgets import QLabel, QStatusBar
 
+from ui.text import plain_label, tooltip
+
 
 class ConsoleStatusBar(QStatusBar):
     def __init__(self, operator: str, tz=None, training: bool = False, parent=None):
         super().__init__(parent)
         self.tz = tz or dt.timezone.utc
-        self.feed = QLabel("feed: starting")
+        self.feed = plain_label("feed: starting")      # may quote what went wrong
         self.rate = QLabel("— msg/s")
         self.lag = QLabel("lag —")
         self.counts = QLabel("")
-        self.operator = QLabel(f"Operator: {operator}")
+        self.operator = plain_label(f"Operator: {operator}")     # a name is data: ui.text
         self.mode = QLabel("TRAINING" if training else "LIVE")
         self.clock = QLabel("--:--:--")
         for w in (self.feed, self.rate, self.lag, self.counts):
@@ -28,13 +32,27 @@ class ConsoleStatusBar(QStatusBar):
         self.connected: bool | None = None
 
     def update_stats(self, s: dict) -> None:
+        """The feed label says the worst of: the engine stopped, a system fault, the feed lost;
+        "feed connected" only while the engine runs and nothing is at fault."""
         connected = bool(s.get("connected"))
-        if connected != self.connected:
-            self.connected = connected
-            self.feed.setText("● feed connected" if connected else "▲ FEED LOST")
-            self.feed.setObjectName("" if connected else "feedLost")
-            self.feed.style().unpolish(self.feed)
-            self.feed.style().polish(self.feed)
+        down = s.get("engine_down")
+        faults = s.get("faults") or []
+        if down:
+            text, bad = f"▲ ENGINE STOPPED — {down}", True
+        elif faults:
+            more = f" (+{len(faults) - 1} more)" if len(faults) > 1 else ""
+            text, bad = f"▲ SYSTEM FAULT — {faults[0]}{more}", True
+        else:
+            text, bad = ("● feed connected", False) if connected else ("▲ FEED LOST", True)
+        self.connected = connected and not bad
+        if text != self.feed.text():
+            self.feed.setText(text[:200])
+            self.feed.setToolTip(tooltip("\n".join([down] if down else faults)))   # errors are data
+            name = "feedLost" if bad else ""
+            if self.feed.objectName() != name:
+                self.feed.setObjectName(name)
+                self.feed.style().unpolish(self.feed)
+                self.feed.style().polish(self.feed)
         self.rate.setText(f"{s.get('msgs_per_s', 0):,.0f} msg/s")
         lag = s.get("lag_s", 0.0)
         self.lag.setText(f"lag {lag:.1f} s")

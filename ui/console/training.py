@@ -7,6 +7,10 @@ live store) process it exactly as they would live. ``--scenario NAME`` runs one 
 presets instead (``monitorapp.sim.scenarios``: an exclusion breach, a cut strap, a curfew breach,
 a feed outage, an alert flood). No broker can be configured in this mode:
 ``check_training_args`` refuses one, and nothing in the training session opens a connection.
+
+Training is sealed (spec v2 §8): the training store is opened with ``mode="training"``
+(``localdb.schema``), which refuses a live store before writing anything; ``check_training_args``
+reads the mark of a ``--db`` first, so the refusal comes before anything is built.
 """
 from __future__ import annotations
 
@@ -24,15 +28,29 @@ class TrainingError(ValueError):
 
 
 def check_training_args(broker: str | None, db: str | None, live_store: str | None = None) -> None:
+    """Refuse what training may not touch: a live broker, the configured live store, and any
+    store marked live (or an unmarked one holding data: ``localdb.schema``). Reads only."""
+    from localdb.schema import StoreError, StoreModeError, read_store_mode
     if broker:
         raise TrainingError("training mode (--demo) cannot use a live broker; drop --broker")
     if db and live_store and pathlib.Path(db).resolve() == pathlib.Path(live_store).resolve():
         raise TrainingError("training mode cannot write the live store; choose another --db")
+    if db:
+        try:
+            mode = read_store_mode(db)
+        except StoreError as e:
+            raise TrainingError(str(e)) from None
+        if mode == "live":
+            raise TrainingError(str(StoreModeError(db, "live", "training")))
 
 
 def training_store_path(db: str | None = None) -> pathlib.Path:
-    p = pathlib.Path(db) if db else data_dir() / "training.sqlite"
-    p.parent.mkdir(parents=True, exist_ok=True)
+    from ui.settings import private_dir
+    if db:
+        p = pathlib.Path(db)
+        p.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        p = private_dir(data_dir()) / "training.sqlite"
     return p
 
 

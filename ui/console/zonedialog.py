@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
-                               QLineEdit, QSpinBox)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLineEdit,
+                               QSpinBox)
 
 from ui.console.formdialog import lay_out_form_dialog
+from ui.text import rich, rich_label
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -85,7 +86,7 @@ class ZoneDialog(QDialog):
         self.grace.setValue(600)
         self.grace.setSuffix(" s")
         form = QFormLayout()
-        form.addRow(QLabel(f"Drawn {shape} → zone <b>{zone_id}</b>"))
+        form.addRow(rich_label(rich("Drawn {shape} → zone <b>{zone}</b>", shape=shape, zone=zone_id)))
         form.addRow("&Name:", self.name)
         form.addRow("&Offender:", self.offender)
         form.addRow("&Requirement:", self.kind)

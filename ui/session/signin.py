@@ -8,6 +8,15 @@ administrator instead. After a sign-in it shows the handover summary the previou
 only the signed-in user's password opens it; failures count towards the account's lockout, and
 a lockout signs the user out). ``handover_summary(store, notes)`` collects the open and shelved
 alerts and the notes; ``SignOutDialog`` shows it, takes the notes and saves it at sign-out.
+
+Return in the password field is one attempt: the dialogs' buttons are not default or
+auto-default buttons (a default button would be clicked by the same Return key that emits
+``returnPressed``, and every wrong password would count twice towards the lockout). Return in
+the user-name field moves to the password field.
+
+``sign_in_for_console`` opens the accounts' store with the mode of the console (a live store
+for live mode, a training store for training: ``localdb.schema``), and ``builtin_trainer`` is the
+passwordless trainer that exists only in a training store without accounts.
 """
 from __future__ import annotations
 
@@ -23,6 +32,7 @@ from localdb.accounts import AccountError, Session, SignInError
 from monitorapp.engine.alerts import PRIORITY_RANK
 from monitorapp.feed.timeutil import fmt_time
 from ui.console.alertmodel import TYPE_TEXT
+from ui.text import plain_label, rich, rich_label
 from ui.theme import PRIORITY_TEXT
 
 IDLE_LOCK_S = 10 * 60
@@ -67,6 +77,13 @@ def handover_text(h: dict | None, limit: int = 12) -> str:
     return "\n".join(lines)
 
 
+def _no_default_buttons(dialog: QDialog) -> None:
+    """Return must not click a button as well as trigger the field's ``returnPressed``."""
+    for button in dialog.findChildren(QPushButton):
+        button.setAutoDefault(False)
+        button.setDefault(False)
+
+
 class SignInDialog(QDialog):
     """Sign in (or, on a new store, create the first administrator); ``session`` after accept."""
 
@@ -82,7 +99,7 @@ class SignInDialog(QDialog):
         self.pages = QStackedWidget()
         lay = QVBoxLayout(self)
         lay.addWidget(self.pages)
-        self.error = QLabel()
+        self.error = plain_label()
         self.error.setObjectName("signInError")
         self.error.setWordWrap(True)
         self.error.setStyleSheet("font-weight: bold;")
@@ -97,7 +114,6 @@ class SignInDialog(QDialog):
         f0.addRow("User name", self.user)
         f0.addRow("Password", self.password)
         self.sign_in_button = QPushButton("Sign in")
-        self.sign_in_button.setDefault(True)
         f0.addRow(self.sign_in_button)
         # page 1: first run
         p1 = QWidget()
@@ -125,10 +141,15 @@ class SignInDialog(QDialog):
         for p in (p0, p1, p2):
             self.pages.addWidget(p)
         self.pages.setCurrentIndex(1 if accounts.needs_first_admin() else 0)
+        _no_default_buttons(self)
 
         self.sign_in_button.clicked.connect(self.try_sign_in)
+        self.user.returnPressed.connect(self.password.setFocus)
         self.password.returnPressed.connect(self.try_sign_in)
         self.create_button.clicked.connect(self.try_create_admin)
+        self.admin_user.returnPressed.connect(self.admin_pw.setFocus)
+        self.admin_pw.returnPressed.connect(self.admin_pw2.setFocus)
+        self.admin_pw2.returnPressed.connect(self.try_create_admin)
         self.continue_button.clicked.connect(self.accept)
 
     @property
@@ -186,17 +207,18 @@ class LockScreen(QDialog):
         self.setObjectName("lockScreen")
         self.setModal(True)
         lay = QVBoxLayout(self)
-        lay.addWidget(QLabel(f"<b>Locked after {IDLE_LOCK_S // 60} minutes without input.</b><br>"
-                             f"Signed in: {session.username} ({session.role_text})"))
+        lay.addWidget(rich_label(rich("<b>Locked after {m} minutes without input.</b><br>Signed in: {user} ({role})",
+                                      m=IDLE_LOCK_S // 60, user=session.username, role=session.role_text)))
         self.password = QLineEdit()
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setPlaceholderText("Password")
-        self.error = QLabel()
+        self.error = plain_label()
         self.error.setWordWrap(True)
         self.unlock_button = QPushButton("Unlock")
         lay.addWidget(self.password)
         lay.addWidget(self.unlock_button)
         lay.addWidget(self.error)
+        _no_default_buttons(self)
         self.unlock_button.clicked.connect(self.try_unlock)
         self.password.returnPressed.connect(self.try_unlock)
 
@@ -302,8 +324,8 @@ class SignOutDialog(QDialog):
         self.summary.setReadOnly(True)
         self.notes = QPlainTextEdit()
         self.notes.setPlaceholderText("Notes for the next person (what to watch, calls to return…)")
-        lay.addWidget(QLabel(f"<b>{session.username}</b>, signing out at "
-                             f"{dt.datetime.now().strftime('%H:%M')}. This is what you hand over:"))
+        lay.addWidget(rich_label(rich("<b>{user}</b>, signing out at {at}. This is what you hand over:",
+                                      user=session.username, at=dt.datetime.now().strftime("%H:%M"))))
         lay.addWidget(self.summary, 2)
         lay.addWidget(self.notes, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -356,7 +378,7 @@ class AccountsDialog(QDialog):
         form.addRow(self.create_button)
         form.addRow(self.unlock_button)
         lay.addLayout(form)
-        self.message = QLabel()
+        self.message = plain_label()
         self.message.setWordWrap(True)
         lay.addWidget(self.message)
         self.create_button.clicked.connect(self.create)
@@ -367,6 +389,8 @@ class AccountsDialog(QDialog):
         lines = []
         for a in self.accounts.list():
             state = "LOCKED" if a["locked"] else ("disabled" if a["disabled"] else "active")
+            if a["locked"] and a.get("locked_until"):
+                state = f"LOCKED until {fmt_time(a['locked_until'])}"
             last = fmt_time(a["last_sign_in"]) if a["last_sign_in"] else "never"
             lines.append(f"{a['username']:<20} {a['role']:<16} {state:<8} last sign-in {last}")
         self.listing.setPlainText("\n".join(lines))
@@ -405,10 +429,41 @@ def sign_in_at_start(accounts, *, training: bool, parent=None) -> Session | None
     return dlg.session
 
 
+def _store_dir(path) -> None:
+    """The store's directory: the application's data directory is made 0700 (personal data);
+    a directory the user chose with --db is only created if missing."""
+    from ui.settings import data_dir, private_dir
+    if path.parent == data_dir():
+        private_dir(path.parent)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def builtin_trainer(training_db, operator: str | None = None) -> Session | None:
+    """The built-in trainer (no password) of a training store that has no account yet, or None
+    when the store has accounts (then everyone signs in). Opening the store as a training store
+    refuses a live one (StoreModeError, the file untouched) and marks a new file as training, so
+    the built-in trainer exists only in a training store."""
+    import pathlib
+    import time
+    from localdb.accounts import Accounts
+    from localdb.store import Store
+    path = pathlib.Path(training_db)
+    _store_dir(path)
+    store = Store(path, mode="training")
+    try:
+        if Accounts(store).count():
+            return None
+    finally:
+        store.close()
+    return Session(operator or "trainer", "trainer", time.time())
+
+
 def sign_in_for_console(accounts_db, *, training: bool, user: str | None = None,
                         password_file: str | None = None, parent=None):
-    """Sign in against the accounts of ``accounts_db`` (the live store file: accounts are
-    central, also for training mode) before the console starts.
+    """Sign in against the accounts of ``accounts_db`` before the console starts: the live store
+    in live mode, the training store in training mode (opened with that mode, so the other kind
+    of store is refused with a StoreModeError).
 
     Interactive (the dialog) unless ``user`` and ``password_file`` are given (end-to-end tests,
     kiosk scripts: the file's first line is the password). Returns ``(session, accounts)``, or
@@ -420,8 +475,8 @@ def sign_in_for_console(accounts_db, *, training: bool, user: str | None = None,
     from localdb.store import Store
     from ui.roles import check_mode
     path = pathlib.Path(accounts_db)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    store = Store(path)
+    _store_dir(path)
+    store = Store(path, mode="training" if training else "live")
     try:
         accounts = Accounts(store)
         if user and password_file:

@@ -29,6 +29,7 @@ from monitorapp.crime.trail import read_track
 from ui.console.formdialog import utc_datetime_edit
 from ui.views.tablemodel import ColumnsModel
 from ui.roles import RoleRefused, can, require
+from ui.text import escape, plain_label
 
 COLUMNS = ("Verdict", "Offender", "Tag", "Closest", "At (UTC)", "Accuracy", "Basis")
 CHART_MAX = 8            # people drawn on the distance chart (present and possible first)
@@ -171,7 +172,7 @@ class CrimePanel(QWidget):
         for b in (self.pdf_button, self.geojson_button, self.csv_button):
             b.setEnabled(False)
             buttons.addWidget(b)
-        self.message = QLabel("Every query is recorded with who asked, when, the reference and the reason.")
+        self.message = plain_label("Every query is recorded with who asked, when, the reference and the reason.")
         self.message.setWordWrap(True)
 
         self.model = CrimeResultModel(self)
@@ -319,7 +320,8 @@ class CrimePanel(QWidget):
         names = {r["device"]: r["offender"] or r["device"] for r in self.answer["results"]}
         for i, (dev, (t, d)) in enumerate(self.series.items()):
             self._curves.append(self.chart.plot(t, d, pen=pg.mkPen(PENS[i % len(PENS)], width=2), symbol="o", symbolSize=5,
-                            symbolBrush=PENS[i % len(PENS)], name=f"{names.get(dev, dev)} ({dev})"))
+                            symbolBrush=PENS[i % len(PENS)],
+                            name=escape(f"{names.get(dev, dev)} ({dev})")))     # pyqtgraph legends are HTML
         self.radius_line.setValue(q["radius_m"])
         self.radius_line.show()
         self.window_region.setRegion((parse_time(q["from"]), parse_time(q["to"])))

@@ -23,6 +23,7 @@ from monitorapp.feed.timeutil import fmt_time
 from monitorapp.crime.trail import trail as read_trail
 from ui.console.formdialog import utc_datetime_edit
 from ui.roles import require
+from ui.text import plain_label
 
 GAP_S = 600.0
 SPEEDS = (1, 10, 60, 600)
@@ -85,7 +86,7 @@ class PlaybackPanel(QWidget):
         self.speed.setCurrentIndex(2)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setEnabled(False)
-        self.position = QLabel("Load a trail to play it back.")
+        self.position = plain_label("Load a trail to play it back.")
         self.position.setObjectName("playbackPosition")
         self.position.setStyleSheet("font-size: 14pt;")
         controls = QHBoxLayout()
@@ -112,7 +113,7 @@ class PlaybackPanel(QWidget):
         legend = QLabel("Accuracy: " + "   ".join(f"<span style='color:{c}'>●</span> {t}"
                                                    for _, c, t in ACC_BANDS)
                         + "   · dotted: gap over 10 min · ×: single-fix jump")
-        self.gap_summary = QLabel()
+        self.gap_summary = plain_label()
 
         left = QWidget()
         ll = QVBoxLayout(left)

@@ -32,6 +32,7 @@ from monitorapp.feed.timeutil import fmt_time
 from ui.views.tablemodel import ColumnsModel
 from ui.console.alertmodel import TYPE_TEXT, fmt_duration
 from ui.roles import can, require
+from ui.text import plain_label, tooltip
 from ui.theme import PRIORITY_TEXT
 
 DEFAULT_LIMITS = {"critical": 60.0, "high": 180.0, "medium": 900.0, "low": 3600.0}
@@ -169,7 +170,7 @@ class ReviewModel(ColumnsModel):
             f.setBold(True)
             return f
         if role == Qt.ItemDataRole.ToolTipRole:
-            return r["alert_id"]
+            return tooltip(r["alert_id"])
         return None
 
     def _text(self, r: dict, c: int) -> str:
@@ -253,7 +254,7 @@ class ReviewPanel(QWidget):
         self.proxy.setSourceModel(self.model)
 
         lay = QVBoxLayout(self)
-        self.chain = QLabel()
+        self.chain = plain_label()
         self.chain.setObjectName("chainStatus")
         self.chain.setWordWrap(True)
         lay.addWidget(self.chain)
@@ -298,13 +299,13 @@ class ReviewPanel(QWidget):
         allowed = can(session.role, "review_comment")
         self.comment.setEnabled(allowed)
         self.review_button.setEnabled(allowed)
-        self.summary = QLabel()
+        self.summary = plain_label()
         self.summary.setObjectName("dim")
         act.addWidget(self.comment, 1)
         act.addWidget(self.review_button)
         lay.addLayout(act)
         lay.addWidget(self.summary)
-        self.message = QLabel()
+        self.message = plain_label()
         self.message.setWordWrap(True)
         lay.addWidget(self.message)
 

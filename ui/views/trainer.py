@@ -28,6 +28,7 @@ from ui.views.tablemodel import ColumnsModel
 from ui.console.alertmodel import TYPE_TEXT, fmt_duration
 from ui.roles import require
 from ui.settings import data_dir
+from ui.text import plain_label
 from ui.theme import PRIORITY_TEXT
 
 SPEEDS = (1, 10, 60, 600)
@@ -129,7 +130,7 @@ class TrainingRun:
         self.speed = float(speed)
         for suffix in ("", "-wal", "-shm"):       # every run starts from an empty store
             pathlib.Path(str(store_path) + suffix).unlink(missing_ok=True)
-        self.store = Store(store_path, clock=self.feed.now)
+        self.store = Store(store_path, clock=self.feed.now, mode="training")   # sealed: spec v2 §8
         self.store.record_caseload(self.caseload, "trainer")
         caseload, start = self.caseload, self.start
         # the engine is built, and the store attached to it, in the engine thread
@@ -194,9 +195,9 @@ class TrainerPanel(QWidget):
                   self.speed, self.start_button, self.pause_button, self.reset_button, self.report_button):
             bar.addWidget(w)
         bar.addStretch(1)
-        self.description = QLabel()
+        self.description = plain_label()
         self.description.setWordWrap(True)
-        self.clock = QLabel("Not running.")
+        self.clock = plain_label("Not running.")
         self.clock.setObjectName("trainerClock")
         self.clock.setStyleSheet("font-size: 15pt; font-weight: bold;")
         self.banner = QLabel("TRAINING — simulated feed, its own store; nothing here is live.")
