@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WEBSTAMP := resources/web/node_modules/.installed
 
-.PHONY: demo test bench venv web broker syslibs clean package package-test
+.PHONY: demo test bench venv web broker postgres syslibs clean package package-test
 
 # Debian's Python needs python3-venv for `-m venv`; installed here when it is missing. The
 # decoder's compiled fast path (monitorapp/feed/_speedups.c) needs a C compiler and the Python
@@ -45,6 +45,17 @@ broker:
 	@command -v desktop-file-validate >/dev/null 2>&1 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq desktop-file-utils >/dev/null)
 
+# PostgreSQL 15 and PostGIS 3 (the centre's record, centraldb), from Debian's packages when
+# missing: the tests start a throw-away cluster of their own with these binaries (initdb and
+# pg_ctl under an unprivileged user, tests/fixtures_pg.py); nothing here starts or configures
+# the system's own cluster.
+PG_BIN := /usr/lib/postgresql/15/bin
+postgres:
+	@(test -x $(PG_BIN)/initdb && test -x $(PG_BIN)/pg_ctl && \
+	  test -f /usr/share/postgresql/15/extension/postgis.control) || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	   postgresql-15 postgresql-15-postgis-3 >/dev/null)
+
 # The system libraries Qt needs on a real display (the xcb and Wayland platform plugins,
 # QtWebEngine for the map, QtMultimedia for the alarm sound), from Debian's packages when `ldd`
 # of those Qt files reports one "not found": the packages of packaging/debian-runtime-packages.txt
@@ -55,7 +66,7 @@ syslibs: venv
 demo: venv web syslibs
 	$(BIN)/python main.py --demo
 
-test: venv web broker syslibs
+test: venv web broker postgres syslibs
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Every benchmark of the README's performance section, one after another (about 15 minutes).

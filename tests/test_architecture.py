@@ -14,26 +14,31 @@ import pytest
 
 from tests.conftest import ROOT
 
-PACKAGES = ("monitorapp", "localdb", "ui")
+PACKAGES = ("monitorapp", "localdb", "centraldb", "ui")
 
 # Each rule: modules under the first prefix never import modules under any of the others.
 FORBIDDEN = {
     # the feed is the bottom of the flow
     "monitorapp.feed": ("monitorapp.engine", "monitorapp.sim", "monitorapp.crime", "monitorapp.service",
-                        "monitorapp.cli", "localdb", "ui"),
+                        "monitorapp.cli", "localdb", "centraldb", "ui"),
     # the engine decides on decoded messages: never the MQTT client, the store, the simulator...
     "monitorapp.engine": ("monitorapp.feed.mqttfeed", "monitorapp.feed.mqttconfig", "monitorapp.feed.adapters",
                           "monitorapp.sim", "monitorapp.crime", "monitorapp.service", "monitorapp.cli",
-                          "localdb", "ui"),
+                          "localdb", "centraldb", "ui"),
     # the store imports only what it stores
     "localdb": ("monitorapp.feed.mqttfeed", "monitorapp.feed.mqttconfig", "monitorapp.feed.adapters",
                 "monitorapp.feed.decoder", "monitorapp.engine.engine", "monitorapp.engine.state",
-                "monitorapp.sim", "monitorapp.crime", "monitorapp.service", "monitorapp.cli", "ui"),
+                "monitorapp.sim", "monitorapp.crime", "monitorapp.service", "monitorapp.cli", "ui",
+                "centraldb"),
+    # the PostgreSQL store: the same place in the flow as localdb, whose interface it mirrors
+    "centraldb": ("monitorapp.feed.mqttfeed", "monitorapp.feed.mqttconfig", "monitorapp.feed.adapters",
+                  "monitorapp.feed.decoder", "monitorapp.engine", "monitorapp.sim", "monitorapp.crime",
+                  "monitorapp.service", "monitorapp.cli", "ui"),
     "monitorapp.crime": ("monitorapp.engine.engine", "monitorapp.engine.state", "monitorapp.sim",
                          "monitorapp.service", "monitorapp.cli", "ui"),
     # the simulator is a peer outside the flow, as a gateway is
     "monitorapp.sim": ("monitorapp.engine.engine", "monitorapp.engine.state", "monitorapp.crime",
-                       "monitorapp.service", "monitorapp.cli", "localdb", "ui"),
+                       "monitorapp.service", "monitorapp.cli", "localdb", "centraldb", "ui"),
     "monitorapp.service": ("monitorapp.sim", "monitorapp.cli", "ui"),
     "monitorapp": ("ui",),
     # inside the desktop application: base (theme, settings, roles, text) < map < console < views < session < shell
@@ -162,6 +167,9 @@ def test_every_subpackage_says_what_it_does_and_may_import():
     ("ui/console/mainwindow.py", "from ui.views import review\n", "ui.console may not"),
     ("ui/map/view.py", "from ui.console.alertmodel import TYPE_TEXT\n", "ui.map may not"),
     ("monitorapp/crime/query.py", "from ui.views.crime import CrimeView\n", "monitorapp.crime may not"),
+    ("localdb/store.py", "from centraldb.store import PgStore\n", "localdb may not"),
+    ("centraldb/store.py", "from monitorapp.service.monitor import cli_main\n", "centraldb may not"),
+    ("centraldb/writer.py", "def f():\n    from monitorapp.engine.engine import Engine\n", "centraldb may not"),
 ])
 def test_the_rules_catch_an_import_against_the_flow(tmp_path, src, line, rule):
     """The check itself fails when someone adds such an import (on a copy of the tree)."""

@@ -1,0 +1,141 @@
+"""The caseload in the PostgreSQL record (offenders, tag assignments over time, zone and
+requirement versions) and the read queries: the same rules as ``localdb.records``, in
+PostgreSQL's dialect. Writes run inside the writer's transaction; audit records are appended
+by the server (``audit_append``), which also computes their hash.
+"""
+from __future__ import annotations
+
+import json
+
+from localdb.handling import effective_handling
+from localdb.schema import StoreError
+from localdb.hashchain import CHAINS
+
+
+def _canon(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def audit(conn, at: float, who: str, action: str, detail_text: str) -> dict:
+    cur = conn.execute("SELECT * FROM audit_append(%s, %s, %s, %s)", (who, action, detail_text, at))
+    return dict(zip([c.name for c in cur.description], cur.fetchone()))
+
+
+def record_zone(conn, feature: dict, who: str, at: float, version: int | None = None,
+                removed: bool = False, audit_it: bool = False) -> int:
+    """Store a zone Feature as a new version if it changed; return the current version."""
+    if not isinstance(feature, dict) or not isinstance(feature.get("id"), str):
+        raise StoreError("a zone must be a GeoJSON Feature with a string id")
+    zid = feature["id"]
+    body = _canon(feature)
+    # one edit of a zone at a time (optimistic concurrency is decided under this lock)
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('zone:' || %s))", (zid,))
+    last = conn.execute("SELECT version, feature, removed FROM zones WHERE zone_id=%s"
+                        " ORDER BY version DESC LIMIT 1", (zid,)).fetchone()
+    if last is not None and last[1] == body and bool(last[2]) == removed and version in (None, last[0]):
+        return last[0]
+    if version is not None and last is not None and version <= last[0]:
+        same = conn.execute("SELECT feature, removed FROM zones WHERE zone_id=%s AND version=%s",
+                            (zid, version)).fetchone()
+        if same is not None and same[0] == body and bool(same[1]) == removed:
+            return version
+    new = version if version is not None else (last[0] + 1 if last else 1)
+    if last is not None and new <= last[0]:
+        raise StoreError(f"zone {zid}: version {new} is not newer than stored version {last[0]}")
+    name = (feature.get("properties") or {}).get("name")
+    conn.execute("INSERT INTO zones (zone_id, version, name, feature, created_at, created_by,"
+                 " removed) VALUES (%s,%s,%s,%s,%s,%s,%s)",
+                 (zid, new, name, body, at, who, removed))
+    if audit_it:
+        audit(conn, at, who, "zone_removed" if removed else "zone_edit",
+              _canon({"zone": zid, "version": new, "name": name}))
+    return new
+
+
+def record_caseload(conn, doc: dict, who: str, at: float) -> dict:
+    changed = {"offenders": 0, "assignments": 0, "zones": 0, "requirements": 0}
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('monitorapp.caseload'))")
+    for feature in ((doc.get("zones") or {}).get("features") or []):
+        before = conn.execute("SELECT max(version) FROM zones WHERE zone_id=%s",
+                              (feature.get("id"),)).fetchone()[0]
+        if record_zone(conn, feature, who, at) != before:
+            changed["zones"] += 1
+    for off in doc.get("offenders") or []:
+        oid = off["id"]
+        row = (off.get("name"), off.get("risk"), off.get("borough"),
+               float(off.get("fix_interval_s") or 60))
+        old = conn.execute("SELECT name, risk, borough, fix_interval_s FROM offenders"
+                           " WHERE offender_id=%s", (oid,)).fetchone()
+        if old != row:
+            conn.execute("INSERT INTO offenders VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT"
+                         " (offender_id) DO UPDATE SET name=excluded.name, risk=excluded.risk,"
+                         " borough=excluded.borough, fix_interval_s=excluded.fix_interval_s,"
+                         " updated_at=excluded.updated_at", (oid, *row, at))
+            changed["offenders"] += 1
+        device = off.get("device")
+        cur = conn.execute("SELECT assignment_id, device FROM assignments WHERE offender_id=%s"
+                           " AND valid_to IS NULL", (oid,)).fetchone()
+        if device and (cur is None or cur[1] != device):
+            if cur is not None:
+                conn.execute("UPDATE assignments SET valid_to=%s WHERE assignment_id=%s",
+                             (at, cur[0]))
+            conn.execute("UPDATE assignments SET valid_to=%s WHERE device=%s AND valid_to IS NULL",
+                         (at, device))
+            first = cur is None and conn.execute(
+                "SELECT 1 FROM assignments WHERE device=%s", (device,)).fetchone() is None
+            conn.execute("INSERT INTO assignments (offender_id, device, valid_from, valid_to)"
+                         " VALUES (%s,%s,%s,NULL)", (oid, device, float("-inf") if first else at))
+            changed["assignments"] += 1
+        for req in off.get("requirements") or []:
+            body = _canon(req)
+            last = conn.execute("SELECT version, body FROM requirements WHERE offender_id=%s AND"
+                                " requirement_id=%s ORDER BY version DESC LIMIT 1",
+                                (oid, req.get("id"))).fetchone()
+            if last is None or last[1] != body:
+                conn.execute("INSERT INTO requirements VALUES (%s,%s,%s,%s,%s)",
+                             (oid, req.get("id"), (last[0] + 1) if last else 1, body, at))
+                changed["requirements"] += 1
+    if any(changed.values()):
+        audit(conn, at, who, "caseload_loaded", _canon(changed))
+    return changed
+
+
+_ALERT_COLS = ("alert_id", "type", "priority", "offender_id", "device", "requirement_id",
+               "zone_id", "zone_version", "start", "raised_at", "late", "evidence", "state",
+               "cleared_at", "reactivations")
+
+
+def read_alerts(conn, now: float, handling_state: str | None, limit: int | None) -> list[dict]:
+    sql = (f"SELECT {', '.join('a.' + c for c in _ALERT_COLS)}, h.handling, h.acknowledged,"
+           " h.shelved_until, h.operator, h.at, h.action_code, h.shelved_reason"
+           " FROM alerts a LEFT JOIN alert_handling h USING (alert_id)"
+           " ORDER BY a.raised_at DESC, a.alert_id")
+    out = []
+    for r in conn.execute(sql):
+        d = dict(zip(_ALERT_COLS, r[:len(_ALERT_COLS)]))
+        d["late"] = bool(d["late"])
+        d["evidence"] = json.loads(d["evidence"]) if d["evidence"] else {}
+        h, acked, until, op, hat, code, reason = r[len(_ALERT_COLS):]
+        d["handling"] = effective_handling(h, bool(acked), until, now)
+        d.update(handled_by=op, handled_at=hat, action_code=code,
+                 shelved_reason=reason if d["handling"] == "shelved" else None,
+                 shelved_until=until if d["handling"] == "shelved" else None)
+        if handling_state is None or d["handling"] == handling_state:
+            out.append(d)
+            if limit is not None and len(out) >= limit:
+                break
+    return out
+
+
+def read_chain(conn, table: str, alert_id: str | None) -> list[dict]:
+    cols = CHAINS[table] + ("prev_hash", "hash")
+    sql = f"SELECT {', '.join(cols)} FROM {table}"
+    args: tuple = ()
+    if alert_id is not None:
+        sql += " WHERE alert_id=%s"
+        args = (alert_id,)
+    rows = [dict(zip(cols, r)) for r in conn.execute(sql + " ORDER BY seq", args)]
+    if table == "audit_log":
+        for r in rows:
+            r["detail"] = json.loads(r["detail"])
+    return rows

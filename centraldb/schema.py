@@ -1,0 +1,488 @@
+"""The PostgreSQL/PostGIS schema of the centre's record and its numbered migrations.
+
+``MIGRATIONS`` maps a number to SQL text; a released migration is never edited, a change is a
+new number. ``migrate(conn)`` applies the missing ones in order, each in its own transaction
+under an advisory lock (two processes starting at once migrate once), and records each in
+``schema_migrations``. A database whose ``schema_migrations`` names a number this program does
+not know is refused (a newer program wrote it).
+
+What is where:
+
+* **fixes** are partitioned by measurement time (declarative ``RANGE`` on ``t``, epoch seconds
+  as ``double precision`` exactly as the engine and the SQLite store keep them, one partition a
+  calendar month UTC, named ``fixes_pYYYYMM``). Every partition has a GiST index on
+  ``(geom, t)`` (``geom`` is ``geometry(Point, 27700)``, British National Grid, generated from
+  the ``x``/``y`` metres the writer projects with pyproj, as localdb does; ``t`` in the same
+  GiST through ``btree_gist``, so "near this place in this window" is one index range: measured
+  1.8 ms against 102 ms for a GiST on ``geom`` alone, which reads the place's whole month, for
+  13 % less ingest speed), a ``(device, t)`` btree (a tag's track: what
+  crime mapping and playback read) and a BRIN index on ``fix_id`` (ids grow with arrival, so
+  "everything after the checkpoint" is found in the last few block ranges of each partition).
+  ``ensure_fix_partition(t)`` creates the month of ``t`` and the month after it; the writer
+  calls it for every month it has not seen. Retention drops whole partitions:
+  ``drop_fix_partitions(cutoff, who, at)`` detaches and drops every partition entirely before
+  the cutoff, and audits it.
+* **the logs** (``ack_log``, ``audit_log``) are hash-chained by the server itself
+  (``chain_hash_ack``/``chain_hash_audit`` reproduce ``localdb.hashchain.record_hash`` byte for
+  byte, so ``localdb.hashchain.verify_chain`` checks either backend), appended only through
+  ``ack_append``/``audit_append``, which serialise on the chain's row in ``chain_heads``.
+  Triggers refuse UPDATE, DELETE and TRUNCATE.
+* **handling** (acknowledge, close, shelve, unshelve) is only done by the PL/pgSQL functions
+  ``ack_alert``, ``close_alert``, ``shelve_alert`` and ``unshelve_alert``, which enforce spec §4
+  and §8 where the data is: the first acknowledgement wins (a second is refused with who and
+  when), close only once acknowledged and cleared, no shelving of ``strap_tamper`` or
+  ``exclusion_entered``, shelving at most 8 hours, a note for critical and high alerts.
+  Refusals are raised with SQLSTATE ``MA001`` (``MA002`` for "already acknowledged", with
+  who/when in the DETAIL as JSON).
+* **meta** holds the store's mode (``live``/``training``), set once.
+
+Roles (a later step): every write that protects the record already goes through a function,
+so the plan is to make these functions SECURITY DEFINER, owned by a ``monitor_owner`` role
+nobody logs in as, which also owns the log tables; person roles get EXECUTE only.
+"""
+from __future__ import annotations
+
+from localdb.schema import StoreError
+
+ERR_REFUSED = "MA001"
+ERR_ALREADY_ACKED = "MA002"
+
+MIGRATIONS: dict[int, str] = {
+    # ---- 1: tables and indexes ----------------------------------------------------------------
+    1: r"""
+CREATE EXTENSION IF NOT EXISTS postgis;
+CREATE EXTENSION IF NOT EXISTS btree_gist;
+
+CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE FUNCTION meta_mode_fixed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF OLD.key = 'mode' THEN RAISE EXCEPTION 'the store mode is set once'; END IF;
+  RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END $$;
+CREATE TRIGGER meta_mode_fixed BEFORE UPDATE OR DELETE ON meta
+  FOR EACH ROW EXECUTE FUNCTION meta_mode_fixed();
+
+CREATE TABLE offenders (
+  offender_id text PRIMARY KEY, name text, risk text, borough text,
+  fix_interval_s double precision, updated_at double precision NOT NULL);
+CREATE TABLE tags (device text PRIMARY KEY, first_seen double precision,
+                   last_seen double precision);
+CREATE TABLE assignments (
+  assignment_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  offender_id text NOT NULL, device text NOT NULL,
+  valid_from double precision NOT NULL, valid_to double precision);
+CREATE INDEX assignments_device ON assignments (device, valid_from);
+CREATE INDEX assignments_offender ON assignments (offender_id, valid_from);
+CREATE TABLE zones (
+  zone_id text NOT NULL, version integer NOT NULL, name text, feature text NOT NULL,
+  created_at double precision NOT NULL, created_by text, removed boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (zone_id, version));
+CREATE TABLE requirements (
+  offender_id text NOT NULL, requirement_id text NOT NULL, version integer NOT NULL,
+  body text NOT NULL, recorded_at double precision NOT NULL,
+  PRIMARY KEY (offender_id, requirement_id, version));
+
+CREATE SEQUENCE fixes_fix_id_seq AS bigint;
+CREATE TABLE fixes (
+  fix_id bigint NOT NULL DEFAULT nextval('fixes_fix_id_seq'),
+  device text NOT NULL, seq bigint, t double precision NOT NULL, rx double precision,
+  lat double precision NOT NULL, lon double precision NOT NULL, acc double precision NOT NULL,
+  src text, spd double precision, hdg double precision, sats integer, batt double precision,
+  x double precision NOT NULL, y double precision NOT NULL, used boolean NOT NULL,
+  geom geometry(Point, 27700) GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(x, y), 27700)) STORED
+) PARTITION BY RANGE (t);
+ALTER SEQUENCE fixes_fix_id_seq OWNED BY fixes.fix_id;
+CREATE INDEX fixes_geom_t ON fixes USING gist (geom, t);
+CREATE INDEX fixes_device_t ON fixes (device, t);
+CREATE INDEX fixes_fix_id ON fixes USING brin (fix_id);
+
+CREATE TABLE events (
+  event_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, device text NOT NULL, seq bigint,
+  t double precision NOT NULL, rx double precision, type text NOT NULL, detail text);
+CREATE INDEX events_device_t ON events (device, t);
+CREATE TABLE rejected (
+  rejected_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, rx double precision,
+  topic text, device text, reason text NOT NULL, text text NOT NULL, raw bytea NOT NULL);
+
+CREATE TABLE alerts (
+  alert_id text PRIMARY KEY, type text NOT NULL, priority text NOT NULL, offender_id text,
+  device text, requirement_id text, zone_id text, zone_version integer,
+  start double precision NOT NULL, raised_at double precision NOT NULL, late boolean NOT NULL,
+  evidence text, state text NOT NULL, cleared_at double precision,
+  reactivations integer NOT NULL DEFAULT 0, updated_at double precision NOT NULL);
+CREATE INDEX alerts_raised ON alerts (raised_at);
+CREATE TABLE alert_changes (
+  change_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, alert_id text NOT NULL,
+  change text NOT NULL, n integer NOT NULL, at double precision NOT NULL, state text NOT NULL,
+  UNIQUE (alert_id, change, n));
+CREATE TABLE alert_handling (
+  alert_id text PRIMARY KEY REFERENCES alerts (alert_id), handling text NOT NULL,
+  operator text, at double precision NOT NULL, action_code text,
+  acknowledged boolean NOT NULL DEFAULT false, acked_by text, acked_at double precision,
+  shelved_reason text, shelved_until double precision,
+  CHECK (handling IN ('unacknowledged', 'acknowledged', 'shelved', 'closed')));
+
+CREATE TABLE accounts (
+  username text PRIMARY KEY, role text NOT NULL, pw_hash text NOT NULL,
+  created_at double precision NOT NULL, created_by text NOT NULL,
+  failures integer NOT NULL DEFAULT 0, locked boolean NOT NULL DEFAULT false,
+  locked_at double precision, disabled boolean NOT NULL DEFAULT false,
+  last_sign_in double precision, password_changed_at double precision NOT NULL);
+
+CREATE TABLE ack_log (
+  seq bigint PRIMARY KEY, alert_id text NOT NULL, at double precision NOT NULL,
+  operator text NOT NULL, action text NOT NULL, action_code text, note text, reason text,
+  until double precision, prev_hash text NOT NULL, hash text NOT NULL);
+CREATE INDEX ack_log_alert ON ack_log (alert_id, seq);
+CREATE TABLE audit_log (
+  seq bigint PRIMARY KEY, at double precision NOT NULL, who text NOT NULL,
+  action text NOT NULL, detail text NOT NULL, prev_hash text NOT NULL, hash text NOT NULL);
+-- the newest record of each chain: appends serialise on its row (see ack_append)
+CREATE TABLE chain_heads (chain text PRIMARY KEY, seq bigint NOT NULL, hash text NOT NULL);
+INSERT INTO chain_heads VALUES ('ack_log', 0, repeat('0', 64)), ('audit_log', 0, repeat('0', 64));
+
+CREATE FUNCTION log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END $$;
+CREATE TRIGGER ack_log_append_only BEFORE UPDATE OR DELETE ON ack_log
+  FOR EACH ROW EXECUTE FUNCTION log_append_only();
+CREATE TRIGGER ack_log_no_truncate BEFORE TRUNCATE ON ack_log
+  FOR EACH STATEMENT EXECUTE FUNCTION log_append_only();
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+  FOR EACH ROW EXECUTE FUNCTION log_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+  FOR EACH STATEMENT EXECUTE FUNCTION log_append_only();
+
+CREATE TABLE checkpoints (
+  feed text PRIMARY KEY, at double precision NOT NULL, position text NOT NULL,
+  snapshot text NOT NULL, max_fix_id bigint NOT NULL, max_event_id bigint NOT NULL,
+  max_rejected_id bigint NOT NULL);
+""",
+
+    # ---- 2: the hash chains, computed by the server -------------------------------------------
+    # Python's json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False):
+    # to_json(text) escapes exactly as Python does with ensure_ascii=False; a float is
+    # Python's repr (the shortest round-trip digits, which PostgreSQL's float8out gives with
+    # extra_float_digits >= 1, plus ".0" for an integral value) inside the range where the two
+    # agree on fixed notation (1e-4 <= |x| < 1e15; times and durations always are).
+    2: r"""
+CREATE FUNCTION py_json_text(s text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT coalesce(to_json(s)::text, 'null')
+$$;
+CREATE FUNCTION py_json_float(x double precision) RETURNS text LANGUAGE plpgsql IMMUTABLE
+SET extra_float_digits = 1 AS $$
+DECLARE s text;
+BEGIN
+  IF x IS NULL THEN RETURN 'null'; END IF;
+  IF x <> x OR x IN ('Infinity'::float8, '-Infinity'::float8) THEN
+    RAISE EXCEPTION 'a logged number must be finite, not %', x USING ERRCODE = 'MA001';
+  END IF;
+  IF x <> 0 AND (abs(x) >= 1e15 OR abs(x) < 1e-4) THEN
+    RAISE EXCEPTION 'logged number % is outside the range the chain hashes exactly', x
+      USING ERRCODE = 'MA001';
+  END IF;
+  s := x::text;
+  IF position('.' in s) = 0 THEN s := s || '.0'; END IF;
+  RETURN s;
+END $$;
+CREATE FUNCTION chain_digest(prev text, body text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT encode(sha256(convert_to(prev || E'\n' || body, 'UTF8')), 'hex')
+$$;
+CREATE FUNCTION chain_hash_ack(prev text, p_seq bigint, p_alert_id text, p_at double precision,
+    p_operator text, p_action text, p_action_code text, p_note text, p_reason text,
+    p_until double precision) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT chain_digest(prev, '{"action":' || py_json_text(p_action)
+    || ',"action_code":' || py_json_text(p_action_code)
+    || ',"alert_id":' || py_json_text(p_alert_id)
+    || ',"at":' || py_json_float(p_at)
+    || ',"note":' || py_json_text(p_note)
+    || ',"operator":' || py_json_text(p_operator)
+    || ',"reason":' || py_json_text(p_reason)
+    || ',"seq":' || p_seq::text
+    || ',"until":' || py_json_float(p_until) || '}')
+$$;
+CREATE FUNCTION chain_hash_audit(prev text, p_seq bigint, p_at double precision, p_who text,
+    p_action text, p_detail text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT chain_digest(prev, '{"action":' || py_json_text(p_action)
+    || ',"at":' || py_json_float(p_at)
+    || ',"detail":' || py_json_text(p_detail)
+    || ',"seq":' || p_seq::text
+    || ',"who":' || py_json_text(p_who) || '}')
+$$;
+
+CREATE FUNCTION ack_append(p_alert_id text, p_at double precision, p_operator text,
+    p_action text, p_action_code text, p_note text, p_reason text, p_until double precision)
+    RETURNS ack_log LANGUAGE plpgsql AS $$
+DECLARE head chain_heads; r ack_log;
+BEGIN
+  SELECT * INTO head FROM chain_heads WHERE chain = 'ack_log' FOR UPDATE;
+  r := ROW(head.seq + 1, p_alert_id, p_at, p_operator, p_action, p_action_code, p_note,
+           p_reason, p_until, head.hash,
+           chain_hash_ack(head.hash, head.seq + 1, p_alert_id, p_at, p_operator, p_action,
+                          p_action_code, p_note, p_reason, p_until));
+  INSERT INTO ack_log SELECT r.*;
+  UPDATE chain_heads SET seq = r.seq, hash = r.hash WHERE chain = 'ack_log';
+  RETURN r;
+END $$;
+CREATE FUNCTION audit_append(p_who text, p_action text, p_detail text,
+    p_at double precision DEFAULT NULL) RETURNS audit_log LANGUAGE plpgsql AS $$
+DECLARE head chain_heads; r audit_log; v_at double precision;
+BEGIN
+  IF p_who IS NULL OR btrim(p_who) = '' THEN
+    RAISE EXCEPTION 'an audit record needs who did it' USING ERRCODE = 'MA001';
+  END IF;
+  v_at := coalesce(p_at, extract(epoch FROM clock_timestamp()));
+  SELECT * INTO head FROM chain_heads WHERE chain = 'audit_log' FOR UPDATE;
+  r := ROW(head.seq + 1, v_at, btrim(p_who), p_action, p_detail, head.hash,
+           chain_hash_audit(head.hash, head.seq + 1, v_at, btrim(p_who), p_action, p_detail));
+  INSERT INTO audit_log SELECT r.*;
+  UPDATE chain_heads SET seq = r.seq, hash = r.hash WHERE chain = 'audit_log';
+  RETURN r;
+END $$;
+
+-- ---- handling (spec §4, §8), enforced here ----------------------------------------------------
+CREATE FUNCTION handling_refuse(msg text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION '%', msg USING ERRCODE = 'MA001';
+END $$;
+
+-- the handling an operator sees at p_at: an expired shelving has ended by itself
+CREATE FUNCTION effective_handling(h alert_handling, p_at double precision) RETURNS text
+LANGUAGE sql STABLE AS $$
+  SELECT CASE
+    WHEN h.alert_id IS NULL THEN 'unacknowledged'
+    WHEN h.handling = 'shelved' AND h.shelved_until IS NOT NULL AND h.shelved_until <= p_at
+      THEN CASE WHEN h.acknowledged THEN 'acknowledged' ELSE 'unacknowledged' END
+    ELSE h.handling END
+$$;
+
+CREATE FUNCTION handling_begin(p_alert_id text, p_operator text) RETURNS alerts
+LANGUAGE plpgsql AS $$
+DECLARE a alerts;
+BEGIN
+  IF p_operator IS NULL OR btrim(p_operator) = '' THEN
+    PERFORM handling_refuse('operator is required');
+  END IF;
+  -- every step on one alert serialises on its row: the first acknowledgement wins
+  SELECT * INTO a FROM alerts WHERE alert_id = p_alert_id FOR UPDATE;
+  IF NOT FOUND THEN PERFORM handling_refuse('no such alert: ' || coalesce(p_alert_id, '(none)')); END IF;
+  RETURN a;
+END $$;
+
+CREATE FUNCTION handling_set(p_alert_id text, p_handling text, p_operator text,
+    p_at double precision, p_action_code text, p_acknowledged boolean, p_reason text,
+    p_until double precision) RETURNS void LANGUAGE sql AS $$
+  INSERT INTO alert_handling (alert_id, handling, operator, at, action_code, acknowledged,
+                              acked_by, acked_at, shelved_reason, shelved_until)
+  VALUES (p_alert_id, p_handling, p_operator, p_at, p_action_code, p_acknowledged,
+          CASE WHEN p_handling = 'acknowledged' AND p_action_code IS NOT NULL THEN p_operator END,
+          CASE WHEN p_handling = 'acknowledged' AND p_action_code IS NOT NULL THEN p_at END,
+          p_reason, p_until)
+  ON CONFLICT (alert_id) DO UPDATE SET handling = excluded.handling,
+    operator = excluded.operator, at = excluded.at,
+    action_code = coalesce(excluded.action_code, alert_handling.action_code),
+    acknowledged = alert_handling.acknowledged OR excluded.acknowledged,
+    acked_by = coalesce(alert_handling.acked_by, excluded.acked_by),
+    acked_at = coalesce(alert_handling.acked_at, excluded.acked_at),
+    shelved_reason = excluded.shelved_reason, shelved_until = excluded.shelved_until
+$$;
+
+CREATE FUNCTION ack_alert(p_alert_id text, p_operator text, p_action_code text, p_note text,
+    p_at double precision DEFAULT NULL) RETURNS ack_log LANGUAGE plpgsql AS $$
+DECLARE a alerts; h alert_handling; v_at double precision; state text;
+BEGIN
+  v_at := coalesce(p_at, extract(epoch FROM clock_timestamp()));
+  IF p_action_code IS NULL OR p_action_code NOT IN ('contacted_subject', 'contacted_probation',
+      'police_informed', 'false_alarm_gps', 'device_fault', 'other') THEN
+    PERFORM handling_refuse(format('unknown action code %L; one of contacted_subject, '
+      'contacted_probation, police_informed, false_alarm_gps, device_fault, other',
+      coalesce(p_action_code, '')));
+  END IF;
+  IF p_action_code = 'other' AND coalesce(btrim(p_note), '') = '' THEN
+    PERFORM handling_refuse('action code ''other'' needs a note saying what was done');
+  END IF;
+  a := handling_begin(p_alert_id, p_operator);
+  SELECT * INTO h FROM alert_handling WHERE alert_id = p_alert_id;
+  IF a.priority IN ('critical', 'high') AND coalesce(btrim(p_note), '') = '' THEN
+    PERFORM handling_refuse(format('a %s alert needs a note saying what was done', a.priority));
+  END IF;
+  state := effective_handling(h, v_at);
+  IF state = 'closed' THEN PERFORM handling_refuse(format('alert %s is closed', p_alert_id)); END IF;
+  IF h.acknowledged THEN
+    RAISE EXCEPTION 'alert % was already acknowledged by % at %', p_alert_id,
+      coalesce(h.acked_by, h.operator),
+      to_char(to_timestamp(coalesce(h.acked_at, h.at)) AT TIME ZONE 'UTC',
+              'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+      USING ERRCODE = 'MA002',
+            DETAIL = json_build_object('by', coalesce(h.acked_by, h.operator),
+                                       'at', coalesce(h.acked_at, h.at))::text;
+  END IF;
+  PERFORM handling_set(p_alert_id, 'acknowledged', btrim(p_operator), v_at, p_action_code,
+                       true, NULL, NULL);
+  RETURN ack_append(p_alert_id, v_at, btrim(p_operator), 'acknowledge', p_action_code, p_note,
+                    NULL, NULL);
+END $$;
+
+CREATE FUNCTION close_alert(p_alert_id text, p_operator text, p_note text,
+    p_at double precision DEFAULT NULL) RETURNS ack_log LANGUAGE plpgsql AS $$
+DECLARE a alerts; h alert_handling; v_at double precision; state text;
+BEGIN
+  v_at := coalesce(p_at, extract(epoch FROM clock_timestamp()));
+  a := handling_begin(p_alert_id, p_operator);
+  SELECT * INTO h FROM alert_handling WHERE alert_id = p_alert_id;
+  state := effective_handling(h, v_at);
+  IF state = 'closed' THEN
+    PERFORM handling_refuse(format('alert %s is already closed', p_alert_id));
+  END IF;
+  IF state <> 'acknowledged' THEN
+    PERFORM handling_refuse(format('alert %s must be acknowledged before it is closed', p_alert_id));
+  END IF;
+  IF a.state <> 'cleared' THEN
+    PERFORM handling_refuse(format('alert %s is still active: it can be closed once it has cleared',
+                                   p_alert_id));
+  END IF;
+  PERFORM handling_set(p_alert_id, 'closed', btrim(p_operator), v_at, NULL, true, NULL, NULL);
+  RETURN ack_append(p_alert_id, v_at, btrim(p_operator), 'close', NULL, p_note, NULL, NULL);
+END $$;
+
+CREATE FUNCTION shelve_alert(p_alert_id text, p_operator text, p_reason text,
+    p_until double precision, p_at double precision DEFAULT NULL) RETURNS ack_log
+LANGUAGE plpgsql AS $$
+DECLARE a alerts; h alert_handling; v_at double precision; state text;
+BEGIN
+  v_at := coalesce(p_at, extract(epoch FROM clock_timestamp()));
+  IF coalesce(btrim(p_reason), '') = '' THEN
+    PERFORM handling_refuse('a reason for shelving is required');
+  END IF;
+  IF p_until IS NULL OR p_until <> p_until OR p_until IN ('Infinity'::float8, '-Infinity'::float8)
+      OR p_until <= v_at THEN
+    PERFORM handling_refuse('a shelving needs an expiry time in the future');
+  END IF;
+  IF p_until - v_at > 8 * 3600 THEN
+    PERFORM handling_refuse('an alert can be shelved for at most 8 hours');
+  END IF;
+  a := handling_begin(p_alert_id, p_operator);
+  SELECT * INTO h FROM alert_handling WHERE alert_id = p_alert_id;
+  IF a.type IN ('strap_tamper', 'exclusion_entered') THEN
+    PERFORM handling_refuse(format('a %s alert cannot be shelved', a.type));
+  END IF;
+  state := effective_handling(h, v_at);
+  IF state = 'closed' THEN PERFORM handling_refuse(format('alert %s is closed', p_alert_id)); END IF;
+  PERFORM handling_set(p_alert_id, 'shelved', btrim(p_operator), v_at, NULL,
+                       coalesce(h.acknowledged, false), btrim(p_reason), p_until);
+  RETURN ack_append(p_alert_id, v_at, btrim(p_operator), 'shelve', NULL, NULL, btrim(p_reason),
+                    p_until);
+END $$;
+
+CREATE FUNCTION unshelve_alert(p_alert_id text, p_operator text,
+    p_at double precision DEFAULT NULL) RETURNS ack_log LANGUAGE plpgsql AS $$
+DECLARE a alerts; h alert_handling; v_at double precision;
+BEGIN
+  v_at := coalesce(p_at, extract(epoch FROM clock_timestamp()));
+  a := handling_begin(p_alert_id, p_operator);
+  SELECT * INTO h FROM alert_handling WHERE alert_id = p_alert_id;
+  IF effective_handling(h, v_at) <> 'shelved' THEN
+    PERFORM handling_refuse(format('alert %s is not shelved', p_alert_id));
+  END IF;
+  PERFORM handling_set(p_alert_id, CASE WHEN h.acknowledged THEN 'acknowledged'
+                                        ELSE 'unacknowledged' END,
+                       btrim(p_operator), v_at, NULL, h.acknowledged, NULL, NULL);
+  RETURN ack_append(p_alert_id, v_at, btrim(p_operator), 'unshelve', NULL, NULL, NULL, NULL);
+END $$;
+""",
+
+    # ---- 3: monthly partitions of fixes and retention by partition ----------------------------
+    3: r"""
+CREATE FUNCTION fix_partition_name(month timestamp) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT 'fixes_p' || to_char(month, 'YYYYMM')
+$$;
+
+-- the partition of the month (UTC) holding t, and the month after it; returns how many it made
+CREATE FUNCTION ensure_fix_partition(p_t double precision) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE m timestamp; made integer := 0; k integer; lo double precision; hi double precision;
+BEGIN
+  IF p_t IS NULL OR p_t <> p_t OR p_t IN ('Infinity'::float8, '-Infinity'::float8) THEN
+    RAISE EXCEPTION 'a fix time must be finite' USING ERRCODE = 'MA001';
+  END IF;
+  PERFORM pg_advisory_xact_lock(hashtext('monitorapp.fix_partitions'));
+  FOR k IN 0..1 LOOP
+    m := date_trunc('month', to_timestamp(p_t) AT TIME ZONE 'UTC') + make_interval(months => k);
+    IF to_regclass(fix_partition_name(m)) IS NULL THEN
+      lo := extract(epoch FROM m AT TIME ZONE 'UTC');
+      hi := extract(epoch FROM (m + interval '1 month') AT TIME ZONE 'UTC');
+      EXECUTE format('CREATE TABLE %I PARTITION OF fixes FOR VALUES FROM (%s) TO (%s)',
+                     fix_partition_name(m), lo, hi);
+      made := made + 1;
+    END IF;
+  END LOOP;
+  RETURN made;
+END $$;
+
+-- the partitions of fixes with their bounds, oldest first
+CREATE VIEW fix_partitions AS
+  SELECT c.relname::text AS name,
+         (regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                       'FROM \(''?([^'')]+)''?\) TO \(''?([^'')]+)''?\)'))[1]::float8 AS t_from,
+         (regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                       'FROM \(''?([^'')]+)''?\) TO \(''?([^'')]+)''?\)'))[2]::float8 AS t_to
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+  WHERE i.inhparent = 'fixes'::regclass
+  ORDER BY 2;
+
+-- retention: detach and drop every partition wholly before p_cutoff; audited with what went
+CREATE FUNCTION drop_fix_partitions(p_cutoff double precision, p_who text,
+    p_at double precision DEFAULT NULL, p_retention_days double precision DEFAULT NULL)
+    RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE p record; n bigint; total bigint := 0; dropped text[] := '{}';
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('monitorapp.fix_partitions'));
+  FOR p IN SELECT * FROM fix_partitions WHERE t_to <= p_cutoff ORDER BY t_from LOOP
+    EXECUTE format('SELECT count(*) FROM %I', p.name) INTO n;
+    EXECUTE format('ALTER TABLE fixes DETACH PARTITION %I', p.name);
+    EXECUTE format('DROP TABLE %I', p.name);
+    total := total + n;
+    dropped := dropped || p.name;
+  END LOOP;
+  PERFORM audit_append(p_who, 'purge_fixes',
+    json_build_object('cutoff', p_cutoff, 'deleted', total, 'partitions', dropped,
+                      'retention_days', p_retention_days)::text, p_at);
+  RETURN total;
+END $$;
+""",
+}
+
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def applied_versions(conn) -> list[int]:
+    """The migrations recorded in the database (empty for a database without our schema)."""
+    if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:
+        return []
+    return [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+
+
+def migrate(conn, target: int | None = None) -> int:
+    """Apply the missing migrations up to ``target`` (default: all), one transaction each.
+
+    ``conn`` is a psycopg connection (not in autocommit mode). Returns the schema version."""
+    target = SCHEMA_VERSION if target is None else target
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('monitorapp.migrate'))")
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                     " applied_at timestamptz NOT NULL DEFAULT now())")
+    while True:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('monitorapp.migrate'))")
+            done = applied_versions(conn)
+            unknown = [v for v in done if v not in MIGRATIONS]
+            if unknown:
+                raise StoreError(f"the database has schema version {max(unknown)}, newer than "
+                                 f"this program understands ({SCHEMA_VERSION}); use a newer "
+                                 f"monitorapp")
+            missing = [v for v in sorted(MIGRATIONS) if v not in done and v <= target]
+            if not missing:
+                return max(done, default=0)
+            v = missing[0]
+            conn.execute(MIGRATIONS[v])
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (v,))
