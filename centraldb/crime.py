@@ -6,7 +6,9 @@
 touches it (the subjects), every fix of those tags in it, and for each tag the last fix before
 ``lo`` and the first after ``hi`` ("last seen", "next seen"). The fix read is one index scan of
 ``(device, t)`` per partition of the window's months: the constant time bounds let the planner
-prune every other month at plan time.
+prune every other month at plan time. A login that may not read fixes (a police analyst, a
+supervisor) gets the same rows from ``audited_window_rows``: the server's ``crime_window``
+function, which audits the read with who, its reference and its reason before any row.
 
 ``crime_slice(conn, lo, hi)`` puts those rows into an in-memory SQLite database with the
 columns the crime query reads, so the one verdict code (``monitorapp.crime.query.assess_all``)
@@ -51,9 +53,38 @@ def window_rows(conn, lo: float, hi: float) -> dict:
     return {"assignments": assignments, "tags": tags, "fixes": fixes, "neighbours": neighbours}
 
 
+def audited_window_rows(conn, lo: float, hi: float, ref, reason, place=None) -> dict:
+    """``window_rows`` through the server's ``crime_window`` (the path of a login that may not
+    read fixes): the server audits who, ``ref``, ``reason`` and ``place`` first, and refuses
+    without a reference and a reason. Run it in a writing transaction (the audit is a write)."""
+    import json
+    out: dict = {"assignments": [], "tags": [], "fixes": [], "neighbours": []}
+    for r in conn.execute("SELECT * FROM crime_window(%s, %s, %s, %s, %s::jsonb)",
+                          (float(lo), float(hi), ref, reason,
+                           None if place is None else json.dumps(place, default=str))):
+        kind, offender, device, a, b = r[:5]
+        if kind == "assignment":
+            out["assignments"].append((offender, device, a, b))
+        elif kind == "tag":
+            out["tags"].append((device, a, b))
+        else:
+            fix_id, seq, t, lat, lon, acc, x, y, used = r[5:]
+            out["fixes"].append((fix_id, device, seq, t, lat, lon, acc, x, y, used))
+    return out
+
+
+def audited_crime_slice(conn, lo: float, hi: float, ref, reason, place=None) -> sqlite3.Connection:
+    """``crime_slice`` over ``audited_window_rows``."""
+    return slice_of(audited_window_rows(conn, lo, hi, ref, reason, place))
+
+
 def crime_slice(conn, lo: float, hi: float) -> sqlite3.Connection:
     """An in-memory SQLite database holding ``window_rows``, shaped as a store's tables."""
-    rows = window_rows(conn, lo, hi)
+    return slice_of(window_rows(conn, lo, hi))
+
+
+def slice_of(rows: dict) -> sqlite3.Connection:
+    """The in-memory SQLite database of a window's rows."""
     mem = sqlite3.connect(":memory:", check_same_thread=False)
     mem.executescript(
         "CREATE TABLE assignments (offender_id TEXT, device TEXT, valid_from REAL, valid_to REAL);"

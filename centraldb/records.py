@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from localdb.handling import effective_handling
+from localdb.records import ZoneVersionConflict, check_base_version  # noqa: F401
 from localdb.schema import StoreError
 from localdb.hashchain import CHAINS
 
@@ -22,8 +23,10 @@ def audit(conn, at: float, who: str, action: str, detail_text: str) -> dict:
 
 
 def record_zone(conn, feature: dict, who: str, at: float, version: int | None = None,
-                removed: bool = False, audit_it: bool = False) -> int:
-    """Store a zone Feature as a new version if it changed; return the current version."""
+                removed: bool = False, audit_it: bool = False,
+                base_version: int | None = None) -> int:
+    """Store a zone Feature as a new version if it changed; return the current version.
+    With ``base_version``, refuse the edit unless that is still the newest version."""
     if not isinstance(feature, dict) or not isinstance(feature.get("id"), str):
         raise StoreError("a zone must be a GeoJSON Feature with a string id")
     zid = feature["id"]
@@ -32,6 +35,9 @@ def record_zone(conn, feature: dict, who: str, at: float, version: int | None = 
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('zone:' || %s))", (zid,))
     last = conn.execute("SELECT version, feature, removed FROM zones WHERE zone_id=%s"
                         " ORDER BY version DESC LIMIT 1", (zid,)).fetchone()
+    check_base_version(zid, base_version, last, lambda: conn.execute(
+        "SELECT created_by, created_at FROM zones WHERE zone_id=%s AND version=%s",
+        (zid, last[0])).fetchone())
     if last is not None and last[1] == body and bool(last[2]) == removed and version in (None, last[0]):
         return last[0]
     if version is not None and last is not None and version <= last[0]:

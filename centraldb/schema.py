@@ -36,13 +36,15 @@ What is where:
   who/when in the DETAIL as JSON).
 * **meta** holds the store's mode (``live``/``training``), set once.
 
-Roles (a later step): every write that protects the record already goes through a function,
-so the plan is to make these functions SECURITY DEFINER, owned by a ``monitor_owner`` role
-nobody logs in as, which also owns the log tables; person roles get EXECUTE only.
+* **identity and roles** (migration 4, ``centraldb.roles``): per-person logins, group roles,
+  everything owned by ``monitorapp_owner``; the handling functions take who from
+  ``session_user``. Every later migration ends with ``apply_privileges()`` (``migrate`` runs it),
+  which gives what it made to the owner and re-applies the grants.
 """
 from __future__ import annotations
 
 from localdb.schema import StoreError
+from centraldb.roles import ROLES_MIGRATION
 
 ERR_REFUSED = "MA001"
 ERR_ALREADY_ACKED = "MA002"
@@ -450,7 +452,11 @@ BEGIN
   RETURN total;
 END $$;
 """,
+
+    # ---- 4: identity and roles enforced by the server (centraldb/roles.py) --------------------
+    4: ROLES_MIGRATION,
 }
+PRIVILEGES_FROM = 4                # migrations from this one on end with apply_privileges()
 
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -485,4 +491,6 @@ def migrate(conn, target: int | None = None) -> int:
                 return max(done, default=0)
             v = missing[0]
             conn.execute(MIGRATIONS[v])
+            if v > PRIVILEGES_FROM:
+                conn.execute("SELECT apply_privileges()")
             conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (v,))

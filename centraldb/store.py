@@ -11,6 +11,20 @@ server when that process dies). Handling goes through the server's functions (``
 :class:`HandlingError` (:class:`AlreadyAcknowledged`, with ``by`` and ``at``, when another
 operator was first). Readers use ``reader()``: a read-only autocommit connection per thread.
 
+Identity: the store is signed in as one PostgreSQL login (the DSN's user, or ``credentials=(user,
+password)`` kept out of the DSN); ``login`` and ``roles`` are what the server says it is. Every
+name the record writes is that login's (handling, audit, zone versions, purges: the server takes
+``session_user``), and every time of a handling or audit record is the server's clock; the names
+the store interface takes are never sent (a handling step naming someone else is refused here, so
+a caller finds out). What the login may do is the server's decision (``centraldb.roles``); a
+police analyst's ``crime_reader`` goes through the audited ``crime_window``.
+
+Anchored logs: after every committed step the heads in ``chain_heads`` are appended to an anchor
+file on this machine (``localdb.anchor.default_anchor_path(dsn)`` unless ``anchor=`` names one;
+``anchor=False`` for none), outside the database's reach: a rewrite of the log together with
+``chain_heads`` by the database's owner is caught by ``monitorapp verify-log --anchor``. The
+decider checkpoints every few seconds, so its anchor also follows workstations' steps.
+
 Crash safety is localdb's: ``checkpoint`` commits the engine's snapshot and the feed position in
 the same transaction as everything queued before it, with the sequences' high-water marks;
 ``load_checkpoint()`` removes what was stored after it (the restarted engine reports it again).
@@ -18,6 +32,7 @@ the same transaction as everything queued before it, with the sequences' high-wa
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -25,7 +40,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from localdb.handling import ACTION_CODES, HandlingError  # noqa: F401 - re-exported
+from localdb.anchor import AnchorFile, default_anchor_path
+from localdb.handling import ACTION_CODES, AlreadyAcknowledged, HandlingError  # noqa: F401
 from localdb.schema import MODES, StoreError, StoreModeError
 from localdb.store import DEFAULT_RETENTION_DAYS, _alert_row, _state_json, _state_loads
 from centraldb import records
@@ -33,14 +49,6 @@ from centraldb.schema import ERR_ALREADY_ACKED, ERR_REFUSED, migrate
 from centraldb.writer import ALERT, EVENT, FIX, REJECTED, PgWriter
 
 FEED_LOCK = 0x454D5346           # "EMSF": the advisory lock of the one process feeding the record
-
-
-class AlreadyAcknowledged(HandlingError):
-    """A second acknowledgement: another operator took the alert first (``by``, ``at``)."""
-
-    def __init__(self, message: str, by: str | None, at: float | None):
-        super().__init__(message)
-        self.by, self.at = by, at
 
 
 def redact(dsn: str) -> str:
@@ -75,15 +83,23 @@ class PgStore:
 
     def __init__(self, dsn: str, *, create: bool = True,
                  retention_days: float = DEFAULT_RETENTION_DAYS, clock=time.time,
-                 mode: str = "live", busy_timeout_s: float = 5.0) -> None:
+                 mode: str = "live", busy_timeout_s: float = 5.0, anchor=None,
+                 credentials: tuple[str, str] | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"a store mode is one of {', '.join(MODES)}, not {mode!r}")
         self.dsn = dsn
+        self.anchor = None if anchor is False else AnchorFile(
+            default_anchor_path(dsn) if anchor is None else anchor)
+        self.anchor_error: str | None = None
         self.path = redact(dsn)          # what messages name (localdb names its file)
         self.retention_days = retention_days
         self.clock = clock
         self.mode = mode
         self._busy = busy_timeout_s
+        # (user, password) of the person signing in, kept out of the DSN (and so out of
+        # messages); None: the DSN's own user, or libpq's PGPASSFILE / PGPASSWORD
+        self._credentials = ({"user": credentials[0], "password": credentials[1]}
+                             if credentials else {})
         conn = self._connect()
         try:
             found = _stored_mode(conn)
@@ -91,11 +107,14 @@ class PgStore:
                 raise StoreModeError(self.path, found, mode)
             if not create and found is None and not _has_schema(conn):
                 raise StoreError(f"{self.path}: no monitorapp record in this database")
-            migrate(conn)
+            _migrate_if_needed(conn, self.path)
             with conn.transaction():
-                conn.execute("INSERT INTO meta (key, value) VALUES ('mode', %s)"
-                             " ON CONFLICT (key) DO NOTHING", (mode,))
+                if found is None:        # only the record's owner or its decider marks it
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('mode', %s)"
+                                 " ON CONFLICT (key) DO NOTHING", (mode,))
                 found = conn.execute("SELECT value FROM meta WHERE key='mode'").fetchone()[0]
+                # who the server says this connection is: every name the record writes
+                self.login, self.roles = _identity(conn)
             if found != mode:            # another process marked the fresh record first
                 raise StoreModeError(self.path, found, mode)
         except BaseException:
@@ -110,7 +129,8 @@ class PgStore:
 
     def _connect(self, **kw) -> psycopg.Connection:
         try:
-            conn = psycopg.connect(self.dsn, application_name="monitorapp", **kw)
+            conn = psycopg.connect(self.dsn, application_name="monitorapp",
+                                   **self._credentials, **kw)
         except psycopg.Error as e:
             raise StoreError(f"{self.path}: cannot connect to the record: "
                              f"{str(e).strip().splitlines()[0] if str(e).strip() else e}") from None
@@ -152,6 +172,25 @@ class PgStore:
         return conn
 
     def _call(self, fn):
+        """``fn(conn)`` in the writer's transaction; once committed, the chains' heads go to
+        the anchor file (a failure to anchor is logged and kept in ``anchor_error``: the step
+        itself is committed)."""
+        if self.anchor is None:
+            return self._committed(fn)
+
+        def with_heads(conn):
+            return fn(conn), {r[0]: (r[1], r[2]) for r in conn.execute(
+                "SELECT chain, seq, hash FROM chain_heads")}
+        result, heads = self._committed(with_heads)
+        try:
+            self.anchor.record(heads, self.clock())
+            self.anchor_error = None
+        except OSError as e:
+            self.anchor_error = f"{self.anchor.path}: the logs' anchor cannot be written: {e}"
+            logging.getLogger("monitorapp.store").error(self.anchor_error)
+        return result
+
+    def _committed(self, fn):
         def guarded(conn):
             try:
                 return fn(conn)
@@ -169,6 +208,11 @@ class PgStore:
 
     def flush(self) -> None:
         self._call(lambda conn: None)
+
+    @property
+    def writer(self):
+        """The single writer, for the host's watchdog: ``health()``, ``error``, ``restart()``."""
+        return self._writer
 
     # ---- the engine -------------------------------------------------------------------------
     def attach(self, engine) -> None:
@@ -268,10 +312,11 @@ class PgStore:
         return self._call(lambda conn: records.record_caseload(conn, doc, who, at))
 
     def record_zone_edit(self, feature: dict, who: str, version: int | None = None,
-                         removed: bool = False) -> int:
+                         removed: bool = False, *, base_version: int | None = None) -> int:
         at = self.clock()
         return self._call(lambda conn: records.record_zone(conn, feature, who, at, version,
-                                                           removed, audit_it=True))
+                                                           removed, audit_it=True,
+                                                           base_version=base_version))
 
     # ---- handling: the server decides -------------------------------------------------------
     def _handle(self, sql: str, args: tuple) -> dict:
@@ -280,27 +325,37 @@ class PgStore:
             return dict(zip([c.name for c in cur.description], cur.fetchone()))
         return self._call(run)
 
+    # Who acts is this connection's login (``self.login``) and when is the server's clock: the
+    # ``operator`` argument of the store interface is never sent. A name that is not the login
+    # is refused here, so a caller that meant someone else finds out instead of acting for them.
+    def _as_login(self, operator) -> None:
+        if not isinstance(operator, str) or not operator.strip():
+            raise HandlingError("operator is required")
+        if operator.strip() != self.login:
+            raise HandlingError(f"this record is signed in as {self.login}: it cannot act as "
+                                f"{operator.strip()[:64]}")
+
     def acknowledge(self, alert_id: str, operator: str, action_code: str,
                     note: str | None = None) -> dict:
         if note is not None and not isinstance(note, str):
             raise HandlingError("note must be text")
-        return self._handle("SELECT * FROM ack_alert(%s, %s, %s, %s, %s)",
-                            (alert_id, _op(operator), action_code, note, self.clock()))
+        self._as_login(operator)
+        return self._handle("SELECT * FROM ack_alert(%s, %s, %s)", (alert_id, action_code, note))
 
     def close_alert(self, alert_id: str, operator: str, note: str | None = None) -> dict:
-        return self._handle("SELECT * FROM close_alert(%s, %s, %s, %s)",
-                            (alert_id, _op(operator), note, self.clock()))
+        self._as_login(operator)
+        return self._handle("SELECT * FROM close_alert(%s, %s)", (alert_id, note))
 
     def shelve(self, alert_id: str, operator: str, reason: str, until: float) -> dict:
         if not isinstance(until, (int, float)) or isinstance(until, bool):
             raise HandlingError("a shelving needs an expiry time in the future")
-        return self._handle("SELECT * FROM shelve_alert(%s, %s, %s, %s, %s)",
-                            (alert_id, _op(operator), reason if isinstance(reason, str) else None,
-                             float(until), self.clock()))
+        self._as_login(operator)
+        return self._handle("SELECT * FROM shelve_alert(%s, %s, %s)",
+                            (alert_id, reason if isinstance(reason, str) else None, float(until)))
 
     def unshelve(self, alert_id: str, operator: str) -> dict:
-        return self._handle("SELECT * FROM unshelve_alert(%s, %s, %s)",
-                            (alert_id, _op(operator), self.clock()))
+        self._as_login(operator)
+        return self._handle("SELECT * FROM unshelve_alert(%s)", (alert_id,))
 
     # ---- audit ------------------------------------------------------------------------------
     def audit(self, who: str, action: str, detail: dict | None = None) -> dict:
@@ -310,8 +365,18 @@ class PgStore:
         at = self.clock()
         return self._call(lambda c: records.audit(c, at, who.strip(), action, text))
 
-    def sign_in(self, operator: str) -> dict:
-        return self.audit(operator, "sign_in", {})
+    def sign_in(self, operator: str | None = None) -> dict:
+        """Record this login's sign-in (the server's ``sign_in()``: refused for a login without
+        an account or with a disabled or locked one). ``operator``, if given, must be the login."""
+        if operator is not None and operator != self.login:
+            raise StoreError(f"this record is signed in as {self.login}, not {operator}")
+
+        def run(conn):
+            cur = conn.execute("SELECT * FROM sign_in()")
+            row = dict(zip([c.name for c in cur.description], cur.fetchone()))
+            row["detail"] = json.loads(row["detail"])
+            return row
+        return self._call(run)
 
     # ---- retention: whole partitions --------------------------------------------------------
     def purge_fixes(self, who: str = "system", now: float | None = None,
@@ -326,8 +391,8 @@ class PgStore:
         cutoff = now - days * 86400.0
 
         def purge(conn):
-            n = conn.execute("SELECT drop_fix_partitions(%s, %s, %s, %s)",
-                             (cutoff, who, now, float(days))).fetchone()[0]
+            n = conn.execute("SELECT drop_fix_partitions(%s, %s)",      # audited as the login
+                             (cutoff, float(days))).fetchone()[0]
             self._writer._months.clear()             # dropped months are made again if needed
             return n
         return self._call(purge)
@@ -336,12 +401,26 @@ class PgStore:
     def alerts(self, *, handling_state: str | None = None, limit: int | None = None) -> list[dict]:
         return records.read_alerts(self.reader(), self.clock(), handling_state, limit)
 
-    def crime_reader(self, lo: float, hi: float):
+    def crime_reader(self, lo: float, hi: float, *, ref: str | None = None,
+                     reason: str | None = None, place: dict | None = None):
         """What crime mapping and trail playback read for the window [lo, hi], as an in-memory
         SQLite database shaped like a store (``centraldb.crime.crime_slice``), so their code
-        runs unchanged on this record."""
-        from centraldb.crime import crime_slice
-        return crime_slice(self.reader(), lo, hi)
+        runs unchanged on this record. A login that may not read fixes (a police analyst, a
+        supervisor) reads through the server's audited ``crime_window``, which records who,
+        ``ref``, ``reason`` and ``place`` before it returns a row, and refuses without them."""
+        from centraldb.crime import audited_crime_slice, crime_slice
+        if self.reads_fixes:
+            return crime_slice(self.reader(), lo, hi)
+        try:
+            return self._call(lambda conn: audited_crime_slice(conn, lo, hi, ref, reason, place))
+        except HandlingError as e:           # the server's refusal of the read itself
+            raise StoreError(f"{self.path}: {e}") from None
+
+    @property
+    def reads_fixes(self) -> bool:
+        """Whether this login may read fixes directly (the decider, the owner)."""
+        return bool(self.reader().execute(
+            "SELECT has_table_privilege('fixes', 'SELECT')").fetchone()[0])
 
     def ack_log(self, alert_id: str | None = None) -> list[dict]:
         return records.read_chain(self.reader(), "ack_log", alert_id)
@@ -356,8 +435,30 @@ class PgStore:
                           "ack_log", "audit_log", "offenders", "zones")}
 
 
-def _op(operator) -> str | None:
-    return operator if isinstance(operator, str) else None
+def _migrate_if_needed(conn, where: str) -> None:
+    """Migrate a record that lacks a migration (only its owner or a superuser can); a person's
+    connection to a current record migrates nothing."""
+    from centraldb.schema import MIGRATIONS, applied_versions
+    done = applied_versions(conn) if _has_schema(conn) else []
+    conn.rollback()
+    if set(MIGRATIONS) <= set(done) and all(v in MIGRATIONS for v in done):
+        return
+    try:
+        migrate(conn)
+    except psycopg.errors.InsufficientPrivilege as e:
+        conn.rollback()
+        raise StoreError(f"{where}: the record needs migrating by its owner: "
+                         f"{e.diag.message_primary or e}") from None
+
+
+def _identity(conn) -> tuple[str, frozenset]:
+    """(login, the monitorapp roles it is a member of), as the server establishes them."""
+    from centraldb.roles import ROLES, group
+    login = conn.execute("SELECT session_user::text").fetchone()[0]
+    held = conn.execute("SELECT r FROM unnest(%s::text[]) AS r"
+                        " WHERE pg_has_role(session_user, 'monitorapp_' || r, 'MEMBER')",
+                        (list(ROLES),)).fetchall()
+    return login, frozenset(r[0] for r in held if group(r[0]))
 
 
 def _has_schema(conn) -> bool:

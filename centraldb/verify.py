@@ -2,9 +2,10 @@
 record's acknowledgement and audit logs with the same walker as the SQLite store
 (``localdb.hashchain.verify_chain``: the server computes the same hashes), and the chain heads
 the server keeps (``chain_heads``): a log whose newest records were deleted behind the
-triggers' back no longer ends where its head says. (The head lives in the same database, so a
-rewrite by someone holding the owner's rights can move it too; anchoring it outside the
-database's reach is the later step, see the README.)
+triggers' back no longer ends where its head says. The head lives in the same database, so a
+rewrite by someone holding the owner's rights can move it too: with ``anchor`` (a
+``localdb.verify.Anchored``) each log's end is also checked against the newest head anchored
+outside the database (``localdb.anchor``), which such a rewrite cannot reach.
 
 Read-only: one transaction, ``READ ONLY``, at REPEATABLE READ so both reads see one moment.
 """
@@ -16,7 +17,7 @@ from localdb.hashchain import CHAINS, ChainReport, verify_chain
 from localdb.schema import StoreError
 
 
-def verify_record(dsn: str) -> list[ChainReport]:
+def verify_record(dsn: str, anchor=None) -> list[ChainReport]:
     from centraldb.store import redact
     try:
         conn = psycopg.connect(dsn, application_name="monitorapp verify-log")
@@ -41,6 +42,9 @@ def verify_record(dsn: str) -> list[ChainReport]:
                         f"the log ends at record {last[0]} but its head is record "
                         f"{head[0] if head else '(none)'}: records were removed from its end")
             out.append(report)
+        if anchor is not None:
+            from localdb.verify import anchor_reports
+            anchor.extend(anchor_reports(conn, anchor.path, "%s"))
         return out
     except psycopg.Error as e:
         raise StoreError(f"{redact(dsn)}: cannot read the logs: {e}") from None

@@ -63,8 +63,26 @@ class PgWriter:
         self._batch_max = batch_max
         self._months: set[int] = set()           # months (since 1970-01) with a partition
         self.error: BaseException | None = None
+        self.quarantined = 0          # the host's watchdog reads what localdb's writer has
+        self.restarts = 0
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="pg-store-writer", daemon=True)
         self._thread.start()
+
+    # ---- the host's watchdog (the interface of localdb.writer.StoreWriter) -------------------
+    def health(self) -> str | None:
+        """None while all is well; otherwise one line saying what is wrong."""
+        if self.error is not None:
+            return f"{self.where}: the store cannot be written: {self.error}"
+        if not self._thread.is_alive() and not self._closing:
+            return f"{self.where}: the store writer stopped"
+        return None
+
+    def restart(self) -> bool:
+        """A PostgreSQL writer is not restarted in place (its connection and the feed's
+        advisory lock went with it): False; the monitor reports the fault and a supervisor
+        restarts the process, which resumes from its checkpoint."""
+        return False
 
     # ---- producers (any thread) -------------------------------------------------------------
     def put(self, item: tuple) -> None:
@@ -78,6 +96,7 @@ class PgWriter:
         return fut.result()
 
     def close(self) -> None:
+        self._closing = True
         if self._thread.is_alive():
             self._q.put((STOP,))
             self._thread.join()

@@ -347,13 +347,15 @@ class Accounts:
 
     def last_handover(self) -> dict | None:
         """The summary left at the most recent sign-out that has one, with who and when."""
-        row = self.store.reader().execute(
-            "SELECT at, who, detail FROM audit_log WHERE action='sign_out' ORDER BY seq DESC"
-            " LIMIT 1").fetchone()
-        if row is None:
-            return None
-        detail = json.loads(row[2])
-        return {"at": row[0], "by": row[1], **(detail.get("handover") or {})}
+        # a sign-out without a handover (a police analyst, an administrator: roles that do not
+        # take over the queue) does not hide the last operator's or supervisor's handover
+        for at, who, raw in self.store.reader().execute(
+                "SELECT at, who, detail FROM audit_log WHERE action='sign_out' ORDER BY seq DESC"
+                " LIMIT 200"):
+            handover = json.loads(raw).get("handover") or {}
+            if handover:
+                return {"at": at, "by": who, **handover}
+        return None
 
     # ---- helpers ----------------------------------------------------------------------------
     @staticmethod

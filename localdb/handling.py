@@ -8,6 +8,17 @@ is rolled back alone.
 Handling states: ``unacknowledged`` → ``acknowledged`` (with an action code and a note) →
 ``closed``. ``shelved`` (with a reason and an expiry) hides an alert until the expiry or an
 ``unshelve``; it then returns to the state it had. A closed alert takes no further steps.
+
+The rules of spec v2 §4/§8 are enforced here, in the store's own layer, so no caller (the
+console, the monitor's handling topic, a script) can skip them; the PostgreSQL record enforces
+the same rules in its server functions (``centraldb.schema``), with the same messages:
+
+* the first acknowledgement wins; a second is refused with :class:`AlreadyAcknowledged`,
+  which names who took it and when (from the acknowledgement log's first record for it);
+* a critical or high alert is acknowledged only with a note saying what was done;
+* an alert is closed only once acknowledged and once its condition has cleared;
+* ``strap_tamper`` and ``exclusion_entered`` alerts are never shelved; a shelving lasts at
+  most :data:`MAX_SHELVE_S` (8 hours).
 """
 from __future__ import annotations
 
@@ -19,10 +30,35 @@ from localdb import hashchain
 ACTION_CODES = ("contacted_subject", "contacted_probation", "police_informed",
                 "false_alarm_gps", "device_fault", "other")
 HANDLING_STATES = ("unacknowledged", "acknowledged", "shelved", "closed")
+MAX_SHELVE_S = 8 * 3600                        # spec v2 §8: shelving at most 8 hours
+NEVER_SHELVED = ("strap_tamper", "exclusion_entered")
+NOTE_REQUIRED = ("critical", "high")
 
 
 class HandlingError(ValueError):
     """An operator step that is not allowed (unknown alert, wrong state, missing field)."""
+
+
+class AlreadyAcknowledged(HandlingError):
+    """A second acknowledgement: another operator took the alert first (``by``, ``at``)."""
+
+    def __init__(self, message: str, by: str | None, at: float | None):
+        super().__init__(message)
+        self.by, self.at = by, at
+
+
+def _utc(at: float) -> str:
+    import time
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def _alert(conn, alert_id) -> tuple[str, str, str]:
+    """(type, priority, state) of a stored alert, or HandlingError."""
+    row = conn.execute("SELECT type, priority, state FROM alerts WHERE alert_id=?",
+                       (alert_id,)).fetchone()
+    if row is None:
+        raise HandlingError(f"no such alert: {alert_id}")
+    return row
 
 
 def _require_text(value: object, what: str) -> str:
@@ -72,9 +108,20 @@ def acknowledge(conn, alert_id: str, operator: str, action_code: str, note: str 
         raise HandlingError("note must be text")
     if action_code == "other" and not (note or "").strip():
         raise HandlingError("action code 'other' needs a note saying what was done")
-    state = effective_handling(**current(conn, alert_id), now=at)
+    _type, priority, _state = _alert(conn, alert_id)
+    if priority in NOTE_REQUIRED and not (note or "").strip():
+        raise HandlingError(f"a {priority} alert needs a note saying what was done")
+    cur = current(conn, alert_id)
+    state = effective_handling(**cur, now=at)
     if state == "closed":
         raise HandlingError(f"alert {alert_id} is closed")
+    if cur["acknowledged"]:
+        first = conn.execute("SELECT operator, at FROM ack_log WHERE alert_id=? AND"
+                             " action='acknowledge' ORDER BY seq LIMIT 1", (alert_id,)).fetchone()
+        by, when = first if first else (None, None)
+        raise AlreadyAcknowledged(
+            f"alert {alert_id} was already acknowledged by {by or 'someone'}"
+            + (f" at {_utc(when)}" if when is not None else ""), by, when)
     row = hashchain.append(conn, "ack_log", {
         "alert_id": alert_id, "at": at, "operator": operator, "action": "acknowledge",
         "action_code": action_code, "note": note})
@@ -84,11 +131,15 @@ def acknowledge(conn, alert_id: str, operator: str, action_code: str, note: str 
 
 def close(conn, alert_id: str, operator: str, note: str | None, at: float) -> dict:
     operator = _require_text(operator, "operator")
+    _type, _priority, alert_state = _alert(conn, alert_id)
     state = effective_handling(**current(conn, alert_id), now=at)
     if state == "closed":
         raise HandlingError(f"alert {alert_id} is already closed")
     if state != "acknowledged":
         raise HandlingError(f"alert {alert_id} must be acknowledged before it is closed")
+    if alert_state != "cleared":
+        raise HandlingError(f"alert {alert_id} is still active: it can be closed once it has"
+                            f" cleared")
     row = hashchain.append(conn, "ack_log", {
         "alert_id": alert_id, "at": at, "operator": operator, "action": "close", "note": note})
     _set(conn, alert_id, "closed", operator, at, acknowledged=True)
@@ -100,6 +151,11 @@ def shelve(conn, alert_id: str, operator: str, reason: str, until: float, at: fl
     reason = _require_text(reason, "a reason for shelving")
     if not isinstance(until, (int, float)) or not math.isfinite(until) or until <= at:
         raise HandlingError("a shelving needs an expiry time in the future")
+    if until - at > MAX_SHELVE_S:
+        raise HandlingError("an alert can be shelved for at most 8 hours")
+    type_, _priority, _state = _alert(conn, alert_id)
+    if type_ in NEVER_SHELVED:
+        raise HandlingError(f"a {type_} alert cannot be shelved")
     cur = current(conn, alert_id)
     state = effective_handling(**cur, now=at)
     if state == "closed":

@@ -8,6 +8,10 @@ them (another program, a hex editor).
 
 Appends run inside the writer's transaction, which holds SQLite's write lock, so the "read the
 last hash, insert the next record" step is never interleaved, even across processes.
+
+A chain alone does not show a cut-off tail or a log rewritten and re-hashed from some record
+on; the store therefore anchors each chain's head (``heads``) outside the file after every
+commit (``localdb.anchor``), and ``monitorapp verify-log`` checks the log against it.
 """
 from __future__ import annotations
 
@@ -90,3 +94,13 @@ def verify_chain(conn: sqlite3.Connection, table: str) -> ChainReport:
                                f"record {seq} was altered (its hash does not match its content)")
         prev, expected_seq = stored_hash, seq + 1
     return ChainReport(table, count)
+
+
+def heads(conn: sqlite3.Connection) -> dict[str, tuple[int, str]]:
+    """The newest record of each chain, ``{table: (seq, hash)}`` ((0, GENESIS) when empty):
+    what the store anchors after a commit (``localdb.anchor``)."""
+    out = {}
+    for table in CHAINS:
+        row = conn.execute(f"SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1").fetchone()
+        out[table] = (row[0], row[1]) if row else (0, GENESIS)
+    return out

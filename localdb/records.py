@@ -2,7 +2,9 @@
 requirement versions) and the read queries the UI and reports use.
 
 Versions: a zone or requirement whose content changed gets a new version row; the old one
-stays, so an alert's ``zone_version`` always names the geometry that decided it. A tag moved to
+stays, so an alert's ``zone_version`` always names the geometry that decided it. Zone edits
+are optimistic: the editor states the version it edited (``base_version``), and the edit is
+refused (:class:`ZoneVersionConflict`, naming who saved the newer one) once a newer exists. A tag moved to
 another offender closes the old assignment (``valid_to``) and opens a new one.
 """
 from __future__ import annotations
@@ -15,19 +17,53 @@ from localdb.handling import effective_handling
 from localdb.schema import StoreError
 
 
+class ZoneVersionConflict(StoreError):
+    """An edit of zone version N refused because N+1 exists: someone saved first. ``current``
+    is the stored version, with who saved it and when; reload it and edit again."""
+
+    def __init__(self, zone_id: str, edited: int, current: int, by: str | None,
+                 at: float | None):
+        import time
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)) if at is not None else "?"
+        super().__init__(f"zone {zone_id}: this edit is of version {edited}, but version "
+                         f"{current} was saved by {by or 'someone'} at {when}; reload the zone "
+                         f"and edit it again")
+        self.zone_id, self.edited, self.current, self.by, self.at = (
+            zone_id, edited, current, by, at)
+
+
+def check_base_version(zid: str, base_version, last, who_at) -> None:
+    """Optimistic concurrency: ``base_version`` (the version the editor started from; 0 for a
+    zone it creates) must still be the newest, else :class:`ZoneVersionConflict`."""
+    if base_version is None:
+        return
+    if isinstance(base_version, bool) or not isinstance(base_version, int) or base_version < 0:
+        raise StoreError(f"zone {zid}: the edited version must be a whole number, not "
+                         f"{base_version!r}")
+    current = last[0] if last is not None else 0
+    if current != base_version:
+        by, at = who_at() if last is not None else (None, None)
+        raise ZoneVersionConflict(zid, base_version, current, by, at)
+
+
 def _canon(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
 def record_zone(conn: sqlite3.Connection, feature: dict, who: str, at: float,
-                version: int | None = None, removed: bool = False, audit: bool = False) -> int:
-    """Store a zone Feature as a new version if it changed; return the current version."""
+                version: int | None = None, removed: bool = False, audit: bool = False,
+                base_version: int | None = None) -> int:
+    """Store a zone Feature as a new version if it changed; return the current version.
+    With ``base_version``, refuse the edit unless that is still the newest version."""
     if not isinstance(feature, dict) or not isinstance(feature.get("id"), str):
         raise StoreError("a zone must be a GeoJSON Feature with a string id")
     zid = feature["id"]
     body = _canon(feature)
     last = conn.execute("SELECT version, feature, removed FROM zones WHERE zone_id=?"
                         " ORDER BY version DESC LIMIT 1", (zid,)).fetchone()
+    check_base_version(zid, base_version, last, lambda: conn.execute(
+        "SELECT created_by, created_at FROM zones WHERE zone_id=? AND version=?",
+        (zid, last[0])).fetchone())
     if last is not None and last[1] == body and bool(last[2]) == removed and version in (None, last[0]):
         return last[0]
     if version is not None and last is not None and version <= last[0]:

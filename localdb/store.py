@@ -14,11 +14,16 @@ it. After a crash, ``load_checkpoint()`` returns that snapshot and position and 
 was stored after it (the restarted engine will process it again, and store it again), so a
 restarted ``Engine(caseload, state=snapshot)`` raises nothing twice and misses nothing.
 Alert ids are deterministic, so a re-raised alert updates its row and its handling is kept.
+
+Anchored logs: after every committed step the heads of the two hash chains are appended to the
+store's anchor file (``STORE.sqlite.anchor`` unless ``anchor=`` names another; ``anchor=False``
+for none), so ``monitorapp verify-log`` detects a truncated or rewritten tail (``localdb.anchor``).
 """
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import math
 import os
 import threading
@@ -28,6 +33,7 @@ from pathlib import Path
 import orjson
 
 from localdb import handling, hashchain
+from localdb.anchor import AnchorFile, default_anchor_path
 from localdb.handling import ACTION_CODES, HandlingError  # noqa: F401 - re-exported
 from localdb.schema import StoreError, StoreModeError, connect, open_store_file  # noqa: F401
 from localdb.writer import ALERT, EVENT, FIX, REJECTED, StoreWriter
@@ -48,10 +54,15 @@ class Store:
 
     def __init__(self, path: str | os.PathLike, *, create: bool = True,
                  retention_days: float = DEFAULT_RETENTION_DAYS,
-                 busy_timeout_s: float = 5.0, clock=time.time, mode: str = "live") -> None:
+                 busy_timeout_s: float = 5.0, clock=time.time, mode: str = "live",
+                 anchor=None) -> None:
         """``mode``: ``"live"`` (the default) or ``"training"``; a store of the other kind is
-        refused (StoreModeError, the file untouched), a new store is marked with it."""
+        refused (StoreModeError, the file untouched), a new store is marked with it.
+        ``anchor``: the anchor file of the logs' heads (default beside the store; False: none)."""
         self.path = Path(path)
+        self.anchor = None if anchor is False else AnchorFile(
+            default_anchor_path(self.path) if anchor is None else anchor)
+        self.anchor_error: str | None = None
         self.retention_days = retention_days
         self.clock = clock
         self.mode = mode
@@ -101,6 +112,25 @@ class Store:
         return conn
 
     def _call(self, fn):
+        """``fn(conn)`` in the writer's transaction; once committed, the logs' heads are
+        appended to the anchor file. A step that could not be anchored is still committed (it
+        happened): the failure is logged as an error and kept in ``anchor_error``, and
+        verify-log will show the unanchored records."""
+        if self.anchor is None:
+            return self._committed(fn)
+
+        def with_heads(conn):
+            return fn(conn), hashchain.heads(conn)
+        result, heads = self._committed(with_heads)
+        try:
+            self.anchor.record(heads, self.clock())
+            self.anchor_error = None
+        except OSError as e:
+            self.anchor_error = f"{self.anchor.path}: the logs' anchor cannot be written: {e}"
+            logging.getLogger("monitorapp.store").error(self.anchor_error)
+        return result
+
+    def _committed(self, fn):
         try:
             return self._writer.call(fn)
         except HandlingError:
@@ -221,12 +251,17 @@ class Store:
         return self._call(lambda conn: records.record_caseload(conn, doc, who, at))
 
     def record_zone_edit(self, feature: dict, who: str, version: int | None = None,
-                         removed: bool = False) -> int:
-        """A zone edited (or removed) by an operator: a new version, audited."""
+                         removed: bool = False, *, base_version: int | None = None) -> int:
+        """A zone edited (or removed) by an operator: a new version, audited.
+
+        ``base_version``: the version the operator edited (0 for a new zone). The edit is
+        refused with ``localdb.records.ZoneVersionConflict`` (a StoreError naming who saved
+        the newer version, and when) once a newer version exists: optimistic concurrency."""
         at = self.clock()
         from localdb import records
         return self._call(lambda conn: records.record_zone(conn, feature, who, at, version,
-                                                           removed, audit=True))
+                                                           removed, audit=True,
+                                                           base_version=base_version))
 
     # ---- handling ---------------------------------------------------------------------------
     def acknowledge(self, alert_id: str, operator: str, action_code: str, note: str | None = None) -> dict:

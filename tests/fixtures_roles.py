@@ -40,7 +40,8 @@ class HandledStore:
         from localdb.store import Store
         from monitorapp.engine.caseload import parse_caseload
         from monitorapp.engine.engine import Engine
-        from tests.fixtures_ui import T0, battery_script, breach_script, tamper_flood, ui_caseload_doc
+        from tests.fixtures_ui import (T0, battery_script, breach_script, event, tamper_flood,
+                                       ui_caseload_doc)
         self.clock = Clock(T0)
         self.path = tmp_path / "handled.sqlite"
         self.store = Store(self.path, clock=self.clock)
@@ -71,6 +72,10 @@ class HandledStore:
                 self.late.append(a["alert_id"])
             if k % 3 == 0:
                 self.clock.t += 300
+                # the strap is restored first: a store closes only a cleared alert (spec v2 §8)
+                rx, raw = event(a["device"], 100, self.clock.t - 60, "strap_restored")
+                engine.submit(raw, rx=rx)
+                self.store.flush()
                 self.store.close_alert(a["alert_id"], who, "restored")
         for a in self.alerts.values():
             if a["type"] in ("exclusion_entered", "battery_low"):

@@ -24,8 +24,8 @@ def test_core_and_store_import_no_qt():
         "        if name.split('.')[0] in ('PySide6', 'shiboken6', 'pyqtgraph'):\n"
         "            raise ImportError('Qt is not allowed in the core: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import monitorapp, localdb\n"
-        "for pkg in (monitorapp, localdb):\n"
+        "import monitorapp, localdb, centraldb\n"
+        "for pkg in (monitorapp, localdb, centraldb):\n"
         "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
         "        if not m.name.endswith('__main__'): importlib.import_module(m.name)\n"
         "print('ok')\n")

@@ -116,7 +116,7 @@ def test_purge_drops_whole_partitions_and_is_audited(pg_dsn):
         assert s.purge_fixes("admin", now=now, retention_days=60) == 1
         assert s.counts()["fixes"] == 2
         [rec] = s.audit_log()
-        assert rec["action"] == "purge_fixes" and rec["who"] == "admin"
+        assert rec["action"] == "purge_fixes" and rec["who"] == s.login      # the login, not the name passed
         assert rec["detail"]["deleted"] == 1 and rec["detail"]["partitions"] == ["fixes_p202604"]
         assert verify_chain(s.reader(), "audit_log").intact
         # a late fix for a dropped month makes its partition again
@@ -183,7 +183,7 @@ def test_numbers_the_chain_cannot_hash_exactly_are_refused(hash_conn):
 def test_a_rewritten_record_is_caught(pg_dsn, pg_cluster):
     with PgStore(pg_dsn) as s:
         for k in range(4):
-            s.audit(f"op{k}", "sign_in", {"k": k})
+            s.audit(f"op{k}", "export", {"k": k})
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         # the superuser goes around the append-only trigger: the chain still catches it
         conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
@@ -196,7 +196,7 @@ def test_verify_record_catches_a_deleted_tail(pg_dsn):
     from centraldb.verify import verify_record
     with PgStore(pg_dsn) as s:
         for k in range(5):
-            s.audit(f"op{k}", "sign_in", {"k": k})
+            s.audit(f"op{k}", "export", {"k": k})
     assert [(r.table, r.intact, r.records) for r in verify_record(pg_dsn)] == [
         ("ack_log", True, 0), ("audit_log", True, 5)]
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
@@ -208,11 +208,11 @@ def test_verify_record_catches_a_deleted_tail(pg_dsn):
 
 def test_a_store_that_lost_its_server_says_so(pg_dsn, pg_cluster):
     with PgStore(pg_dsn) as s:
-        s.sign_in("alice")
+        s.audit("alice", "export", {})
         pid = s._call(lambda c: c.execute("SELECT pg_backend_pid()").fetchone()[0])
         with psycopg.connect(pg_cluster.dsn(), autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         with pytest.raises(StoreError, match="cannot be written"):
-            s.sign_in("bob")
+            s.audit("bob", "export", {})
         with pytest.raises(StoreError, match="cannot be written"):     # and stays that way
             s.on_fix(fix_at("TAG-1", 1, MAY_2026, 0, 0), True)

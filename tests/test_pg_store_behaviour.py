@@ -8,11 +8,12 @@ checkpoint and resumed stores exactly what an uninterrupted run stores; every ha
 refusal of spec §4/§8; both hash chains verify; two operators acknowledging at once over two
 connections: exactly one wins, the other is told who.
 
-Rules of spec v2 that the SQLite store does not enforce yet are marked ``xfail(strict=True)``
-for SQLite only: the day localdb enforces them, the mark fails and must go.
+Both backends enforce every rule of spec v2 §4/§8 in the store's own layer (localdb/handling.py,
+the server functions of centraldb/schema.py); no case is excused on either.
 """
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -26,7 +27,6 @@ from monitorapp.engine.engine import Engine
 from tests.fixtures_store import T0
 
 BACKENDS = ["sqlite", "postgresql"]
-SQLITE_PENDING = "spec v2 §8 rule not enforced by localdb/handling.py yet"
 
 
 class Clock:
@@ -55,16 +55,21 @@ def backend(target):
     return "postgresql" if target.startswith("postgresql://") else "sqlite"
 
 
+def make_store(request, target, clock, **kw):
+    """A store of the target. On PostgreSQL each person a test names acts through a login of
+    their own and the server's clock is frozen at ``clock`` (tests/fixtures_pgpeople.py): the
+    server, not the caller, establishes who acted and when."""
+    if target.startswith("postgresql://"):
+        from tests.fixtures_pgpeople import PeopleStore
+        return PeopleStore(request.getfixturevalue("people"), clock, **kw)
+    return open_store(target, clock=clock, **kw)
+
+
 @pytest.fixture
-def store(target, clock):
-    s = open_store(target, clock=clock)
+def store(request, target, clock):
+    s = make_store(request, target, clock)
     yield s
     s.close()
-
-
-def pending_on_sqlite(request, backend):
-    if backend == "sqlite":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=SQLITE_PENDING))
 
 
 def rows(store, sql):
@@ -192,7 +197,7 @@ def raise_alert(store, type_="curfew_absent", priority="high", start=T0, cleared
 
 
 REFUSALS = [
-    # (what is tried, the refusal, alert type, priority, cleared, a v2 rule not yet in localdb)
+    # (what is tried, the refusal, alert type, priority, cleared, a rule new in spec v2)
     ("unknown code", lambda s, a, c: s.acknowledge(a, "alice", "made_tea", "x"),
      "unknown action code", "curfew_absent", "high", False, False),
     ("no operator", lambda s, a, c: s.acknowledge(a, "", "contacted_subject", "x"),
@@ -228,8 +233,6 @@ REFUSALS = [
                          REFUSALS, ids=[r[0] for r in REFUSALS])
 def test_refused_steps_change_nothing(request, backend, store, clock, what, call, message,
                                       type_, priority, cleared, v2):
-    if v2:
-        pending_on_sqlite(request, backend)
     aid = raise_alert(store, type_, priority, cleared=cleared)
     with pytest.raises(HandlingError, match=message):
         call(store, aid, clock)
@@ -238,7 +241,6 @@ def test_refused_steps_change_nothing(request, backend, store, clock, what, call
 
 
 def test_close_only_once_cleared(request, backend, store, clock):
-    pending_on_sqlite(request, backend)
     aid = raise_alert(store)
     store.acknowledge(aid, "alice", "contacted_subject", "phoned him")
     with pytest.raises(HandlingError, match="still active"):
@@ -285,7 +287,6 @@ def test_shelving_expires_and_unshelve_returns_to_previous_state(store, clock):
 
 
 def test_a_second_acknowledgement_is_refused_with_who_and_when(request, backend, store, clock):
-    pending_on_sqlite(request, backend)
     aid = raise_alert(store)
     store.acknowledge(aid, "alice", "contacted_subject", "phoned")
     first = clock.t
@@ -298,8 +299,7 @@ def test_a_second_acknowledgement_is_refused_with_who_and_when(request, backend,
 
 def test_two_operators_acknowledging_at_once_one_wins(request, backend, target, clock):
     """Two workstations (two stores, two connections) press Acknowledge at the same moment."""
-    pending_on_sqlite(request, backend)
-    with open_store(target, clock=clock) as a, open_store(target, clock=clock) as b:
+    with make_store(request, target, clock) as a, make_store(request, target, clock) as b:
         aid = raise_alert(a)
         a.flush()
         for round_ in range(5):
@@ -374,11 +374,79 @@ def test_logs_refuse_update_and_delete(backend, store, target):
     assert len(store.ack_log()) == 1 and len(store.audit_log()) == 1
 
 
-def test_the_store_mode_is_sealed(target):
+def test_the_store_mode_is_sealed(request, target, clock):
     from localdb.schema import StoreModeError
-    with open_store(target, mode="training") as s:
+    with make_store(request, target, clock, mode="training") as s:
         s.sign_in("trainer")
     with pytest.raises(StoreModeError, match="training store"):
         open_store(target, mode="live")
-    with open_store(target, mode="training") as s:
+    with make_store(request, target, clock, mode="training") as s:
         assert [r["who"] for r in s.audit_log()] == ["trainer"]
+
+
+# ---- zone edits: optimistic concurrency ---------------------------------------------------------
+
+def _as(target, name, store=None):
+    """Who the record says acted: on PostgreSQL the login (the server establishes it: the
+    person's own through ``make_store``, the DSN's user through a plain ``open_store``), on
+    SQLite the name the caller gives."""
+    from urllib.parse import urlsplit
+    from tests.fixtures_pgpeople import PeopleStore
+    if isinstance(store, PeopleStore) or not target.startswith("postgresql://"):
+        return name
+    return urlsplit(target).username
+
+
+def _zone(radius):
+    return {"type": "Feature", "id": "Z-PARK", "properties": {"name": "Park", "radius_m": radius},
+            "geometry": {"type": "Point", "coordinates": [-0.1, 51.5]}}
+
+
+def test_an_edit_of_version_n_is_refused_once_n_plus_1_exists(target, store, clock):
+    from localdb.records import ZoneVersionConflict
+    from localdb.schema import StoreError
+    assert store.record_zone_edit(_zone(50), "alice", base_version=0) == 1
+    # alice and bob both open version 1; bob saves first
+    clock.t += 60
+    assert store.record_zone_edit(_zone(80), "bob", base_version=1) == 2
+    bob = _as(target, "bob", store)
+    with pytest.raises(ZoneVersionConflict, match=f"version 2 was saved by {bob}") as e:
+        store.record_zone_edit(_zone(120), "alice", base_version=1)
+    assert isinstance(e.value, StoreError)
+    assert (e.value.edited, e.value.current, e.value.by) == (1, 2, bob)
+    with pytest.raises(ZoneVersionConflict):          # creating a zone that exists already
+        store.record_zone_edit(_zone(10), "carol", base_version=0)
+    # alice reloads version 2 and edits that: accepted
+    assert store.record_zone_edit(_zone(120), "alice", base_version=2) == 3
+    assert [(r["who"], r["detail"]["version"]) for r in store.audit_log()] == [
+        (_as(target, "alice", store), 1), (bob, 2), (_as(target, "alice", store), 3)]
+
+
+def test_two_editors_saving_version_n_at_once_one_wins(target, clock):
+    """Two workstations save their edit of the same version at the same moment."""
+    from localdb.records import ZoneVersionConflict
+    with open_store(target, clock=clock) as a, open_store(target, clock=clock) as b:
+        a.record_zone_edit(_zone(50), "alice", base_version=0)
+        for n in range(1, 5):
+            go = threading.Barrier(2)
+            results: dict = {}
+
+            def save(store, who, radius):
+                go.wait()
+                try:
+                    results[who] = store.record_zone_edit(_zone(radius), who, base_version=n)
+                except ZoneVersionConflict as e:
+                    results[who] = e
+            ts = [threading.Thread(target=save, args=(s, w, r))
+                  for s, w, r in ((a, "alice", 60 + n), (b, "bob", 90 + n))]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(30)
+            won = [w for w, r in results.items() if r == n + 1]
+            lost = [r for r in results.values() if isinstance(r, ZoneVersionConflict)]
+            assert len(won) == 1 and len(lost) == 1, results
+            assert lost[0].current == n + 1 and lost[0].by == _as(target, won[0])
+        radii = [json.loads(f)["properties"]["radius_m"] for (f,) in rows(
+            a, "SELECT feature FROM zones WHERE zone_id='Z-PARK' ORDER BY version")]
+        assert len(radii) == 5 and radii[0] == 50      # one version per round, none lost

@@ -35,15 +35,19 @@ def hstore(store_path, clock):
     s.close()
 
 
-def raise_alert(store, type_="curfew_absent", start=T0) -> str:
-    a = Alert(alert_id(type_, "OFF-1", "R-1", start), type_, "high", "OFF-1", "TAG-1", "R-1",
+def raise_alert(store, type_="curfew_absent", start=T0, cleared=False,
+                priority="high") -> str:
+    a = Alert(alert_id(type_, "OFF-1", "R-1", start), type_, priority, "OFF-1", "TAG-1", "R-1",
               "Z-1", start, start + 60)
     store.on_alert(a, "raised")
+    if cleared:
+        a.state, a.cleared_at = "cleared", start + 300
+        store.on_alert(a, "cleared")
     return a.alert_id
 
 
 def test_acknowledge_then_close(hstore, clock):
-    aid = raise_alert(hstore)
+    aid = raise_alert(hstore, cleared=True)
     row = hstore.acknowledge(aid, "alice", "contacted_subject", "phoned, he is on his way home")
     assert row["seq"] == 1 and row["operator"] == "alice" and row["at"] == clock.t
     clock.t += 120
@@ -65,6 +69,9 @@ def test_acknowledge_then_close(hstore, clock):
     (lambda s, a: s.unshelve(a, "alice"), "not shelved"),
     (lambda s, a: s.shelve(a, "alice", "", T0 + 9e9), "reason"),
     (lambda s, a: s.shelve(a, "alice", "known fault", T0), "in the future"),
+    # spec v2 §8, enforced by the store itself whatever the caller checked
+    (lambda s, a: s.acknowledge(a, "alice", "contacted_subject", "  "), "high alert needs a note"),
+    (lambda s, a: s.shelve(a, "alice", "device swap", 4102444800.0), "at most 8 hours"),
 ])
 def test_refused_steps_change_nothing(hstore, call, message):
     aid = raise_alert(hstore)
@@ -82,7 +89,7 @@ def test_every_action_code_is_accepted(hstore):
 
 
 def test_closed_alert_takes_no_further_steps(hstore):
-    aid = raise_alert(hstore)
+    aid = raise_alert(hstore, cleared=True)
     hstore.acknowledge(aid, "alice", "false_alarm_gps", "multipath near the flats")
     hstore.close(aid, "alice")
     with pytest.raises(HandlingError, match="closed"):
@@ -105,6 +112,29 @@ def test_shelving_expires_and_unshelve_returns_to_previous_state(hstore, clock):
     assert hstore.alerts()[0]["handling"] == "acknowledged"
     assert [r["action"] for r in hstore.ack_log(aid)] == [
         "shelve", "acknowledge", "shelve", "unshelve"]
+
+
+def test_v2_rules_hold_in_the_store_whatever_the_caller(hstore, clock):
+    """The console checks these too, but the store is the control (spec v2 §8)."""
+    from localdb.handling import AlreadyAcknowledged
+    active = raise_alert(hstore)
+    hstore.acknowledge(active, "alice", "contacted_subject", "phoned him")
+    first_at = clock.t
+    clock.t += 45
+    with pytest.raises(AlreadyAcknowledged, match="already acknowledged by alice at") as e:
+        hstore.acknowledge(active, "bob", "contacted_probation", "emailed")
+    assert (e.value.by, e.value.at) == ("alice", first_at)
+    with pytest.raises(HandlingError, match="still active"):
+        hstore.close(active, "alice", "done")
+    for kind in ("strap_tamper", "exclusion_entered"):
+        crit = raise_alert(hstore, kind, priority="critical")
+        with pytest.raises(HandlingError, match=f"a {kind} alert cannot be shelved"):
+            hstore.shelve(crit, "alice", "engineer booked", clock.t + 600)
+    low = raise_alert(hstore, "battery_low", start=T0 + 7, priority="low")
+    hstore.acknowledge(low, "alice", "device_fault", None)          # low: no note needed
+    hstore.shelve(raise_alert(hstore, start=T0 + 8), "alice", "swap", clock.t + 8 * 3600)
+    assert [(r["action"], r["operator"]) for r in hstore.ack_log()] == [
+        ("acknowledge", "alice"), ("acknowledge", "alice"), ("shelve", "alice")]
 
 
 def test_handling_survives_reopening_and_re_raise(store_path, clock):
@@ -136,8 +166,8 @@ def _filled(store_path, clock):
             clock.t += 10
             s.audit(f"op{k}", "sign_in")
         s.acknowledge(aid, "alice", "contacted_subject", "first")
-        s.acknowledge(aid, "bob", "contacted_probation", "second")
-        s.acknowledge(aid, "carol", "police_informed", "third")
+        s.acknowledge(raise_alert(s, start=T0 + 1), "bob", "contacted_probation", "second")
+        s.acknowledge(raise_alert(s, start=T0 + 2), "carol", "police_informed", "third")
 
 
 def _tamper(store_path, sql):

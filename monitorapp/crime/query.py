@@ -318,13 +318,17 @@ def _gaps(conn, tr: Tracks, good, subs, cx, cy, radius, tf, tt) -> dict[int, lis
 def crime_check(store_or_path, lat, lon, radius_m, t_from, t_to, ref, reason, who) -> dict:
     """Answer a crime-mapping query (spec §5) and audit it. See the module docstring."""
     t0, t1 = _validate(lat, lon, radius_m, t_from, t_to, ref, reason, who)
-    from localdb.store import Store
+    from centraldb import open_store
     own = not hasattr(store_or_path, "reader")
-    store = Store(store_or_path, create=False) if own else store_or_path
+    store = open_store(store_or_path, create=False) if own else store_or_path
     try:
         cx, cy = scene_xy(float(lon), float(lat))
-        conn = store.reader()
         lo, hi = t0 - MARGIN_S, t1 + MARGIN_S
+        # the PostgreSQL record hands over the window's slice (centraldb.crime), SQLite itself
+        # (an analyst's login reads only through the server's audited path, with ref and reason)
+        conn = (store.crime_reader(lo, hi, ref=ref.strip(), reason=reason.strip(),
+                                   place={"lat": float(lat), "lon": float(lon), "radius_m": float(radius_m)})
+                if hasattr(store, "crime_reader") else store.reader())
         subs = subjects(conn, lo, hi)
         results = [{"offender": oid, "device": dev, **r} for (oid, dev, _, _), r
                    in zip(subs, assess_all(conn, subs, cx, cy, float(radius_m), t0, t1))]
@@ -355,7 +359,8 @@ def cli_main(argv: list[str]) -> int:
     parser = _OneLineParser(
         prog="monitorapp crimecheck",
         description="Crime mapping (spec §5): who was near this place in this time window.")
-    parser.add_argument("--db", required=True, help="the store file")
+    parser.add_argument("--db", required=True,
+                        help="the store: a SQLite file, or the centre's record as postgresql://...")
     parser.add_argument("--lat", type=float, required=True)
     parser.add_argument("--lon", type=float, required=True)
     parser.add_argument("--radius-m", type=float, required=True)

@@ -115,7 +115,8 @@ def trail(store, offender_or_device: str, t1: float, t2: float) -> list[dict]:
     if not (isinstance(t1, (int, float)) and isinstance(t2, (int, float))
             and math.isfinite(t1) and math.isfinite(t2) and t1 <= t2):
         raise ValueError("a trail needs a time range with t1 <= t2")
-    conn = store.reader()
+    # the PostgreSQL record hands over the window's slice (centraldb.crime), SQLite itself
+    conn = store.crime_reader(t1, t2) if hasattr(store, "crime_reader") else store.reader()
     out: list[dict] = []
     for oid, dev, a, b in subjects(conn, t1, t2, offender_or_device):
         tr = read_track(conn, dev, a, b, full=True)

@@ -2,6 +2,7 @@
 
 ``monitor`` (the live decider on an MQTT broker), ``replay`` (a replay file, headless) with its
 store adapter, and the workstations' shared handling state on the broker. It is the top of the
-Qt-free flow: it may import the feed, the engine, crime mapping and ``localdb``; never the
-simulator or the UI.
+Qt-free flow: it may import the feed, the engine, crime mapping, ``localdb`` and ``centraldb``
+(stores are opened with ``centraldb.open_store``: a file or a ``postgresql://`` record); never
+the simulator or the UI.
 """

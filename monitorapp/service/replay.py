@@ -40,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--caseload", required=True, help="caseload file (spec §3)")
     p.add_argument("--feed", required=True, help="replay file: NDJSON, one message a line, each with rx")
     p.add_argument("--out", required=True, help="where to write alerts.ndjson")
-    p.add_argument("--db", help="also store what was read in this SQLite store")
+    p.add_argument("--db", help="also store what was read: a SQLite file or postgresql://...")
     p.add_argument("--checkpoint-every", type=int, default=5000, metavar="N",
                    help="with --db: checkpoint every N lines (default 5000)")
     return p

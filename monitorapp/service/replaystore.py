@@ -60,10 +60,10 @@ def replay_with_store(caseload, feed, out, db: str, checkpoint_every: int = 5000
     append raised alerts to ``out`` (a binary file opened for appending). Returns the engine.
     Raises StoreError (the store cannot be used), CheckpointError (its checkpoint is not an
     engine state) or OSError (a file cannot be read/written)."""
-    from localdb.store import Store
+    from centraldb import open_store
 
     every = max(1, int(checkpoint_every))
-    store = Store(db)
+    store = open_store(db)
     try:
         engine, position = restore_engine(caseload, store, FEED)
         if position is not None:
