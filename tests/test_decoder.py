@@ -207,4 +207,6 @@ def test_owntracks_adapter():
     assert owntracks_to_v1({"_type": "transition"}, None, seqs) == []
     noacc = owntracks_to_v1({"_type": "location", "tid": "ab", "tst": 1795798800, "lat": 51.5, "lon": -0.1},
                             None, seqs, rx=1795798801.0)
-    assert d.decode(orjson.dumps(noacc[0])).reason == "missing_field"
+    # OwnTracks omits acc when it is 0 (unknown): a stated default, marked as derived (issue 17)
+    derived = d.decode_obj(noacc[0], adapted=True)
+    assert isinstance(derived, Fix) and derived.acc == 50.0 and derived.acc_derived == "default"

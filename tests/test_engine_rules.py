@@ -5,7 +5,7 @@ import orjson
 import pytest
 
 from monitorapp.engine.engine import Engine
-from tests.enginekit import EXCL_X0, FeedBuilder, T, caseload, raised, run
+from tests.enginekit import EXCL_X0, FeedBuilder, T, caseload, caseload_doc, raised, run
 
 DAY = "2026-11-27"
 T0 = T(f"{DAY}T10:00:00Z")       # daytime, curfew (19:00–07:00 GMT) not active
@@ -400,3 +400,44 @@ def test_a_processing_clock_near_year_9999_fires_curfew_edges_without_an_error()
     late.event("TAG-2", T0, "strap_tamper")
     eng.submit(late.lines()[0])
     assert [a.offender for a in raised(eng, "strap_tamper")] == ["OFF-2"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_an_absence_just_outside_the_door_is_alerted_within_bound(seed):
+    """40 m beyond a 100 m home with acc 10: too close for the two-far-fixes rule (F, 46 m),
+    caught by the sustained run (R) after 10 minutes, inside grace 600 s + 3 intervals + 60 s."""
+    cl = caseload()
+    fb = FeedBuilder(300 + seed)
+    night = T(f"{DAY}T19:00:00Z")
+    left = night + 3600 + 7
+    fb.track("TAG-1", night - 1800, night + 4 * 3600,
+             lambda t: (140.0, 0.0) if left <= t < left + 3600 else (0.0, 0.0), acc=10.0)
+    quiet_other(fb, night - 1800, night + 4 * 3600)
+    eng, changes = run(cl, fb.lines())
+    cu = raised(eng, "curfew_absent")
+    assert len(cu) == 1, changes
+    assert left <= cu[0].start <= left + 60
+    assert cu[0].start + 600 <= cu[0].raised_at <= left + 600 + 3 * 60 + 60
+
+
+def test_a_far_fix_then_one_just_outside_does_not_confirm_an_absence():
+    """F needs both of the two newest fixes far: a multipath jump next to a noisy fix that is
+    only just outside is not an absence, however short the grace."""
+    doc = caseload_doc()
+    doc["offenders"][0]["requirements"][1]["grace_s"] = 0
+    from monitorapp.engine.caseload import parse_caseload
+    cl = parse_caseload(doc)
+    fb = FeedBuilder(9)
+    night = T(f"{DAY}T20:00:00Z")
+    jump = night + 1800
+
+    def pos(t):
+        if t == jump:
+            return (800.0, 0.0)
+        if t == jump + 60:
+            return (112.0, 0.0)      # 12 m outside, acc 10
+        return (0.0, 0.0)
+    fb.track("TAG-1", night - 600, night + 3600, pos, acc=10.0, noise=False)
+    quiet_other(fb, night - 600, night + 3600)
+    eng, changes = run(cl, fb.lines())
+    assert raised(eng, "curfew_absent") == [], changes

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from monitorapp.feed.mqttconfig import MqttSettings
+from monitorapp.feed.timeutil import parse_time
 from monitorapp.service.sharedstate import SharedState
 from monitorapp.sim.publish import publish_feed
 from tests.fixtures_mqtt import read_alert_lines, replay_alerts, scenario_lines, wait_until
@@ -220,26 +221,49 @@ def _t(ts: float) -> str:
 
 def test_traccar_and_owntracks_subscriptions_feed_the_engine(broker, tmp_path, example_caseload_path,
                                                              monitor_factory, publisher_factory):
+    """Real shapes through a real broker (issue 17): a GT06 position without accuracy on
+    Traccar's position topic, a shielded tag's strap alarm without any position on its event
+    topic, an OwnTracks phone with ``-1`` unknowns, an encrypted OwnTracks payload and junk."""
+    from tests.adaptkit import owntracks_location, traccar_device, traccar_event, traccar_position
     doc = json.loads(example_caseload_path.read_text())
     doc["offenders"][2]["device"] = "alice.phone"          # an OwnTracks phone: owntracks/alice/phone
     (tmp_path / "caseload.json").write_text(json.dumps(doc))
     mon = monitor_factory(monitor_args(broker, tmp_path, clock="wall",
-                                       extra=["--traccar-topic", "traccar/positions", "--owntracks"]))
+                                       extra=["--traccar-topic", "traccar/positions", "--traccar-topic",
+                                              "traccar/events", "--owntracks"]))
     mon.wait_log("feed_subscribed")
     now = time.time()
-    traccar = {"device": {"uniqueId": "TAG-01002"},
-               "position": {"fixTime": _t(now - 1), "latitude": 51.52, "longitude": -0.1, "accuracy": 9,
-                            "speed": 1.0, "attributes": {"batteryLevel": 80, "alarm": "tampering"}}}
-    owntracks = {"_type": "location", "tst": int(now - 1), "lat": 51.59, "lon": -0.016, "acc": 12, "batt": 9}
+    gt06 = {"position": traccar_position(protocol="gt06", fix_t=now - 2, lat=51.52, lon=-0.1,
+                                         attributes={"hdop": 1.2, "sat": 8, "batteryLevel": 80}),
+            "device": traccar_device("TAG-01002")}
+    shielded = {"event": traccar_event(type_="alarm", event_t=now - 1, alarm="removing"),
+                "device": traccar_device("TAG-01001")}
+    owntracks = owntracks_location(tst=int(now - 1), lat=51.59, lon=-0.016, acc=12, batt=9, vel=-1)
     publisher_factory(broker.url).publish([
-        ("traccar/positions", orjson.dumps(traccar)), ("owntracks/alice/phone", orjson.dumps(owntracks)),
+        ("traccar/positions", orjson.dumps(gt06)), ("traccar/events", orjson.dumps(shielded)),
+        ("owntracks/alice/phone", orjson.dumps(owntracks)),
+        ("owntracks/alice/phone", b'{"_type":"encrypted","data":"3q2+7w=="}'),
+        ("owntracks/alice/phone", b'{"_type":"lwt","tst":1}'),
         ("traccar/positions", b'{"position": {}}'), ("owntracks/alice/phone", b"[1, 2")])
-    s = mon.wait_stats(lambda s: s["messages"] >= 5)
-    assert (s["fixes"], s["events"], s["rejected"]) == (2, 1, 2)
+    s = mon.wait_stats(lambda s: s["messages"] >= 7)
+    assert (s["fixes"], s["events"], s["rejected"], s["heartbeats"]) == (2, 1, 3, 1)
+    assert s["rejected_by_reason"] == {"encrypted": 1, "bad_adapter_payload": 1, "bad_json": 1}
+    assert s["adapter_ignored"] == {"owntracks:lwt": 1}
+    assert set(s["sources"]) == {"traccar", "owntracks"} and s["sources"]["traccar"]["messages"] == 3
     wait_until(lambda: len(read_alert_lines(tmp_path / "mon-alerts.ndjson")) >= 2, 10, "two alerts")
-    got = {(a["type"], a["device"]) for a in read_alert_lines(tmp_path / "mon-alerts.ndjson")}
-    assert got == {("strap_tamper", "TAG-01002"), ("battery_low", "alice.phone")}
+    lines = read_alert_lines(tmp_path / "mon-alerts.ndjson")
+    assert {(a["type"], a["device"]) for a in lines} == {("strap_tamper", "TAG-01001"), ("battery_low", "alice.phone")}
+    [tamper] = [a for a in lines if a["type"] == "strap_tamper"]
+    assert abs(parse_time(tamper["start"]) - (now - 1)) < 0.01 and tamper["late"] is False
     assert mon.terminate() == 0
+    from localdb.store import Store
+    st = Store(tmp_path / "mon.db")
+    try:
+        rows = st.reader().execute("SELECT reason, topic, raw FROM rejected ORDER BY rejected_id").fetchall()
+    finally:
+        st.close()
+    assert ("encrypted", "owntracks/alice/phone", b'{"_type":"encrypted","data":"3q2+7w=="}') in [
+        (r[0], r[1], bytes(r[2])) for r in rows]
 
 
 def test_the_simulators_feed_through_the_broker_gives_the_replays_alerts(broker, caseload, tmp_path,

@@ -53,6 +53,11 @@ Out-of-order fixes of a tag are inserted into its evidence in measurement order 
 decision is re-taken; a fix older than the tag's last four informative fixes for a zone is
 kept (and stored) but cannot change a decision that newer fixes have made.
 
+A fix its device marked not valid (an adapter's ``AdaptedFix`` with ``valid`` False, spec §6) is
+never evidence: it goes to no rule and is kept as an ``invalid_fix`` rejection with the bytes as
+received, but it is the tag talking (no ``signal_lost``). Any message received, a rejected one
+too, is traffic for ``feed_lost`` (spec §4).
+
 Events ``gps_jamming``, ``device_fault``, ``power_off`` and ``charging_stopped`` raise no alert
 of their own (the spec names none); they are kept in the tag's state and shown to operators.
 """
@@ -254,10 +259,18 @@ class Engine:
             return self._quarantine(None, raw, topic, rx, e, None)
         return self._submit(msg, rx, raw, topic)
 
-    def submit_message(self, msg, now: float | None = None):
+    def submit_message(self, msg, now: float | None = None, raw: bytes | None = None, topic: str | None = None):
         """Process one decoded message (``now``: the processing clock, default its ``rx``).
+        ``raw`` and ``topic``: the bytes and topic as received (an adapted message's gateway
+        payload), kept if the message is quarantined or is a fix its device marked not valid.
         Never raises, as ``submit``."""
-        return self._submit(msg, now, None, None)
+        self._raw = raw, topic
+        try:
+            return self._submit(msg, now, raw, topic)
+        finally:
+            self._raw = None, None
+
+    _raw = (None, None)
 
     def _submit(self, msg, now, raw, topic):
         c = self.counters
@@ -299,14 +312,10 @@ class Engine:
             c.rejected += 1
             c.rejected_by_reason[msg.reason] = c.rejected_by_reason.get(msg.reason, 0) + 1
             self._tell(self._on_rejected, msg)
+            if msg.rx == msg.rx:        # any message received is traffic, a rejected one too (§4)
+                self._feed_alive(now)
             return msg
-        # the feed is alive
-        self.last_rx_any = now
-        if self._feed_alert is not None:
-            self._feed_recovered(now)
-        if not self._feed_timer:
-            self._feed_timer = True
-            self.schedule(now + FEED_LOST_S, self)
+        self._feed_alive(now)
         if kind == "heartbeat":
             c.heartbeats += 1
             return msg
@@ -319,15 +328,17 @@ class Engine:
             return msg
         if seen == RESET:           # same seq, another t: the tag's counter restarted
             c.seq_resets += 1
-        tag.last_rx = now
-        if tag.last_msg_t is None or msg.t > tag.last_msg_t:
-            tag.last_msg_t = msg.t
-        if tag.signal_alert is not None:
-            self.clear_alert(tag.signal_alert, now)
-            tag.signal_alert = None
-        if not tag.timer_pending:
-            self._arm_signal(tag)
+        self._tag_heard(tag, msg, now)
         if kind == "fix":
+            if not msg.valid:
+                # the device does not trust it (spec §6): kept as received, never evidence
+                c.rejected += 1
+                c.rejected_by_reason["invalid_fix"] = c.rejected_by_reason.get("invalid_fix", 0) + 1
+                raw, topic = self._raw
+                self._tell(self._on_rejected, Rejection(
+                    "invalid_fix", "the device marked this fix not valid: kept, never used as evidence",
+                    raw if raw is not None else _message_bytes(msg), msg.rx, topic, msg.device))
+                return msg
             c.fixes += 1
             if now - msg.t > LATE_AFTER_S:
                 self._hold_late(tag, msg)
@@ -339,6 +350,24 @@ class Engine:
             c.events += 1
             self._event(tag, msg)
         return msg
+
+    def _feed_alive(self, now: float) -> None:
+        self.last_rx_any = now
+        if self._feed_alert is not None:
+            self._feed_recovered(now)
+        if not self._feed_timer:
+            self._feed_timer = True
+            self.schedule(now + FEED_LOST_S, self)
+
+    def _tag_heard(self, tag: TagState, msg, now: float) -> None:
+        tag.last_rx = now
+        if tag.last_msg_t is None or msg.t > tag.last_msg_t:
+            tag.last_msg_t = msg.t
+        if tag.signal_alert is not None:
+            self.clear_alert(tag.signal_alert, now)
+            tag.signal_alert = None
+        if not tag.timer_pending:
+            self._arm_signal(tag)
 
     # ------------------------------------------------------------------ quarantine
     def _tell(self, listeners: list, *args) -> None:

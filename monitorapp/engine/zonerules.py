@@ -7,8 +7,11 @@ numbers and the reasoning.
 """
 from __future__ import annotations
 
+import shapely
+from shapely.ops import polylabel
+
 from monitorapp.engine.geo import FAR_DEPTH
-from monitorapp.engine.rules import Evidence, classify
+from monitorapp.engine.rules import NOISE_INFLATION, SIGMA_PER_ACC, Z_FAR, Evidence, classify
 from monitorapp.feed.timeutil import fmt_time
 
 
@@ -16,6 +19,21 @@ def _item_evidence(items) -> list[dict]:
     return [{"t": fmt_time(it[0]), "rx": fmt_time(it[7]), "lat": it[3], "lon": it[4], "acc": it[5],
              "depth_m": None if it[6] <= FAR_DEPTH else round(it[6], 1), "inside": it[1]}
             for it in items]
+
+
+def zone_room(shape) -> float:
+    """The deepest point of a zone (m): a circle's radius, a polygon's inscribed radius."""
+    if shape.kind == "circle":
+        return shape.radius
+    geom = shape.geom
+    parts = getattr(geom, "geoms", [geom])
+    best = 0.0
+    for g in parts:
+        if g.geom_type != "Polygon" or g.is_empty:
+            continue
+        p = polylabel(g, tolerance=0.5)
+        best = max(best, shapely.distance(g.boundary, p))
+    return best
 
 
 class _ZoneRule:
@@ -31,9 +49,11 @@ class _ZoneRule:
         self.key = (self.alert_type, offender.id, req.id)
 
     def _observe(self, fix):
-        """Classify the fix against the zone and add it to the evidence; None if it says nothing."""
+        """Classify the fix against the zone and add it to the evidence; None if it says nothing.
+        The depth is exact wherever the breach confirmation's far test could need it."""
         acc = fix.acc
-        depth = self.shape.depth(fix.lon, fix.lat, 2.0 * acc if acc > 25.0 else 50.0)
+        need = NOISE_INFLATION * SIGMA_PER_ACC * acc * 5.5
+        depth = self.shape.depth(fix.lon, fix.lat, need if need > 50.0 else 50.0)
         c = classify(depth, acc)
         if c is None:
             return None
@@ -88,6 +108,7 @@ class ExclusionRule(_ZoneRule):
             return
         if not in_force:
             return
+        # an exclusion entry keeps rules A/B (rules.py: "Breach side", why not the noise model)
         first = self.ev.confirmed(True)
         if first is None:
             return
@@ -115,6 +136,7 @@ class CurfewRule(_ZoneRule):
         self.pending: float | None = None     # absence start, waiting for grace to pass
         self.pending_items: list = []
         self._token = 0
+        self._room: float | None = None      # the deepest a tag can be inside the zone
 
     def start(self, now: float) -> None:
         nxt = self.schedule.next_change(now)
@@ -122,6 +144,14 @@ class CurfewRule(_ZoneRule):
             self.engine.schedule(nxt, self, ("edge", nxt))
         if self.pending is not None:
             self._arm_grace()
+
+    def _absent(self):
+        """The first fix of a run confirming the tag away, against the real-world noise model
+        (``rules``: errors correlated over minutes, twice the stated acc); None if not."""
+        room = self._room
+        if room is None:
+            room = self._room = zone_room(self.shape)
+        return self.ev.confirmed_breach(False, room, Z_FAR)
 
     def _arm_grace(self) -> None:
         self._token += 1
@@ -168,7 +198,7 @@ class CurfewRule(_ZoneRule):
             return
         if active is not None or self.pending is not None:
             return
-        first = self.ev.confirmed(False)
+        first = self._absent()
         if first is not None:
             self._begin_absence(max(first[0], window[0]), eng.now - fix.t > 60.0)
 
@@ -185,7 +215,7 @@ class CurfewRule(_ZoneRule):
             eng.schedule(nxt, self, ("edge", nxt))
         if self.schedule.active_at(due):
             # the curfew begins: a tag already confirmed out is absent from now on
-            if self.pending is None and self._active_alert() is None and self.ev.confirmed(False) is not None:
+            if self.pending is None and self._active_alert() is None and self._absent() is not None:
                 self._begin_absence(due, False)
         else:
             active = self._active_alert()

@@ -36,7 +36,12 @@ processing clock and never the reference of the "5 minutes after ``rx``" check. 
 (``rx=None``) the payload's ``rx`` is the recorded arrival time and is required.
 
 ``SequenceTracker`` drops duplicates (same device, seq *and* ``t``), tells counter restarts
-(same seq, another ``t``) from them, and counts seq gaps per tag.
+(same seq, another ``t``) from them, and counts seq gaps per tag (not between the numbers an
+adapter derives, at or above ``DERIVED_SEQ_BASE``).
+
+``decode_obj(..., adapted=True)`` decodes what the Traccar and OwnTracks adapters make: a v1
+dict that may also carry ``valid`` and ``acc_derived`` (an ``AdaptedFix``) and the adapters'
+event types ``device_alarm`` and ``gateway_event``. A v1 feed's message never gets these.
 """
 from __future__ import annotations
 
@@ -49,7 +54,8 @@ from typing import Callable, Container
 import orjson
 
 from monitorapp.feed.accel import speedups
-from monitorapp.feed.messages import EVENT_TYPES, FIX_SOURCES, Event, Fix, Heartbeat, Rejection
+from monitorapp.feed.messages import (DERIVED_SEQ_BASE, EVENT_TYPES, FIX_SOURCES, AdaptedFix, Event, Fix,
+                                     Heartbeat, Rejection)
 from monitorapp.feed.timeutil import TimeFormatError, parse_time
 
 MAX_BYTES = 64 * 1024
@@ -59,6 +65,8 @@ T_MAX = 4102444800.0     # 2100-01-01T00:00:00Z: the latest
 SEQ_MAX = 2**53 - 1
 _WINDOW_TEXT = "2000-01-01T00:00:00Z – 2100-01-01T00:00:00Z"
 _DEVICE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+ADAPTED_EVENT_TYPES = frozenset({"device_alarm", "gateway_event"})   # see monitorapp.feed.adapters
+_ACC_DERIVED = (None, "hdop", "default")
 _INT = int
 _FLOAT = float
 # The compiled twin of FixDecoder._fast_fix (monitorapp/feed/_speedups.c), or None.
@@ -148,12 +156,24 @@ class FixDecoder:
                              bytes(raw) if isinstance(raw, (bytes, bytearray)) else b"",
                              rx if rx is not None else math.nan, topic, None)
 
-    def decode_obj(self, obj: dict, rx: float | None = None, topic: str | None = None, raw: bytes = b""):
-        """Decode an already parsed v1 dict (the Traccar and OwnTracks adapters make these)."""
+    def decode_obj(self, obj: dict, rx: float | None = None, topic: str | None = None, raw: bytes = b"",
+                   adapted: bool = False):
+        """Decode an already parsed v1 dict (the Traccar and OwnTracks adapters make these, with
+        ``adapted``). A rejection keeps ``raw`` (the bytes as received) and ``topic``; the topic
+        is checked against the payload only for ``em/v1/`` topics, as in ``decode``."""
         try:
             if type(obj) is not dict:
                 raise _Bad("bad_json", "message is not an object")
-            return self._decode_obj(obj, raw or orjson.dumps(obj), rx, topic)
+            msg = self._decode_obj(obj, raw or orjson.dumps(obj), rx, None if adapted else topic, adapted)
+            if adapted and msg.kind == "fix":
+                valid, how = obj.get("valid", True), obj.get("acc_derived")
+                if type(valid) is not bool or how not in _ACC_DERIVED:
+                    raise _Bad("bad_value", "adapted fix: 'valid' must be a bool, 'acc_derived' hdop or default",
+                               msg.device)
+                f = msg
+                msg = AdaptedFix(f.device, f.seq, f.t, f.rx, f.lat, f.lon, f.acc, f.src, f.spd, f.hdg, f.sats,
+                                 f.batt, valid, how)
+            return msg
         except _Bad as b:
             return Rejection(b.reason, b.text, raw or b"", rx if rx is not None else math.nan, topic, b.device)
 
@@ -211,7 +231,8 @@ class FixDecoder:
                     None if spd is None else float(spd), None if hdg is None else float(hdg), sats, batt)
         return Fix(device, seq, t, rx, lat, lon, acc, src, spd, hdg, sats, batt)
 
-    def _decode_obj(self, obj: dict, raw: bytes, rx_arrival: float | None, topic: str | None):
+    def _decode_obj(self, obj: dict, raw: bytes, rx_arrival: float | None, topic: str | None,
+                    adapted: bool = False):
         get = obj.get
         v = get("v")
         if v != 1 or type(v) is not int:
@@ -275,7 +296,7 @@ class FixDecoder:
         etype = obj.get("type")
         if etype is None:
             raise _Bad("missing_field", "field 'type' is missing", device)
-        if etype not in EVENT_TYPES:
+        if etype not in EVENT_TYPES and not (adapted and etype in ADAPTED_EVENT_TYPES):
             raise _Bad("bad_event_type", f"event type {str(etype)[:40]!r} is not one the spec names", device)
         detail = obj.get("detail")
         if detail is not None and type(detail) is not str:
@@ -339,6 +360,10 @@ def _optional_ok(spd, hdg, sats) -> bool:
 
 
 NEW, DUPLICATE, RESET = "new", "duplicate", "reset"
+# How long a tag's (seq, t) pairs are remembered (besides the count window): a retransmission
+# comes within minutes, a buffered upload within hours; a day bounds the memory of a 24/7
+# console (benchmarks/bench_soak.py: it grew ~4 MB per simulated hour at 100 tags before).
+SEQ_MEMORY_S = 24 * 3600.0
 
 
 class _TagSeqs:
@@ -358,13 +383,21 @@ class _TagSeqs:
         self.by_seq[key[0]] = self.by_seq.get(key[0], 0) + 1
         self.order.append(key)
         if len(self.order) > window:
-            old = self.order.popleft()
-            self.pairs.discard(old)
-            n = self.by_seq[old[0]] - 1
-            if n:
-                self.by_seq[old[0]] = n
-            else:
-                del self.by_seq[old[0]]
+            self._forget_oldest()
+        t = key[1]
+        if t is not None:      # and nothing measured more than SEQ_MEMORY_S before this message
+            order = self.order
+            while len(order) > 1 and order[0][1] is not None and order[0][1] < t - SEQ_MEMORY_S:
+                self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        old = self.order.popleft()
+        self.pairs.discard(old)
+        n = self.by_seq[old[0]] - 1
+        if n:
+            self.by_seq[old[0]] = n
+        else:
+            del self.by_seq[old[0]]
 
 
 class SequenceTracker:
@@ -411,7 +444,7 @@ class SequenceTracker:
             self.highest[device], e.head_t = seq, t
         elif seq > hi:
             if head_t is None or t is None or t >= head_t:
-                if seq > hi + 1:
+                if seq > hi + 1 and seq < DERIVED_SEQ_BASE:
                     self.gaps[device] = self.gaps.get(device, 0) + (seq - hi - 1)
                 self.highest[device], e.head_t = seq, t
             # else: a late message of the count before a restart; the head stays
@@ -419,7 +452,7 @@ class SequenceTracker:
             self.resets[device] = self.resets.get(device, 0) + 1
             self.highest[device], e.head_t = seq, t
             verdict = RESET
-        elif not seen_before and hi - seq <= self.window and self.gaps.get(device):
+        elif not seen_before and hi - seq <= self.window and self.gaps.get(device) and seq < DERIVED_SEQ_BASE:
             self.gaps[device] -= 1      # a late arrival fills part of a gap counted before
         return verdict
 

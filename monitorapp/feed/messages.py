@@ -13,6 +13,10 @@ EVENT_TYPES = frozenset({
     "charging_started", "charging_stopped", "gps_jamming", "device_fault", "power_off",
 })
 FIX_SOURCES = frozenset({"gps", "wifi", "cell"})
+# Sequence numbers at or above this are derived by an adapter from the message itself (spec §6;
+# ``monitorapp.feed.adapters.derived_seq``): they identify a message, they do not count messages,
+# so a jump between two of them is no gap.
+DERIVED_SEQ_BASE = 2**52
 
 
 @dataclass(slots=True)
@@ -30,6 +34,17 @@ class Fix:
     sats: int | None = None
     batt: float | None = None
     kind = "fix"
+    valid = True            # see AdaptedFix
+    acc_derived = None
+
+
+@dataclass(slots=True)
+class AdaptedFix(Fix):
+    """A fix from an adapter (spec §6): ``valid`` False when the device does not trust it (kept,
+    never evidence); ``acc_derived`` how ``acc`` was obtained when the source gave none
+    (``"hdop"`` or ``"default"``), None when the device reported it."""
+    valid: bool = True
+    acc_derived: str | None = None
 
 
 @dataclass(slots=True)

@@ -14,8 +14,8 @@ handed it; the broker delivers the unacknowledged messages again on the next con
 Acknowledgements are only sent on the connection that received the message (a reconnect starts a
 new *generation*; the broker re-sends what was in flight, and those copies are acknowledged).
 
-Subscriptions name their adapter: ``v1`` (``em/v1/#``), ``traccar`` (a configured topic) and
-``owntracks`` (``owntracks/+/+``). The workstation topics under ``em/v1/`` (``alert``, ``ack``,
+Subscriptions name their adapter: ``v1`` (``em/v1/#``), ``traccar`` (configured topics: position
+and event forwarding) and ``owntracks`` (``owntracks/+/+`` or a configured layout). The workstation topics under ``em/v1/`` (``alert``, ``ack``,
 ``zone``) are not feed messages: the feed acknowledges and skips them (``SharedState`` reads them
 on its own connection). With MQTT 5 and Receive Maximum 65535 the broker may have that many
 messages in flight to us, which bounds the queue; the broker holds the rest.
@@ -61,12 +61,16 @@ class Subscription:
     adapter: str = V1
 
 
-def default_subscriptions(traccar_topic: str | None = None, owntracks: bool = False) -> list[Subscription]:
+def default_subscriptions(traccar_topic: str | list[str] | None = None,
+                          owntracks: bool | str = False) -> list[Subscription]:
+    """v1, plus Traccar on each of its topics (positions and events may have their own) and
+    OwnTracks on its pattern (``True``: ``owntracks/+/+``)."""
     subs = [Subscription(V1_TOPIC, V1)]
-    if traccar_topic:
-        subs.append(Subscription(traccar_topic, TRACCAR))
+    for t in ([traccar_topic] if isinstance(traccar_topic, str) else traccar_topic or []):
+        if t:
+            subs.append(Subscription(t, TRACCAR))
     if owntracks:
-        subs.append(Subscription(OWNTRACKS_TOPIC, OWNTRACKS))
+        subs.append(Subscription(owntracks if isinstance(owntracks, str) else OWNTRACKS_TOPIC, OWNTRACKS))
     return subs
 
 

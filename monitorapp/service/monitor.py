@@ -258,8 +258,9 @@ class LiveProcessor:
 
     def __init__(self, engine, store, feed: FeedClient, shared, alerts_out: AlertsFile | None,
                  position: dict, journal: FeedJournal, feed_clock: bool = False,
-                 quarantine: "QuarantineList | None" = None):
-        from monitorapp.feed.adapters import SeqCounter
+                 quarantine: "QuarantineList | None" = None, adapters=None,
+                 owntracks_topic: str | None = None, source_silence_s: float = 0.0):
+        from monitorapp.feed.adapters import AdapterState
         self.engine, self.store, self.feed, self.shared = engine, store, feed, shared
         self.quarantine = quarantine
         self.unjournaled: list = []          # processed, but not yet in the journal (disk full)
@@ -279,7 +280,15 @@ class LiveProcessor:
         self.waiting: list[tuple] = []        # remote steps for alerts this store has not got yet
         self.lags: list[float] = []
         self.processing_lag_max = 0.0
-        self.seqs = SeqCounter()
+        # the adapters' state (charging per device) is checkpointed: a restart does not
+        # announce a charging state again; their sequence numbers need no state at all
+        self.adapters = adapters if adapters is not None else AdapterState()
+        self.adapters.load(position.get("adapters"))
+        self.owntracks_topic = owntracks_topic or "owntracks/+/+"
+        # liveness per source (v1, traccar, owntracks): arrival of its last message, counts
+        self.source_silence_s = source_silence_s
+        self.sources: dict[str, dict] = {}
+        self.adapter_ignored: dict[str, int] = {}
         engine.add_listener(on_alert=self._on_alert)
 
     def _on_alert(self, alert, change: str) -> None:
@@ -343,8 +352,15 @@ class LiveProcessor:
         engine = self.engine
         lags = self.lags
         quarantine = self.quarantine
+        sources = self.sources
         for d in batch:
             rx = d.arrival
+            src = sources.get(d.adapter)
+            if src is None:
+                src = sources[d.adapter] = {"messages": 0, "last": rx}
+            src["messages"] += 1
+            if rx > src["last"]:
+                src["last"] = rx
             if quarantine is not None and d in quarantine:       # it failed before: skip it
                 self.skipped += 1
                 engine.submit_message(Rejection("processing_error", "quarantined before: skipped",
@@ -369,7 +385,13 @@ class LiveProcessor:
             self.processing_lag_max = max(self.processing_lag_max, now - batch[0].arrival)
 
     def _adapted(self, d):
-        from monitorapp.feed.adapters import AdapterError, owntracks_to_v1, traccar_to_v1
+        """A Traccar or OwnTracks delivery: its v1 messages into the engine. Whatever is
+        rejected keeps the gateway's bytes and topic as received (spec §2); a payload that maps
+        to nothing (an OwnTracks ``transition``, say) is counted and still counts as traffic."""
+        from monitorapp.feed.adapters import AdapterError
+        from monitorapp.feed.messages import Heartbeat
+        from monitorapp.feed.owntracks import owntracks_to_v1
+        from monitorapp.feed.traccar import traccar_to_v1
         engine = self.engine
         now = None if self.feed_clock else d.arrival
         if len(d.payload) > MAX_PAYLOAD:
@@ -378,21 +400,44 @@ class LiveProcessor:
         try:
             obj = orjson.loads(d.payload)
             if d.adapter == TRACCAR:
-                dicts = traccar_to_v1(obj, self.seqs, d.arrival)
+                dicts = traccar_to_v1(obj, None, d.arrival, state=self.adapters)
             elif d.adapter == OWNTRACKS:
-                dicts = owntracks_to_v1(obj, d.topic, self.seqs, d.arrival)
+                dicts = owntracks_to_v1(obj, d.topic, None, d.arrival, state=self.adapters,
+                                        pattern=self.owntracks_topic)
             else:  # pragma: no cover - FeedClient checks adapters
                 dicts = []
-            payloads = [orjson.dumps(v) for v in dicts]
         except (orjson.JSONDecodeError, AdapterError) as e:
-            reason = "bad_json" if isinstance(e, orjson.JSONDecodeError) else "bad_adapter_payload"
+            reason = "bad_json" if isinstance(e, orjson.JSONDecodeError) else e.reason
             return [engine.submit_message(Rejection(reason, f"{d.adapter}: {e}", d.payload, d.arrival, d.topic),
                                           d.arrival)]
         except Exception as e:       # noqa: BLE001 - an adapter that fails: quarantined (spec §2)
             return [engine.submit_message(Rejection(
                 "processing_error", f"processing error: {d.adapter} adapter: {e.__class__.__name__}: {e}"[:1000],
                 d.payload, d.arrival, d.topic), d.arrival)]
-        return [engine.submit(p, now, d.topic if d.adapter == V1 else None) for p in payloads]
+        if not dicts:
+            kind = obj.get("_type") if isinstance(obj, dict) else None
+            key = f"{d.adapter}:{str(kind)[:40]}"
+            self.adapter_ignored[key] = self.adapter_ignored.get(key, 0) + 1
+            return [engine.submit_message(Heartbeat(f"{d.adapter}:{d.topic}"[:128], d.arrival, d.arrival), d.arrival)]
+        out = []
+        decode = engine.decoder.decode_obj
+        for v in dicts:
+            msg = decode(v, now, d.topic, d.payload, adapted=True)
+            out.append(engine.submit_message(msg, now, d.payload, d.topic))
+        return out
+
+    def check_sources(self, now: float) -> None:
+        """A source (v1, traccar, owntracks) that delivered before and has been silent longer
+        than ``--source-silence-s``: one ``system_fault`` (component ``source``), cleared by
+        its next message. ``feed_lost`` still covers the whole feed."""
+        if self.source_silence_s <= 0 or self.feed_clock:
+            return
+        for name, src in self.sources.items():
+            silent = now - src["last"]
+            if silent > self.source_silence_s:
+                self.fault("source", name, f"no message from the {name} source for {silent:.0f} s")
+            else:
+                self.ok("source", name)
 
     # --- out ---------------------------------------------------------------------------------
     def publish_changes(self) -> None:
@@ -469,6 +514,7 @@ class LiveProcessor:
         try:
             self.store.checkpoint(self.engine, {
                 **pos, "messages": self.acked_messages, "zones": self.zones,
+                "adapters": self.adapters.state(),
                 "handled": self.handled[-MAX_HANDLED_IDS:], "at": time.time()})
         except (StoreError, OSError) as e:
             self.fault("store", "checkpoint", str(e))
@@ -579,6 +625,10 @@ class FeedStats:
         d["rejected_by_reason"] = dict(c.rejected_by_reason)
         d["system_faults"] = sorted(a.requirement for a in self.engine.system_faults())
         if proc is not None:
+            wall = time.time()
+            d["sources"] = {name: {"messages": src["messages"], "silent_s": round(max(0.0, wall - src["last"]), 1)}
+                            for name, src in sorted(proc.sources.items())}
+            d["adapter_ignored"] = dict(proc.adapter_ignored)
             d["store_quarantined"] = proc.store.writer.quarantined
             d["quarantine_skipped"] = proc.skipped
         if final:
@@ -607,7 +657,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="monitorapp monitor", description=__doc__.split("\n\n")[0])
     p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port")
     p.add_argument("--caseload", required=True, help="caseload file (spec §3)")
-    p.add_argument("--db", required=True, help="the store (SQLite file)")
+    p.add_argument("--db", required=True,
+                   help="the store: a SQLite file, or the centre's record as postgresql://...")
     p.add_argument("--alerts-out", help="append each raised alert here (alerts.ndjson format)")
     p.add_argument("--client-id", help="persistent-session client id (default: per workstation)")
     p.add_argument("--ca", help="CA file for mqtts://")
@@ -617,8 +668,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--password-file", help="file whose first line is the broker password "
                    "(or set MONITORAPP_MQTT_PASSWORD)")
     p.add_argument("--mqtt-version", choices=("5", "3.1.1"), default="5")
-    p.add_argument("--traccar-topic", help="also subscribe to Traccar position forwarding on this topic")
-    p.add_argument("--owntracks", action="store_true", help="also subscribe to owntracks/+/+")
+    p.add_argument("--traccar-topic", action="append", default=None, metavar="TOPIC",
+                   help="also subscribe to Traccar forwarding on this topic: positions (forward.topic) or "
+                        "events (event.forward.topic); give it once per topic")
+    p.add_argument("--owntracks", action="store_true", help="also subscribe to OwnTracks (see --owntracks-topic)")
+    p.add_argument("--owntracks-topic", default=None, metavar="PATTERN",
+                   help="OwnTracks topic layout (default owntracks/+/+): the levels after the fixed root "
+                        "name the device, e.g. fleet/tags/+ or owntracks/#; implies --owntracks")
+    p.add_argument("--default-acc", action="append", default=None, metavar="KEY=METRES",
+                   help="accuracy of fixes whose source gives neither accuracy nor HDOP: KEY is traccar, "
+                        "traccar:PROTOCOL (e.g. traccar:gt06), model:DEVICE_MODEL, owntracks or approximate")
+    p.add_argument("--source-silence-s", type=float, default=300.0,
+                   help="raise system_fault when a source (v1, traccar, owntracks) that delivered before "
+                        "is silent this long (0: never; default 300)")
     p.add_argument("--clock", choices=("wall", "feed"), default="wall",
                    help="processing clock: arrival time and wall clock (live), or the messages' rx")
     p.add_argument("--stats-interval", type=float, default=10.0, help="seconds between stats lines")
@@ -643,13 +705,15 @@ def cli_main(argv: list[str]) -> int:
             username=args.username, password_file=args.password_file,
             protocol=5 if args.mqtt_version == "5" else 4, role="monitor")
         caseload = load_caseload(args.caseload)
+        from monitorapp.feed.adapters import AccuracyDefaults
+        args.acc_defaults = AccuracyDefaults.parse(args.default_acc)
         alerts_out = AlertsFile(args.alerts_out) if args.alerts_out else None
-    except (MqttConfigError, CaseloadError, OSError) as e:
+    except (MqttConfigError, CaseloadError, OSError, ValueError) as e:
         print(f"monitorapp monitor: {e}", file=sys.stderr)
         return 2
     try:
-        from localdb.store import Store
-        store = Store(args.db)
+        from centraldb import open_store
+        store = open_store(args.db)
     except StoreError as e:
         print(f"monitorapp monitor: {e}", file=sys.stderr)
         return 2
@@ -676,7 +740,7 @@ def run(args, settings: MqttSettings, caseload, store, alerts_out) -> int:
         store.record_caseload(caseload)
     store.attach(engine)
     log.info("monitor starting", extra={"fields": {
-        **settings.describe(), "db": str(args.db), "caseload": str(args.caseload), "clock": args.clock,
+        **settings.describe(), "db": str(store.path), "caseload": str(args.caseload), "clock": args.clock,
         "resumed_from_checkpoint": resumed, "pid": os.getpid()}})
 
     remote: queue.SimpleQueue = queue.SimpleQueue()
@@ -684,10 +748,16 @@ def run(args, settings: MqttSettings, caseload, store, alerts_out) -> int:
     shared = SharedState(shared_settings, settings.client_id,
                          on_remote_ack=lambda aid, e, h: remote.put(("ack", aid, e)),
                          on_remote_zone=lambda rec: remote.put(("zone", rec["zone_id"], rec)))
-    feed = FeedClient(settings, default_subscriptions(args.traccar_topic, args.owntracks))
-    journal = FeedJournal(args.db)
+    from monitorapp.feed.adapters import AdapterState
+    owntracks = args.owntracks_topic or ("owntracks/+/+" if args.owntracks else None)
+    feed = FeedClient(settings, default_subscriptions(args.traccar_topic, owntracks))
+    from centraldb import local_files_base     # beside a SQLite file; for PostgreSQL, local
+    journal = FeedJournal(local_files_base(args.db))
     proc = LiveProcessor(engine, store, feed, shared, alerts_out, position or {}, journal,
-                         feed_clock=args.clock == "feed", quarantine=QuarantineList(args.db))
+                         feed_clock=args.clock == "feed",
+                         quarantine=QuarantineList(local_files_base(args.db)),
+                         adapters=AdapterState(getattr(args, "acc_defaults", None)),
+                         owntracks_topic=owntracks, source_silence_s=args.source_silence_s)
     replayed = 0
     batch = []
     for d in journal.replay(position or {}):
@@ -762,6 +832,7 @@ def _loop_once(args, engine, store, feed, proc, remote, stats,
         if args.clock == "wall":
             engine.advance(time.time())
         proc.check_health()
+        proc.check_sources(time.time())
         proc.retry_waiting()
     proc.publish_changes()
     if mono >= next_commit:

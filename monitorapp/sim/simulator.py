@@ -51,6 +51,8 @@ class FeedOptions:
     multipath_per_day: float = 1.5             # random single-fix jumps per tag per day
     tags: int | None = None                    # only the first N offenders
     bad_per_hour: float = 0.0                  # deliberate bad input lines (spec §2), per hour
+    noise_tau_s: float = 0.0                   # GPS error correlation time (0: independent)
+    noise_inflation: float = 1.0               # true error scale / the stated acc's (tags.GpsError)
 
     @classmethod
     def from_kwargs(cls, **kw) -> "FeedOptions":
@@ -218,7 +220,8 @@ class SimulatedFeed:
                        events, clean, holds, death, script.multipath, self.outage,
                        seq0=rng.randrange(1, 9000), phase=rng.uniform(0, iv),
                        p_dup=opt.p_duplicate, p_cell=opt.p_cell,
-                       p_multipath=opt.multipath_per_day * iv / 86400.0)
+                       p_multipath=opt.multipath_per_day * iv / 86400.0,
+                       noise_tau_s=opt.noise_tau_s, noise_inflation=opt.noise_inflation)
         # truth of the tag's faults
         for c in battery.crossings(0.15):
             if t0 <= c < t1 and (death is None or c < death):
@@ -274,7 +277,7 @@ def simulate(caseload: dict, start=DEFAULT_START, hours: float = DEFAULT_HOURS, 
              **options) -> tuple[Iterator[tuple[float, bytes]], dict]:
     """``(lines, truth)``: lines an iterator of (rx, bytes) in arrival order. Options: see
     ``FeedOptions`` (counts, incidents, gaps_per_day, p_duplicate, p_cell, multipath_per_day,
-    tags, bad_per_hour)."""
+    tags, bad_per_hour, noise_tau_s, noise_inflation)."""
     feed = SimulatedFeed(caseload, start, hours, seed, FeedOptions.from_kwargs(**options))
     return feed.lines(), feed.truth
 

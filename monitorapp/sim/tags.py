@@ -6,6 +6,11 @@ Per tag (``TagFeed``), in measurement order, with ``seq`` +1 per message:
   of per-axis sigma ``acc / 1.515`` (so 68 % of fixes fall within ``acc``): ``gps`` 5–30 m
   (indoors worse), ``wifi`` 30–60 m when indoors, now and then a ``cell`` fix of 300–1500 m;
   during scripted incidents only ``gps`` with ``acc`` ≤ ``CLEAN_ACC_MAX``;
+* real-world noise (``GpsError``, off by default): the error of a stationary receiver comes in
+  runs (multipath off nearby walls, the satellite geometry changing slowly) and an accuracy
+  derived from HDOP understates it. ``noise_tau_s`` > 0 makes the error a first-order
+  Gauss–Markov (AR(1)) process per axis with that correlation time; ``noise_inflation`` scales
+  it against the stated ``acc`` (2.0: errors about twice what ``acc`` implies);
 * multipath: now and then one fix hundreds of metres off with a confident ``acc``, then back;
 * battery (``Battery``): discharges over 1.5–2.5 days, charges in the evening at home when
   below 0.6 (``charging_started``/``charging_stopped``); ``battery_low`` at 0.15,
@@ -123,6 +128,38 @@ class Battery:
         return Battery(knots, charges)
 
 
+class GpsError:
+    """One tag's position error (metres east, north) at measurement time ``t`` for a fix whose
+    stated accuracy implies the per-axis sigma ``sigma``.
+
+    ``tau_s`` = 0: independent Gaussian errors, as the stated ``acc`` promises (the same draws,
+    so the same bytes, as before this model existed). ``tau_s`` > 0: a unit-variance AR(1)
+    process per axis, ``u ← ρ u + √(1 − ρ²) N(0, 1)`` with ``ρ = exp(−Δt / tau_s)``, scaled by
+    ``inflation × sigma``: stationary errors that stay on one side for minutes."""
+
+    __slots__ = ("rng", "tau_s", "inflation", "_t", "_u")
+
+    def __init__(self, rng: random.Random, tau_s: float = 0.0, inflation: float = 1.0):
+        self.rng, self.tau_s, self.inflation = rng, float(tau_s), float(inflation)
+        self._t: float | None = None
+        self._u = (0.0, 0.0)
+
+    def sample(self, t: float, sigma: float) -> tuple[float, float]:
+        rng = self.rng
+        scale = sigma * self.inflation
+        if self.tau_s <= 0.0:
+            return rng.gauss(0.0, scale), rng.gauss(0.0, scale)
+        if self._t is None:
+            ux, uy = rng.gauss(0.0, 1.0), rng.gauss(0.0, 1.0)
+        else:
+            rho = math.exp(-max(0.0, t - self._t) / self.tau_s)
+            k = math.sqrt(1.0 - rho * rho)
+            ux = rho * self._u[0] + k * rng.gauss(0.0, 1.0)
+            uy = rho * self._u[1] + k * rng.gauss(0.0, 1.0)
+        self._t, self._u = t, (ux, uy)
+        return ux * scale, uy * scale
+
+
 def _in(t: float, windows: list[tuple[float, float]]) -> bool:
     for a, b in windows:
         if a <= t < b:
@@ -138,7 +175,8 @@ class TagFeed:
                  clean: list[tuple[float, float]], holds: list[tuple[float, float]],
                  death: float | None, multipath: list[tuple[float, tuple[float, float]]],
                  outage: tuple[float, float] | None, seq0: int, phase: float,
-                 p_dup: float = 0.004, p_cell: float = 0.004, p_multipath: float = 1 / 900):
+                 p_dup: float = 0.004, p_cell: float = 0.004, p_multipath: float = 1 / 900,
+                 noise_tau_s: float = 0.0, noise_inflation: float = 1.0):
         self.device, self.interval, self.path, self.grid, self.home = device, interval, path, grid, home
         self.t0, self.t1, self.rng, self.battery = t0, t1, rng, battery
         self.events = sorted(events)
@@ -148,6 +186,7 @@ class TagFeed:
         self.seq0, self.phase = seq0, phase
         self.p_dup, self.p_cell, self.p_multipath = p_dup, p_cell, p_multipath
         self._burst_last: dict[float, float] = {}
+        self.error = GpsError(rng, noise_tau_s, noise_inflation)
 
     # --- delivery ---
     def deliver(self, t: float, delay: float) -> float:
@@ -195,9 +234,9 @@ class TagFeed:
             r = rng.random()
             if r < self.p_cell:
                 src, acc = "cell", rng.uniform(300.0, 1500.0)
-        sigma = acc * SIGMA_PER_ACC
-        x += rng.gauss(0.0, sigma)
-        y += rng.gauss(0.0, sigma)
+        ex, ey = self.error.sample(t, acc * SIGMA_PER_ACC)
+        x += ex
+        y += ey
         lon, lat = self.grid.to_lonlat(x, y)
         msg = {"v": 1, "kind": "fix", "device": self.device, "seq": seq, "t": None, "rx": None,
                "lat": round(lat, 7), "lon": round(lon, 7), "acc": round(acc, 1), "src": src}
