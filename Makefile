@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WEBSTAMP := resources/web/node_modules/.installed
 
-.PHONY: demo test bench venv web broker postgres syslibs clean package package-test
+.PHONY: demo test bench venv web broker postgres syslibs clean package package-test basemap-tools basemap
 
 # Debian's Python needs python3-venv for `-m venv`; installed here when it is missing. The
 # decoder's compiled fast path (monitorapp/feed/_speedups.c) needs a C compiler and the Python
@@ -56,6 +56,22 @@ postgres:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	   postgresql-15 postgresql-15-postgis-3 >/dev/null)
 
+# The basemap pipeline's tools (monitorapp basemap build), from Debian's packages when missing:
+# tilemaker (vector tiles) and osmium-tool. Only building a basemap needs them; the tests build
+# one from the small committed cut of Camden (tests/data/osm), so `make test` installs them.
+basemap-tools:
+	@(command -v tilemaker >/dev/null 2>&1 && command -v osmium >/dev/null 2>&1) || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tilemaker osmium-tool >/dev/null)
+
+# Rebuilds the shipped basemap (resources/basemap/london.*) from the OSM extracts of the pilot
+# area (resources/basemap/README.md says where they come from and what they are called):
+# `make basemap OSM_DIR=/path/to/the/extracts`.
+basemap: venv basemap-tools
+	@test -n "$(OSM_DIR)" || (echo "make basemap: set OSM_DIR to the folder of the OSM extracts (see resources/basemap/README.md)" >&2; exit 2)
+	$(BIN)/python -m monitorapp basemap build --osm $(OSM_DIR)/camden.osm.pbf \
+	  --osm $(OSM_DIR)/palmers-green-wood-green-highways.osm --osm $(OSM_DIR)/aldgate-whitechapel.osm \
+	  --boundaries $(OSM_DIR)/london-boundaries.osm.pbf --out resources/basemap/london.mbtiles
+
 # The system libraries Qt needs on a real display (the xcb and Wayland platform plugins,
 # QtWebEngine for the map, QtMultimedia for the alarm sound), from Debian's packages when `ldd`
 # of those Qt files reports one "not found": the packages of packaging/debian-runtime-packages.txt
@@ -66,7 +82,7 @@ syslibs: venv
 demo: venv web syslibs
 	$(BIN)/python main.py --demo
 
-test: venv web broker postgres syslibs
+test: venv web broker postgres syslibs basemap-tools
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Every benchmark of the README's performance section, one after another (about 15 minutes).
@@ -79,6 +95,7 @@ bench: venv web broker syslibs
 	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/bench_map.py --seconds 30
 	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/bench_ui.py
 	$(BIN)/python benchmarks/make_feed.py
+	$(BIN)/python benchmarks/bench_places.py
 
 # The desktop bundle for workstations (PyInstaller one-folder) in dist/monitorapp; see the README.
 package: venv web syslibs

@@ -25,14 +25,17 @@ COMMANDS = {
     "simulate": ("monitorapp.sim.simulator", "a realistic simulated feed, to a file or a broker"),
     "monitor": ("monitorapp.service.monitor", "the headless live engine on an MQTT broker"),
     "crimecheck": ("monitorapp.crime.query", "crime mapping: was anyone tagged near this place and time"),
-    "verify-log": ("localdb.verify", "check the hash chains of the acknowledgement and audit logs"),
+    "verify-log": ("monitorapp.service.verifylog", "check the logs' hash chains and their ends against the anchored heads"),
+    "migrate-store": ("centraldb.carry", "carry a SQLite store into an empty PostgreSQL record"),
+    "accounts": ("monitorapp.service.accounts_cli", "manage a PostgreSQL record's accounts and roles (audited)"),
+    "basemap": ("monitorapp.places.build", "build the offline vector basemap, boroughs and streets from OSM data"),
 }
 TRACEBACK_ENV = "MONITORAPP_TRACEBACK"
 
 
 def usage() -> str:
     lines = ["usage: monitorapp COMMAND [options]", "", "commands:"]
-    lines += [f"  {name:<11} {text}" for name, (_, text) in COMMANDS.items()]
+    lines += [f"  {name:<13} {text}" for name, (_, text) in COMMANDS.items()]
     lines.append("\n'monitorapp COMMAND --help' describes each command.")
     return "\n".join(lines)
 
@@ -43,7 +46,8 @@ def internal_error_line(prog: str, exc: BaseException) -> str:
     text = " ".join(str(exc).split())[:300]
     where = ""
     frames = traceback.extract_tb(exc.__traceback__)
-    ours = [f for f in frames if "monitorapp" in f.filename or "localdb" in f.filename] or frames
+    ours = [f for f in frames if any(k in f.filename for k in ("monitorapp", "localdb",
+                                                                "centraldb"))] or frames
     if ours:
         f = ours[-1]
         parts = f.filename.replace("\\", "/").split("/")

@@ -53,6 +53,13 @@ FORBIDDEN = {
 }
 
 
+# Each rule: modules under the prefix import, of our own code, only these modules (and their own).
+ONLY = {
+    # places: Qt-free, a leaf beside the engine: the projection and time helpers, nothing else
+    "monitorapp.places": ("monitorapp.places", "monitorapp.engine.geo", "monitorapp.feed.timeutil"),
+}
+
+
 def module_files(root: pathlib.Path = ROOT) -> dict[str, pathlib.Path]:
     mods = {}
     for pkg in PACKAGES:
@@ -105,6 +112,9 @@ def violations(g: dict) -> list[str]:
             for src, banned in FORBIDDEN.items():
                 if _under(mod, src) and any(_under(dep, b) for b in banned) and not _under(dep, src):
                     found.append(f"{mod} (line {line}) imports {dep}: {src} may not import {banned}")
+            for src, allowed in ONLY.items():
+                if _under(mod, src) and not any(_under(dep, a) for a in allowed):
+                    found.append(f"{mod} (line {line}) imports {dep}: {src} may import only {allowed}")
     return found
 
 
@@ -170,6 +180,10 @@ def test_every_subpackage_says_what_it_does_and_may_import():
     ("localdb/store.py", "from centraldb.store import PgStore\n", "localdb may not"),
     ("centraldb/store.py", "from monitorapp.service.monitor import cli_main\n", "centraldb may not"),
     ("centraldb/writer.py", "def f():\n    from monitorapp.engine.engine import Engine\n", "centraldb may not"),
+    ("monitorapp/places/streets.py", "from monitorapp.engine.caseload import load_caseload\n",
+     "monitorapp.places may import only"),
+    ("monitorapp/places/__init__.py", "def f():\n    from monitorapp.sim import demo\n", "monitorapp.places may import only"),
+    ("monitorapp/places/build.py", "from ui.map.basemap import MBTilesArchive\n", "monitorapp may not"),
 ])
 def test_the_rules_catch_an_import_against_the_flow(tmp_path, src, line, rule):
     """The check itself fails when someone adds such an import (on a copy of the tree)."""

@@ -5,7 +5,8 @@ Europe/London), deterministic for a seed, shaped like ``shared/spec/examples/cas
 
 * a probation office per borough (``Z-OFFICE-<Borough>``, Point, radius 60 m);
 * offender ``OFF-0001`` … with tag ``TAG-01001`` …, spread round-robin over the boroughs,
-  homes within 1.8 km (Enfield 2.5 km) of the borough's centre;
+  homes within 1.8 km (Enfield 2.5 km) of the borough's centre and inside the borough's real
+  boundary (``monitorapp.places``, OpenStreetMap; a home drawn across the line is drawn again);
 * a curfew for most (``R-0001-C`` on ``Z-HOME-0001``, Point radius 100 m): 19:00–07:00 daily,
   some weekday-only, some 21:00–06:00; grace 600 s;
 * an exclusion zone for most (``R-0001-X`` on ``Z-EXCL-0001``): a victim's street or home as a
@@ -26,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from shapely.geometry import LineString, Point, Polygon
 
+from monitorapp.places import BoroughError, borough_at
 from monitorapp.sim.routines import LocalGrid, circle_ring, local_date, local_time, rect_ring
 from monitorapp.feed.timeutil import fmt_time, parse_time
 
@@ -73,6 +75,15 @@ def _exclusion(rng: random.Random, grid: LocalGrid, home, office, fid: str, name
     return None
 
 
+def _in_borough(lon: float, lat: float, borough: str) -> bool:
+    """Whether a position is in the borough by its real boundary; True when the boundaries
+    file cannot be read (the demo still runs, with homes near the centres only)."""
+    try:
+        return borough_at(lon, lat) == borough
+    except BoroughError:
+        return True
+
+
 def demo_caseload(n_offenders: int = 100, seed: int = 1, start=DEFAULT_START, hours: float = 24.0) -> dict:
     """A caseload v1 dict for the eight pilot boroughs (see the module docstring)."""
     if n_offenders < 1:
@@ -98,10 +109,13 @@ def demo_caseload(n_offenders: int = 100, seed: int = 1, start=DEFAULT_START, ho
         borough = names[(i - 1) % len(names)]
         (clon, clat), (olon, olat), spread = BOROUGHS[borough]
         grid = LocalGrid(clon, clat)
-        a, r = rng.uniform(0, 2 * math.pi), spread * math.sqrt(rng.random())
-        home = (r * math.cos(a), r * math.sin(a))
+        for _ in range(50):
+            a, r = rng.uniform(0, 2 * math.pi), spread * math.sqrt(rng.random())
+            home = (r * math.cos(a), r * math.sin(a))
+            hlon, hlat = grid.to_lonlat(*home)
+            if _in_borough(hlon, hlat, borough):
+                break
         office = grid.to_xy(olon, olat)
-        hlon, hlat = grid.to_lonlat(*home)
         risk = rng.choices(["high", "medium", "low"], [0.35, 0.45, 0.2])[0]
         interval = 30 if rng.random() < (0.45 if risk == "high" else 0.05) else 60
         oid, num = f"OFF-{i:04d}", f"{i:04d}"
