@@ -189,13 +189,16 @@ def test_details_panel_shows_zone_and_offender_names_literally(qtbot, console):
     w = console
     aid = _alert(w, "exclusion_entered").alert.alert_id
     assert w.queue.select_alert(aid)
-    qtbot.waitUntil(lambda: w.details.offender == "OFF-1" and aid in w.details.body.text(), timeout=5000)
+    qtbot.waitUntil(lambda: w.details.offender == "OFF-1" and "Exclusion entered" in w.details.body.text(),
+                    timeout=5000)
     text = assert_literal(w.details, HOSTILE_NAME, HOSTILE_BOROUGH, HOSTILE_ZONE, "Exclusion entered")
     # the zone's "<!--" hid nothing: the real open alert is listed after the heading, and the
     # only "Open alerts" heading is ours
     body, _ = drawn(w.details.body.text(), w.details.body.textFormat())
-    assert body.index("Order requirements") < body.index(HOSTILE_ZONE) < body.index("Open alerts\n") < body.index(aid)
+    opened = body.index("Open alerts\n")
+    assert body.index("Order requirements") < body.index(HOSTILE_ZONE) < opened < body.index("Exclusion entered", opened)
     assert "none" not in body.split("Open alerts\n", 1)[1]
+    assert aid not in body          # issue 16: no internal alert ids in the details panel
     assert f"OFF-1  {HOSTILE_NAME}" in text
 
 
@@ -375,8 +378,11 @@ def test_crime_view_and_evidential_pdf_show_references_and_ids_literally(qtbot, 
 def test_trainer_view_shows_the_trainee_name_literally(qtbot, handled_store, own, tmp_path):
     from monitorapp.sim.scenarios import scenario
     from ui.views.trainer import TrainerPanel
+    import time
+    from localdb.accounts import Session
     panel = own(TrainerPanel(handled_store.sessions["trainer"], store_dir=tmp_path / "training"))
-    panel.trainee.setText(HOSTILE_OPERATOR)
+    # a trainee whose name carries markup (account names cannot, but a store's log can)
+    panel.set_trainee(Session(HOSTILE_OPERATOR, "operator", time.time()))
     panel.speed.setCurrentIndex(panel.speed.findData(600))
     run = panel.start("strap_cut")
     qtbot.waitUntil(lambda: any(r.alert.type == "strap_tamper" for r in run.controller.model.rows()),

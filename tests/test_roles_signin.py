@@ -79,15 +79,19 @@ def test_idle_lock_and_unlock(qtbot, handled_store, own):
 
 
 @offscreen_dialog
-def test_idle_lock_failures_sign_out(qtbot, handled_store, own):
+def test_idle_lock_lockout_keeps_the_console_locked_not_signed_out(qtbot, handled_store, own):
+    """Five wrong passwords on the lock screen lock the account, but the lock stays: nobody is
+    signed out mid-shift, and someone else can sign in over it."""
     lock = IdleLock(handled_store.accounts, handled_store.sessions["operator"], idle_s=3600)
     lock.lock_now()
     own(lock.screen)
-    with qtbot.waitSignal(lock.signedOut, timeout=5000) as b:
+    with qtbot.waitSignal(lock.accountLocked, timeout=5000) as b:
         for _ in range(MAX_FAILURES):
             lock.screen.password.setText("wrong password here")
             lock.screen.try_unlock()
     assert "locked" in b.args[0]
+    assert lock.is_locked and lock.screen.isVisible()
+    assert "another person can sign in" in lock.screen.error.text()
     lock.stop()
 
 

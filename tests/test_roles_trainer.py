@@ -4,6 +4,7 @@ reaches live mode."""
 from __future__ import annotations
 
 import pytest
+from PySide6.QtWidgets import QLabel
 
 from ui.roles import RoleRefused, check_mode
 from ui.views.trainer import TraineeReportModel, TrainerPanel, trainee_report
@@ -11,8 +12,9 @@ from ui.console.training import TrainingError
 
 
 def test_strap_cut_run_and_trainee_report(qtbot, handled_store, own, tmp_path):
-    panel = own(TrainerPanel(handled_store.sessions["trainer"], store_dir=tmp_path / "training"))
-    panel.trainee.setText("trainee.a")
+    panel = own(TrainerPanel(handled_store.sessions["trainer"], store_dir=tmp_path / "training",
+                             map_factory=lambda theme: QLabel("no map")))
+    panel.set_trainee(handled_store.sessions["operator"])       # signed in (tests/test_trainer_console.py)
     panel.speed.setCurrentIndex(panel.speed.findData(600))
     run = panel.start("strap_cut")
     assert run.store.path.parent == tmp_path / "training"
@@ -30,7 +32,7 @@ def test_strap_cut_run_and_trainee_report(qtbot, handled_store, own, tmp_path):
     rows = panel.show_report()
     first = rows[0]
     assert first["incident"] == "strap_tamper" and first["type"] == "strap_tamper"
-    assert first["offender"] == inc.offender and first["by"] == "trainee.a"
+    assert first["offender"] == inc.offender and first["by"] == "op.jones"
     assert first["action"] == "contacted_subject" and first["tta_s"] >= 0
     m = panel.report
     assert m.data(m.index(0, 2)) == "Strap tamper" and m.data(m.index(0, 7)) == "contacted subject"
@@ -44,7 +46,8 @@ def test_trainer_never_reaches_live_mode(handled_store, tmp_path, own):
     with pytest.raises(RoleRefused, match="live console"):
         check_mode(trainer.role, training=False)
     live = tmp_path / "live.sqlite"
-    panel = own(TrainerPanel(trainer, store_dir=tmp_path, live_store=str(tmp_path / "training-strap_cut.sqlite")))
+    panel = own(TrainerPanel(trainer, store_dir=tmp_path, live_store=str(tmp_path / "training-strap_cut.sqlite"),
+                             map_factory=lambda theme: QLabel("no map")))
     with pytest.raises(TrainingError, match="live store"):
         panel.start("strap_cut")
     assert panel.run is None and not live.exists()

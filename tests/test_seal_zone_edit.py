@@ -25,8 +25,10 @@ def window(qtbot, ui_rig):
     rig.store.record_caseload(rig.caseload)          # as the console does at start (version 1)
     events = []
     mv = MapView()
+    settings = Settings()
+    settings.set("zones/approval", "none")    # no second person here (tests/test_zones_manager.py)
     w = MainWindow(controller=rig.controller, worker=rig.worker, caseload=rig.caseload,
-                   store=rig.store, settings=Settings(), map_widget=mv, clock=rig.feed.now,
+                   store=rig.store, settings=settings, map_widget=mv, clock=rig.feed.now,
                    operator="op.jones")
     w.event.connect(lambda name, fields: events.append((name, fields)))
     rig.start(feed_controller=False)

@@ -98,4 +98,60 @@ def test_shelved_and_caseload_models_pass_modeltester(qtmodeltester):
     cl.tick(T0 + 65)
     qtmodeltester.check(cl)
     assert cl.worst("OFF-1") == "critical"
-    assert cl.data(cl.index(0, 5)) == "1:05 ago"
+    assert cl.data(cl.index(0, 5)) == "1 min ago"       # never the ambiguous "1:05 ago"
+
+
+def test_ages_cannot_be_misread():
+    from ui.console.alertmodel import fmt_age, fmt_span
+    assert fmt_age(11) == "11 s ago"
+    assert fmt_age(4 * 60 + 7) == "4 min ago"
+    assert fmt_age(3600 + 5 * 60 + 9) == "1 h 5 min ago"
+    assert fmt_age(2 * 86400 + 3 * 3600) == "2 d 3 h ago"
+    assert fmt_span(4 * 60 + 7, precise=True) == "4 min 07 s"
+    assert fmt_span(None) == "—"
+
+
+def test_acknowledged_critical_never_above_unacknowledged():
+    """EEMUA 191: what waits for an operator is on top, whatever its priority."""
+    m, batch = filled_model()
+    proxy = AlertFilterProxy(m)
+    crit = [a for _c, a in batch if a.priority == "critical"]
+    for a in crit:
+        m.set_handling(a.alert_id, Handling(state="acknowledged", acked_at=T0 + 60))
+    states = [m.row(proxy.alert_id_at(r)).handling.state for r in range(proxy.rowCount())]
+    assert states == ["unacknowledged"] * 3 + ["acknowledged"] * 2
+    # unacknowledged: still by priority (high, medium, low) then oldest
+    assert [m.row(proxy.alert_id_at(r)).alert.priority for r in range(3)] == ["high", "medium", "low"]
+    proxy.set_flood(True)
+    states = [m.row(proxy.alert_id_at(r)).handling.state for r in range(proxy.rowCount())]
+    assert states == ["unacknowledged"] * 3 + ["acknowledged"] * 2
+
+
+def test_frozen_proxy_moves_no_row_and_appends_new_ones():
+    m, batch = filled_model()
+    proxy = AlertFilterProxy(m)
+    before = [proxy.alert_id_at(r) for r in range(proxy.rowCount())]
+    proxy.set_frozen(True)
+    m.set_handling(before[0], Handling(state="acknowledged", acked_at=T0 + 60))   # would sink
+    new = make_alert("strap_tamper", "OFF-7", T0 + 45)                            # would go on top
+    m.apply_changes([("raised", new)], T0 + 50)
+    held = [proxy.alert_id_at(r) for r in range(proxy.rowCount())]
+    assert held[:len(before)] == before and held[-1] == new.alert_id
+    proxy.set_frozen(False)
+    after = [proxy.alert_id_at(r) for r in range(proxy.rowCount())]
+    assert after[0] != before[0] and after.index(before[0]) > after.index(new.alert_id)
+
+
+def test_counts_per_priority_and_offender_groups():
+    m, batch = filled_model()
+    c = m.counts()
+    assert (c["critical"]["unack"], c["critical"]["open"]) == (2, 2)
+    assert (c["low"]["unack"], c["medium"]["open"]) == (1, 1)
+    second = make_alert("signal_lost", "OFF-3", T0 + 25)
+    m.apply_changes([("raised", second)], T0 + 40)
+    tamper = next(a for _c, a in batch if a.offender == "OFF-3")
+    assert m.group_of(tamper.alert_id) == [tamper.alert_id, second.alert_id]
+    m.set_handling(second.alert_id, Handling(state="shelved", shelved_until=T0 + 900))
+    assert m.group_of(tamper.alert_id) == [tamper.alert_id]
+    assert m.counts()["high"]["shelved"] == 1
+    assert m.oldest_unacknowledged().alert.offender == "OFF-1"

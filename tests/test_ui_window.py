@@ -37,6 +37,8 @@ def window(qtbot, ui_rig):
     w.rig, w.events = rig, events
     yield w
     w.close()
+    from ui.theme import apply_theme      # the theme is application-wide: the next test starts light
+    apply_theme(QApplication.instance(), "light")
 
 
 def names(events):

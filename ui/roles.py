@@ -5,7 +5,10 @@ action of the application asks ``can(role, action)`` (or ``require``, which rais
 :class:`RoleRefused` with a sentence a user can read). Roles come from ``localdb.accounts``.
 
 Decisions (the spec is silent): least privilege. A police analyst reads locations
-(crime mapping, playback, evidential exports) but never handles alerts; a trainer runs the
+(crime mapping, playback of the people a query returned, evidential exports) but never handles
+alerts, is never shown the operators' handover, and sees no live map of everyone unless the
+centre grants it (``privacy/analyst_live_map``, default off: data minimisation, see
+``sees_live_map``); a trainer runs the
 training scenarios and may acknowledge *training* alerts, but never reaches live mode; an
 administrator manages accounts and may look at the supervisors' views, but does not handle
 alerts either (an account for that is an operator's or a supervisor's).
@@ -18,9 +21,15 @@ OPERATOR, SUPERVISOR, TRAINER, POLICE, ADMIN = ROLES
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     # the live console
-    "live_mode": frozenset({OPERATOR, SUPERVISOR, ADMIN}),
-    "training_mode": frozenset({OPERATOR, SUPERVISOR, TRAINER, ADMIN}),
+    "live_mode": frozenset({OPERATOR, SUPERVISOR, POLICE, ADMIN}),
+    "training_mode": frozenset({OPERATOR, SUPERVISOR, TRAINER, POLICE, ADMIN}),
     "view_queue": frozenset({OPERATOR, SUPERVISOR, TRAINER}),
+    # the live map, caseload and details of every tag (a police analyst only if the centre's
+    # configuration grants it: ``sees_live_map``)
+    "live_map": frozenset({OPERATOR, SUPERVISOR, TRAINER, ADMIN}),
+    # shift continuity: the roles that take over the queue read the handover at sign-in and
+    # leave one at sign-out
+    "handover": frozenset({OPERATOR, SUPERVISOR}),
     "acknowledge": frozenset({OPERATOR, SUPERVISOR, TRAINER}),
     "close": frozenset({OPERATOR, SUPERVISOR, TRAINER}),
     "shelve": frozenset({OPERATOR, SUPERVISOR, TRAINER}),
@@ -42,7 +51,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 
 ACTION_TEXT = {
     "live_mode": "use the live console", "training_mode": "use training mode",
-    "view_queue": "see the alert queue", "acknowledge": "acknowledge alerts",
+    "view_queue": "see the alert queue", "live_map": "see the live map of every tag",
+    "handover": "take over the queue at a shift handover", "acknowledge": "acknowledge alerts",
     "close": "close alerts", "shelve": "shelve alerts", "edit_zones": "edit zones",
     "review": "review alert handling", "review_comment": "comment on alert handling",
     "review_export": "export the handling review", "kpi": "see the KPI dashboard",
@@ -78,6 +88,20 @@ def require(role: str | None, action: str) -> None:
 
 def views_for(role: str | None) -> list[str]:
     return [v for v, actions in VIEWS.items() if all(can(role, a) for a in actions)]
+
+
+def sees_live_map(role: str | None, analyst_live_map: bool = False) -> bool:
+    """Whether ``role`` is shown the live map, the caseload and the details of every tag.
+
+    A police analyst is not, unless the centre's configuration grants it
+    (``privacy/analyst_live_map``, default off). Data minimisation (UK GDPR art. 5(1)(c), Part 3
+    of the DPA 2018 for law enforcement): an analyst's lawful basis is an investigation, and a
+    crime-mapping query carries its reference and reason in the audit log; a live picture of
+    every offender's whereabouts has no such reference, so it is off unless the centre decides
+    (and documents) otherwise for its analysts."""
+    if can(role, "live_map"):
+        return True
+    return role == POLICE and bool(analyst_live_map)
 
 
 def check_mode(role: str | None, training: bool) -> None:

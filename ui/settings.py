@@ -57,7 +57,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ui/queue_font_pt", int, 15, "Font size of the alert queue in points (readable from two metres)", minimum=14, maximum=32),
     Setting("map/tile_url", str, "", "Tile URL template of the live basemap ({z}/{x}/{y}); empty: offline basemap"),
     Setting("map/mbtiles", str, "", "MBTiles file used as the offline basemap"),
+    Setting("zones/approval", str, "court", "Zone changes that need a second person's approval: court (zones that came with the caseload, i.e. the court order), all, none", choices=("court", "all", "none")),
     Setting("training/speed", int, 10, "Simulation speed of training mode", choices=(1, 10, 60)),
+    Setting("privacy/analyst_live_map", bool, False, "Police analysts also see the live map, caseload and details of every tag; "
+            "off (default, data minimisation): only crime mapping, playback of the people a query returned and evidential exports"),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 

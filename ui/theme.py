@@ -48,14 +48,43 @@ DARK = Palette(
     text="#c9c9c9", dim_text="#8a8a8a", border="#444444", selection="#4a5560",
     selection_text="#ffffff",
     priority={"critical": "#ff5a5a", "high": "#ff9a3c", "medium": "#e0c040", "low": "#7fa8d0"},
-    priority_tint={"critical": "#5a1c1c", "high": "#553514", "medium": "#4a4218", "low": "#24364a"},
+    priority_tint={"critical": "#4a1616", "high": "#553514", "medium": "#4a4218", "low": "#24364a"},
     watermark="#ff4d4d",
 )
 PALETTES = {"light": LIGHT, "dark": DARK}
+_CURRENT: list[Palette] = [LIGHT]      # the palette apply_theme last applied
+
+
+def current() -> Palette:
+    """The palette in use (views built later, charts and dialogs, follow the theme with it)."""
+    return _CURRENT[0]
+
+
+def style_plot(widget, p: Palette | None = None, title: str | None = None) -> None:
+    """A pyqtgraph PlotWidget in the palette: background, axes, their text, the title."""
+    import pyqtgraph as pg
+    p = p or current()
+    widget.setBackground(p.base)
+    item = widget.getPlotItem()
+    for ax in ("left", "bottom", "right", "top"):
+        axis = item.getAxis(ax)
+        axis.setPen(pg.mkPen(p.dim_text))
+        axis.setTextPen(pg.mkPen(p.text))
+        if axis.label is not None and axis.labelText:
+            axis.setLabel(axis.labelText, units=axis.labelUnits, color=p.text)
+    if title is not None:
+        widget.setTitle(title, color=p.text, size="12pt")
 
 
 def palette(name: str) -> Palette:
     return PALETTES.get(name, LIGHT)
+
+
+def _count_rules(p: Palette) -> str:
+    """A priority's count turns to its colour (and bold) while alerts of it wait unacknowledged."""
+    return "\n".join(
+        f'QLabel[priorityCount="{pr}"][waiting="1"] {{ color: {p.priority[pr]}; font-weight: bold;'
+        f' border: 2px solid {p.priority[pr]}; }}' for pr in PRIORITY_SHAPE)
 
 
 def stylesheet(p: Palette, queue_font_pt: int = 15) -> str:
@@ -83,11 +112,19 @@ QMenu::item:selected, QMenuBar::item:selected {{ background: {p.selection}; colo
 QStatusBar QLabel {{ padding: 0 8px; background: {p.panel}; }}
 QLabel#dim {{ color: {p.dim_text}; }}
 QLabel#floodBanner {{ background: {p.priority_tint['critical']}; color: {p.text};
-  border: 2px solid {p.priority['critical']}; font-size: {queue_font_pt}pt; font-weight: bold; padding: 6px; }}
+  border: 2px solid {p.priority['critical']}; font-size: 12pt; font-weight: bold; padding: 1px 6px; }}
 QLabel#trainingBanner {{ background: {p.window}; color: {p.watermark};
-  border: 3px dashed {p.watermark}; font-size: 16pt; font-weight: bold; padding: 4px; }}
+  border: 2px dashed {p.watermark}; font-size: 11pt; font-weight: bold; padding: 1px 6px; }}
+QLabel#watermark {{ color: {p.watermark}; background: {p.window}; border: 2px solid {p.watermark};
+  font-size: 11pt; font-weight: bold; padding: 0 8px; }}
 QLabel#shelvedHeader {{ font-weight: bold; }}
+QToolButton#shelvedFold {{ border: 0; background: transparent; padding: 0 2px; }}
 QLabel#feedLost {{ color: {p.priority['critical']}; font-weight: bold; }}
+QLabel[priorityCount] {{ font-size: 12pt; padding: 1px 8px; border: 1px solid {p.border};
+  background: {p.panel}; color: {p.dim_text}; }}
+{_count_rules(p)}
+QStatusBar QLabel[big="true"] {{ font-size: 15pt; font-weight: bold; padding: 0 10px; }}
+QStatusBar QLabel[stale="true"] {{ color: {p.priority['critical']}; font-style: italic; }}
 QGroupBox {{ border: 1px solid {p.border}; margin-top: 14px; font-weight: bold; }}
 QGroupBox::title {{ subcontrol-origin: margin; left: 8px; padding: 0 4px; }}
 """
@@ -109,4 +146,5 @@ def apply_theme(app: QApplication, name: str, queue_font_pt: int = 15) -> Palett
     font.setPointSize(11)
     app.setFont(font)
     app.setStyleSheet(stylesheet(p, queue_font_pt))
+    _CURRENT[0] = p
     return p

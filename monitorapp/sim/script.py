@@ -149,8 +149,13 @@ def candidate_time(kind: str, world: OffenderWorld, t0: float, t1: float, rng: r
 
 def auto_script(worlds: list[OffenderWorld], t0: float, t1: float, rng: random.Random,
                 counts: dict | None = None) -> list[Incident]:
-    """A script with ``counts`` (per 24 h; default ``DEFAULT_COUNTS``) incidents."""
+    """A script with ``counts`` (per 24 h; default ``DEFAULT_COUNTS``) incidents.
+
+    ``counts`` may also hold ``"first_breach_s"``: an opening exclusion breach (the offender at
+    the middle of the zone that many seconds after ``t0``, on an offender with no appointment
+    within two hours), so a training day starts with an alert instead of an empty queue."""
     per_day = dict(DEFAULT_COUNTS if counts is None else counts)
+    first_s = per_day.pop("first_breach_s", None)
     scale = (t1 - t0) / 86400.0
     incidents: list[Incident] = []
     outage = None
@@ -160,6 +165,14 @@ def auto_script(worlds: list[OffenderWorld], t0: float, t1: float, rng: random.R
         incidents.append(Incident("feed_outage", None, at, OUTAGE_S))
     free = sorted(worlds, key=lambda w: w.id)
     rng.shuffle(free)
+    if first_s is not None:
+        at = t0 + float(first_s)
+        for w in free:
+            always = [q for q in w.exclusions if q.schedule is None]
+            if always and not any(q.start - 7200 < at + 1800 and q.end + 7200 > at for q in w.appointments):
+                incidents.append(Incident("exclusion_breach", w.id, at, 0.0, always[0].id))
+                free.remove(w)
+                break
     want = {k: (max(1, round(n * scale)) if n > 0 else 0)
             for k, n in ((k, per_day.get(k, 0)) for k in KINDS if k != "feed_outage")}
     done = dict.fromkeys(want, 0)

@@ -1,18 +1,30 @@
 """The caseload list: every offender, their tag, how fresh its last fix is and their worst open
 alert. A ``QAbstractTableModel`` over offender ids; positions and alert changes update the row
-cache, and a tick refreshes the table with one ``dataChanged``."""
+cache, and a tick refreshes the table with one ``dataChanged``.
+
+Staleness (ISA-101) is judged on the console's clock, not on arrival: a tag without a fix for
+``max(5 min, 3 fix intervals)`` is stale here, on the map and in the details panel alike, and
+looks it (the age in italics, dimmed, with "▲ stale")."""
 from __future__ import annotations
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
 
 from monitorapp.engine.alerts import OpenAlerts
-from ui.console.alertmodel import fmt_duration
+from ui.console.alertmodel import fmt_age
 from ui.theme import LIGHT, PRIORITY_TEXT
 
 COLUMNS = ("Offender", "Name", "Borough", "Risk", "Tag", "Last fix", "Worst alert")
+COL_LAST_FIX = 5
 OffenderIdRole = Qt.ItemDataRole.UserRole + 1
+STALE_MIN_S = 300.0         # a tag is stale after max(5 min, 3 fix intervals) without a fix
+STALE_MARK = "▲ stale"
+
+
+def is_stale(fix_t: float, now: float, fix_interval_s: float) -> bool:
+    """ISA-101: a value not refreshed in time is shown as stale, never as live."""
+    return now - fix_t > max(STALE_MIN_S, 3 * float(fix_interval_s or 0))
 
 
 class CaseloadModel(QAbstractTableModel):
@@ -24,6 +36,14 @@ class CaseloadModel(QAbstractTableModel):
         self._alerts = OpenAlerts()                    # by offender
         self.now = 0.0
         self.palette = LIGHT
+        self._stale_font = QFont()
+        self._stale_font.setItalic(True)
+
+    def stale(self, offender_id: str) -> bool | None:
+        """Whether the offender's tag is stale now (None: no fix yet)."""
+        o = self._off[offender_id]
+        t = self._last_fix.get(o.device)
+        return None if t is None else is_stale(t, self.now, o.fix_interval_s)
 
     def rowCount(self, parent=QModelIndex()):
         return 0 if parent.isValid() else len(self._ids)
@@ -58,15 +78,25 @@ class CaseloadModel(QAbstractTableModel):
                 return o.risk
             if col == 4:
                 return o.device
-            if col == 5:
+            if col == COL_LAST_FIX:
                 t = self._last_fix.get(o.device)
-                return "no fix" if t is None else fmt_duration(self.now - t) + " ago"
+                if t is None:
+                    return "no fix"
+                return fmt_age(self.now - t) + (f"  {STALE_MARK}" if self.stale(oid) else "")
             if col == 6:
                 w = self.worst(oid)
                 return PRIORITY_TEXT[w] if w else ""
         if role == Qt.ItemDataRole.ForegroundRole and col == 6:
             w = self.worst(oid)
             return QColor(self.palette.priority[w]) if w else None
+        if col == COL_LAST_FIX and self._last_fix.get(o.device) is None or self.stale(oid):
+            if role == Qt.ItemDataRole.ForegroundRole and col != 6:
+                return QColor(self.palette.dim_text)
+            if role == Qt.ItemDataRole.FontRole:
+                return self._stale_font
+        if role == Qt.ItemDataRole.ToolTipRole and col == COL_LAST_FIX and self.stale(oid):
+            return (f"No fix for over {int(max(STALE_MIN_S, 3 * o.fix_interval_s) // 60)} min: "
+                    "the position shown is old")
         return None
 
     def set_positions(self, moved: list[dict]) -> None:

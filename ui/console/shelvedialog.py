@@ -68,7 +68,7 @@ class ShelveDialog(QDialog):
     """Collects (reason, until) for one shelvable alert."""
 
     def __init__(self, alert: Alert, now: float, *, max_hours: float = 8.0,
-                 shift_end_at: float | None = None, parent=None):
+                 shift_end_at: float | None = None, tz=None, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Shelve alert")
         self.setModal(True)
@@ -80,9 +80,17 @@ class ShelveDialog(QDialog):
         for m in DURATIONS_MIN:
             if m <= max_hours * 60:
                 self.duration.addItem(f"{m} min" if m < 60 else f"{m // 60} h", now + m * 60)
-        if shift_end_at is not None and now < shift_end_at <= now + max_hours * 3600:
-            local = dt.datetime.fromtimestamp(shift_end_at, dt.timezone.utc).strftime("%H:%M UTC")
-            self.duration.addItem(f"End of shift ({local})", shift_end_at)
+        # "Until end of shift" (README, setting shift/end) is always offered; when the end of
+        # the shift is further away than shelving may last it is shown, greyed, saying so.
+        if shift_end_at is not None and shift_end_at > now:
+            local = dt.datetime.fromtimestamp(shift_end_at, tz or dt.timezone.utc).strftime("%H:%M %Z")
+            if shift_end_at <= now + max_hours * 3600:
+                self.duration.addItem(f"Until end of shift ({local})", shift_end_at)
+            else:
+                self.duration.addItem(f"Until end of shift ({local}): more than {max_hours:g} h away",
+                                      shift_end_at)
+                item = self.duration.model().item(self.duration.count() - 1)
+                item.setEnabled(False)
         self.reason = QLineEdit()
         self.reason.setPlaceholderText("Why (required), e.g. known GPS dead spot, device replaced tomorrow")
         self.reason.setAccessibleName("Reason")

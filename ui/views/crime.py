@@ -30,11 +30,18 @@ from ui.console.formdialog import utc_datetime_edit
 from ui.views.tablemodel import ColumnsModel
 from ui.roles import RoleRefused, can, require
 from ui.text import escape, plain_label
+from ui.theme import current, style_plot
 
 COLUMNS = ("Verdict", "Offender", "Tag", "Closest", "At (UTC)", "Accuracy", "Basis")
 CHART_MAX = 8            # people drawn on the distance chart (present and possible first)
 SCENE_ZONE = "crime-scene"
 PENS = ["#1c1c1c", "#4f6f91", "#6d6d6d", "#8a6d00", "#3f7d4e", "#999999", "#555555", "#2f5f8a"]
+PENS_DARK = ["#e6e6e6", "#8fb3d9", "#a8a8a8", "#e0c040", "#7fc08e", "#6f6f6f", "#c4c4c4", "#7fa8d0"]
+
+
+def pens() -> list[str]:
+    """The curves' colours, told apart on the theme's background (night: light on dark)."""
+    return PENS_DARK if current().name == "dark" else PENS
 
 
 class CrimeResultModel(ColumnsModel):
@@ -188,17 +195,19 @@ class CrimePanel(QWidget):
 
         self.chart = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
         self.chart.setObjectName("distanceChart")
-        self.chart.setBackground("#e4e4e4")
+        pal = current()                  # dark at night: the chart follows the theme
         self.chart.showGrid(x=True, y=True, alpha=0.25)
         self.chart.setLabel("left", "distance to the scene (m)")
         self.chart.setLabel("bottom", "time (UTC)")
-        self.chart.addLegend(offset=(10, 10), labelTextColor="#1c1c1c", brush=pg.mkBrush("#e4e4e4"))
-        self.radius_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#000000", width=2, style=Qt.PenStyle.DashLine),
+        style_plot(self.chart, pal)
+        self.chart.addLegend(offset=(10, 10), labelTextColor=pal.text, brush=pg.mkBrush(pal.base))
+        self.radius_line = pg.InfiniteLine(angle=0, pen=pg.mkPen(pal.text, width=2, style=Qt.PenStyle.DashLine),
                                            label="radius {value:.0f} m",
-                                           labelOpts={"position": 0.05, "color": "#000000"})
-        self.window_region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(0, 0, 0, 18))
+                                           labelOpts={"position": 0.05, "color": pal.text})
+        shade = (255, 255, 255, 22) if pal.name == "dark" else (0, 0, 0, 18)
+        self.window_region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(*shade))
         for edge in self.window_region.lines:       # the window's edges, grey like the rest
-            edge.setPen(pg.mkPen("#5a5a5a", width=1))
+            edge.setPen(pg.mkPen(pal.dim_text, width=1))
         self._curves: list = []
         for item in (self.radius_line, self.window_region):
             self.chart.addItem(item)
@@ -319,8 +328,9 @@ class CrimePanel(QWidget):
         q = self.answer["query"]
         names = {r["device"]: r["offender"] or r["device"] for r in self.answer["results"]}
         for i, (dev, (t, d)) in enumerate(self.series.items()):
-            self._curves.append(self.chart.plot(t, d, pen=pg.mkPen(PENS[i % len(PENS)], width=2), symbol="o", symbolSize=5,
-                            symbolBrush=PENS[i % len(PENS)],
+            colours = pens()
+            self._curves.append(self.chart.plot(t, d, pen=pg.mkPen(colours[i % len(colours)], width=2), symbol="o", symbolSize=5,
+                            symbolBrush=colours[i % len(colours)],
                             name=escape(f"{names.get(dev, dev)} ({dev})")))     # pyqtgraph legends are HTML
         self.radius_line.setValue(q["radius_m"])
         self.radius_line.show()

@@ -26,12 +26,31 @@ from PySide6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLis
 from ui.console.alertmodel import TYPE_TEXT, fmt_duration
 from ui.views.review import DEFAULT_LIMITS, handling_records
 from ui.roles import require
-from ui.theme import LIGHT, PRIORITY_TEXT
+from ui.theme import PRIORITY_TEXT, current, style_plot
 
 BIN_S = 600.0
 STALE_S = 24 * 3600.0
 PRIORITIES = ("critical", "high", "medium", "low")
-GREY, DARK = "#8a8a8a", "#3a3a3a"
+
+
+def _ink() -> str:
+    """Bars and points: the theme's text colour (dark on the day theme, light at night)."""
+    return current().text
+
+
+def _soft() -> str:
+    return current().dim_text
+
+
+class CountAxis(pg.AxisItem):
+    """An axis of counts: ticks on whole numbers only (never "2.5 alerts")."""
+
+    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802 (pyqtgraph API)
+        levels = [(float(max(1, round(s))), o) for s, o in super().tickSpacing(minVal, maxVal, size) if s >= 1]
+        return levels or [(1.0, 0.0)]
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph API)
+        return [f"{int(round(v * scale)):,}" for v in values]
 
 
 def compute_kpis(records: list[dict], now: float, *, flood_count: int = 10,
@@ -64,17 +83,18 @@ def compute_kpis(records: list[dict], now: float, *, flood_count: int = 10,
             "stale": stale, "noisy": noisy}
 
 
-def _plot(title: str, left: str, bottom_axis=None) -> pg.PlotWidget:
-    w = pg.PlotWidget(axisItems={"bottom": bottom_axis} if bottom_axis is not None else None)
-    w.setBackground(LIGHT.base)
-    w.setTitle(title, color=LIGHT.text, size="12pt")
+def _plot(title: str, left: str, bottom_axis=None, left_axis=None) -> pg.PlotWidget:
+    axes = {}
+    if bottom_axis is not None:
+        axes["bottom"] = bottom_axis
+    if left_axis is not None:
+        axes["left"] = left_axis
+    w = pg.PlotWidget(axisItems=axes or None)
     w.setLabel("left", left)
     w.showGrid(x=False, y=True, alpha=0.25)
     w.setMouseEnabled(x=False, y=False)
     w.setMenuEnabled(False)
-    for ax in ("left", "bottom"):
-        w.getAxis(ax).setTextPen(pg.mkPen(LIGHT.text))
-        w.getAxis(ax).setPen(pg.mkPen(LIGHT.dim_text))
+    style_plot(w, current(), title)      # the dark theme at night, the light one by day
     return w
 
 
@@ -90,10 +110,11 @@ class KpiDashboard(QWidget):
         self.setObjectName("kpiDashboard")
         self.setWindowTitle("KPI dashboard")
         self.kpis: dict = {}
-        self.rate = _plot("Alerts per 10 minutes", "alerts", pg.DateAxisItem())
+        self.rate = _plot("Alerts per 10 minutes", "alerts", pg.DateAxisItem(), CountAxis("left"))
         self.tta = _plot("Time to acknowledge by priority (dashed: limit)", "seconds")
-        self.load = _plot("Load per operator (dark: acknowledged, light: closed)", "alerts")
-        self.noisy = _plot("Ten noisiest tags", "alerts")
+        self.load = _plot("Load per operator (strong: acknowledged, faint: closed)", "alerts",
+                          left_axis=CountAxis("left"))
+        self.noisy = _plot("Ten noisiest tags", "alerts", bottom_axis=CountAxis("bottom"))
         self.stale = QListWidget()
         self.stale.setObjectName("staleList")
         self.headline = QLabel()
@@ -156,14 +177,14 @@ class KpiDashboard(QWidget):
         if len(bins):
             x = bins + BIN_S / 2
             self.rate.addItem(pg.BarGraphItem(x=x[~over], height=counts[~over], width=BIN_S * 0.85,
-                                              brush=GREY, pen=pg.mkPen(DARK)))
+                                              brush=_soft(), pen=pg.mkPen(_ink())))
             if over.any():
                 self.rate.addItem(pg.BarGraphItem(x=x[over], height=counts[over], width=BIN_S * 0.85,
-                                                  brush=LIGHT.priority["critical"], pen=pg.mkPen(DARK)))
+                                                  brush=current().priority["critical"], pen=pg.mkPen(_ink())))
         line = pg.InfiniteLine(pos=k["threshold"], angle=0,
-                               pen=pg.mkPen(DARK, width=2, style=Qt.PenStyle.DashLine),
+                               pen=pg.mkPen(_ink(), width=2, style=Qt.PenStyle.DashLine),
                                label=f"flood threshold {k['threshold']:.0f}",
-                               labelOpts={"position": 0.1, "color": DARK})
+                               labelOpts={"position": 0.1, "color": _ink()})
         self.rate.addItem(line)
 
     def _draw_tta(self, k: dict) -> None:
@@ -172,13 +193,13 @@ class KpiDashboard(QWidget):
             v = np.array(k["tta"][p], dtype=float)
             if len(v):
                 self.tta.addItem(pg.ScatterPlotItem(x=i + rng.uniform(-0.25, 0.25, len(v)), y=v, size=7,
-                                                    brush=pg.mkBrush(DARK), pen=None))
+                                                    brush=pg.mkBrush(_ink()), pen=None))
                 med = k["tta_median"][p]
-                self.tta.addItem(pg.PlotDataItem([i - 0.35, i + 0.35], [med, med], pen=pg.mkPen(DARK, width=4)))
+                self.tta.addItem(pg.PlotDataItem([i - 0.35, i + 0.35], [med, med], pen=pg.mkPen(_ink(), width=4)))
             limit = k["limits"].get(p)
             if limit:
                 self.tta.addItem(pg.PlotDataItem([i - 0.4, i + 0.4], [limit, limit],
-                                                 pen=pg.mkPen(LIGHT.priority[p], width=2, style=Qt.PenStyle.DashLine)))
+                                                 pen=pg.mkPen(current().priority[p], width=2, style=Qt.PenStyle.DashLine)))
         self.tta.getAxis("bottom").setTicks([[(i, PRIORITY_TEXT[p]) for i, p in enumerate(PRIORITIES)]])
         self.tta.setXRange(-0.6, len(PRIORITIES) - 0.4)
         # the scale of the data and of the limits that apply to it, not of every limit
@@ -190,7 +211,7 @@ class KpiDashboard(QWidget):
             return
         y = np.arange(len(noisy), dtype=float)[::-1]       # the noisiest at the top
         self.noisy.addItem(pg.BarGraphItem(x0=0, y=y, width=[n for _, n in noisy], height=0.7,
-                                           brush=DARK, pen=pg.mkPen(DARK)))
+                                           brush=_ink(), pen=pg.mkPen(_ink())))
         self.noisy.getAxis("left").setTicks([[(yy, d) for yy, (d, _) in zip(y, noisy)]])
         self.noisy.setLabel("left", "")
         self.noisy.getAxis("left").setWidth(90)
@@ -204,8 +225,8 @@ class KpiDashboard(QWidget):
         x = np.arange(len(names), dtype=float)
         w = 0.4 if second is not None else 0.7
         plot.addItem(pg.BarGraphItem(x=x - (w / 2 if second is not None else 0), height=heights, width=w,
-                                     brush=DARK, name="acknowledged"))
+                                     brush=_ink(), name="acknowledged"))
         if second is not None:
-            plot.addItem(pg.BarGraphItem(x=x + w / 2, height=second, width=w, brush=GREY, name="closed"))
+            plot.addItem(pg.BarGraphItem(x=x + w / 2, height=second, width=w, brush=_soft(), name="closed"))
         plot.getAxis("bottom").setTicks([[(i, n) for i, n in enumerate(names)]])
         plot.setXRange(-0.6, len(names) - 0.4)

@@ -24,6 +24,7 @@ from monitorapp.crime.trail import trail as read_trail
 from ui.console.formdialog import utc_datetime_edit
 from ui.roles import require
 from ui.text import plain_label
+from ui.theme import current, style_plot
 
 GAP_S = 600.0
 SPEEDS = (1, 10, 60, 600)
@@ -32,11 +33,21 @@ ACC_BANDS = ((10.0, "#1c1c1c", "≤ 10 m"), (30.0, "#5a5a5a", "≤ 30 m"), (100.
              (math.inf, "#c4c4c4", "> 100 m"))
 
 
+# At night the shades run the other way: the most accurate fixes the brightest on dark.
+ACC_BANDS_DARK = ((10.0, "#ececec", "≤ 10 m"), (30.0, "#b4b4b4", "≤ 30 m"), (100.0, "#7c7c7c", "≤ 100 m"),
+                  (math.inf, "#4c4c4c", "> 100 m"))
+
+
+def acc_bands():
+    return ACC_BANDS_DARK if current().name == "dark" else ACC_BANDS
+
+
 def accuracy_shade(acc: float) -> str:
-    for limit, shade, _ in ACC_BANDS:
+    bands = acc_bands()
+    for limit, shade, _ in bands:
         if acc <= limit:
             return shade
-    return ACC_BANDS[-1][1]
+    return bands[-1][1]
 
 
 def gaps(fixes: list[dict], gap_s: float = GAP_S) -> list[tuple[int, float]]:
@@ -97,21 +108,22 @@ class PlaybackPanel(QWidget):
 
         self.plan = pg.PlotWidget()
         self.plan.setObjectName("trailPlan")
-        self.plan.setBackground("#e4e4e4")
+        pal = current()                  # dark at night: the plan follows the theme
         self.plan.setAspectLocked(True)
         self.plan.showGrid(x=True, y=True, alpha=0.2)
         self.plan.setLabel("bottom", "east (m)")
         self.plan.setLabel("left", "north (m)")
-        self.track_line = pg.PlotDataItem(pen=pg.mkPen("#9a9a9a", width=1), connect="finite")
-        self.gap_lines = pg.PlotDataItem(pen=pg.mkPen("#1c1c1c", width=2, style=Qt.PenStyle.DotLine),
+        style_plot(self.plan, pal)
+        self.track_line = pg.PlotDataItem(pen=pg.mkPen(pal.dim_text, width=1), connect="finite")
+        self.gap_lines = pg.PlotDataItem(pen=pg.mkPen(pal.text, width=2, style=Qt.PenStyle.DotLine),
                                          connect="pairs")
-        self.dots = pg.ScatterPlotItem(size=7, pen=pg.mkPen("#3a3a3a", width=0.5))
-        self.jumps = pg.ScatterPlotItem(size=12, symbol="x", brush=pg.mkBrush("#1c1c1c"), pen=None)
-        self.current = pg.ScatterPlotItem(size=22, pen=pg.mkPen("#000000", width=3), brush=None)
+        self.dots = pg.ScatterPlotItem(size=7, pen=pg.mkPen(pal.border, width=0.5))
+        self.jumps = pg.ScatterPlotItem(size=12, symbol="x", brush=pg.mkBrush(pal.text), pen=None)
+        self.current = pg.ScatterPlotItem(size=22, pen=pg.mkPen(pal.priority["low"], width=3), brush=None)
         for item in (self.track_line, self.gap_lines, self.dots, self.jumps, self.current):
             self.plan.addItem(item)
         legend = QLabel("Accuracy: " + "   ".join(f"<span style='color:{c}'>●</span> {t}"
-                                                   for _, c, t in ACC_BANDS)
+                                                   for _, c, t in acc_bands())
                         + "   · dotted: gap over 10 min · ×: single-fix jump")
         self.gap_summary = plain_label()
 
