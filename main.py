@@ -15,8 +15,8 @@ def parse_args(argv: list[str]):
     p.add_argument("--db", help="SQLite store file")
     p.add_argument("--operator", help="operator name for the acknowledgement log")
     p.add_argument("--speed", type=int, choices=(1, 10, 60), help="training speed")
-    p.add_argument("--scenario", help="training: a trainers' preset (exclusion_breach_hackney, strap_cut, "
-                                      "curfew_breach, feed_outage, alert_flood)")
+    p.add_argument("--scenario", help="training: a trainers' preset (exclusion_breach_camden, exclusion_breach_hackney, "
+                                      "strap_cut, curfew_breach, feed_outage, alert_flood)")
     p.add_argument("--offenders", type=int, default=100, help="size of the demo caseload (training)")
     p.add_argument("--quit-after", type=float, metavar="SECONDS", help="quit after this many seconds (tests)")
     p.add_argument("--screenshot", metavar="PNG", help="with --quit-after: save the window to this file first")

@@ -10,6 +10,13 @@ the QtWebEngine helper processes).
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_map.py [--seconds 30] [--tags 5000]
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_map.py --screenshot docs/map.png
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_map.py --pan [--seconds 12]
+
+``--pan``: frame time while panning across Camden at street zoom (16) over the shipped vector
+basemap: the mouse drags the map (real mouse events on the page's widget, 8 px every 16 ms, west
+to east and back) while the page records the interval between animation frames
+(``requestAnimationFrame``); printed with p50/p95/max (target p95 <= 50 ms), the tiles served and
+the size of the shipped basemap.
 """
 from __future__ import annotations
 
@@ -210,36 +217,51 @@ def benchmark(args) -> int:
 
 
 def screenshot(args) -> int:
-    """The map with zones (the victim's street coloured by its open critical alert), markers (one
-    critical, one medium), a selected tag and its trail."""
+    """The map over the shipped vector basemap of Camden at zoom 15 (street names, the borough
+    boundaries): zones (the victim's street coloured by its open critical alert), markers (one
+    critical, one medium), a selected tag and its trail. The scene was drawn around Hackney at
+    zoom 14; ``at`` moves it to Camden Town at half the scale."""
+    old_c, new_c = (51.5535, -0.0850), (51.5405, -0.1440)
+
+    def at(lat: float, lon: float) -> tuple[float, float]:
+        return new_c[0] + (lat - old_c[0]) * 0.5, new_c[1] + (lon - old_c[1]) * 0.5
+
+    def ring(points):
+        return [[at(lat, lon)[1], at(lat, lon)[0]] for lon, lat in points]
+
     app = QApplication(sys.argv[:1])
-    view = MapView(theme=args.theme, zoom=14, centre=(51.5535, -0.0850))
+    view = MapView(theme=args.theme, zoom=15, centre=new_c)
     view.resize(1280, 800)
     view.show()
     if not wait(app, lambda: view.is_ready, 60):
         print("map page did not become ready", file=sys.stderr)
         return 1
     view.set_zones([
-        {"type": "Feature", "id": "Z-EX-1", "properties": {"kind": "exclusion", "name": "Victim's street, N1"},
-         "geometry": {"type": "Polygon", "coordinates": [[[-0.1045, 51.5505], [-0.0935, 51.5520],
-                      [-0.0915, 51.5455], [-0.1030, 51.5440], [-0.1045, 51.5505]]]}},
+        {"type": "Feature", "id": "Z-EX-1", "properties": {"kind": "exclusion", "name": "Victim's street, NW1"},
+         "geometry": {"type": "Polygon", "coordinates": [ring([[-0.1045, 51.5505], [-0.0935, 51.5520],
+                      [-0.0915, 51.5455], [-0.1030, 51.5440], [-0.1045, 51.5505]])]}},
         {"type": "Feature", "id": "Z-HOME-1", "properties": {"kind": "curfew", "name": "Home address",
-                                                             "radius_m": 180},
-         "geometry": {"type": "Point", "coordinates": [-0.0575, 51.5600]}},
+                                                             "radius_m": 90},
+         "geometry": {"type": "Point", "coordinates": list(reversed(at(51.5600, -0.0575)))}},
         {"type": "Feature", "id": "Z-APPT-1", "properties": {"kind": "appointment", "name": "Probation office",
-                                                             "radius_m": 120},
-         "geometry": {"type": "Point", "coordinates": [-0.1230, 51.5640]}},
+                                                             "radius_m": 60},
+         "geometry": {"type": "Point", "coordinates": list(reversed(at(51.5640, -0.1230)))}},
     ])
     view.set_zone_alarms({"Z-EX-1": "critical"})
     rng = random.Random(3)
     markers = []
     for i in range(60):
-        markers.append({"device": f"TAG-{i:03d}", "lat": 51.537 + rng.random() * 0.034,
-                        "lon": -0.135 + rng.random() * 0.10, "acc": 10, "label": f"Offender {i:03d}",
+        lat, lon = at(51.537 + rng.random() * 0.034, -0.135 + rng.random() * 0.10)
+        markers.append({"device": f"TAG-{i:03d}", "lat": lat, "lon": lon, "acc": 10, "label": f"Offender {i:03d}",
                         "priority": None, "stale": i % 17 == 5})
-    markers[7].update(lat=51.5482, lon=-0.0985, priority="critical", label="D. Hollis")
-    markers[12].update(lat=51.5665, lon=-0.0640, priority="medium", label="K. Amadi")
-    markers[3].update(lat=51.5598, lon=-0.0598, acc=28, label="J. Doe", t=time.time() - 140)
+    places = view.places
+
+    def where(lat, lon):
+        return f" · {places.address(lon, lat)}" if places is not None else ""
+    crit, med, sel = at(51.5482, -0.0985), at(51.5665, -0.0640), at(51.5598, -0.0598)
+    markers[7].update(lat=crit[0], lon=crit[1], priority="critical", label="D. Hollis" + where(*crit))
+    markers[12].update(lat=med[0], lon=med[1], priority="medium", label="K. Amadi" + where(*med))
+    markers[3].update(lat=sel[0], lon=sel[1], acc=28, label="J. Doe", t=time.time() - 140)
     view.update_markers(markers)
     view.flush_markers()
     now = time.time()
@@ -248,10 +270,15 @@ def screenshot(args) -> int:
         t = now - 140 - (39 - k) * 60 - (0 if k > 25 else 420) - (0 if k > 12 else 900)
         lat += 0.0003
         lon += 0.0005
-        trail.append({"lat": lat, "lon": lon, "t": t, "acc": 12})
-    trail.append({"lat": 51.5598, "lon": -0.0598, "t": now - 140, "acc": 28})
+        p_lat, p_lon = at(lat, lon)
+        trail.append({"lat": p_lat, "lon": p_lon, "t": t, "acc": 12})
+    trail.append({"lat": sel[0], "lon": sel[1], "t": now - 140, "acc": 28})
     view.select_device("TAG-003", trail, now=now)
     wait(app, lambda: (js_value(app, view, "EM.batches") or 0) >= 1, 10)
+    loaded = ("(function () { const c = document.querySelectorAll('.em-vector canvas');"
+              " return c.length === 0 || Array.from(c).every(t => t.classList.contains('leaflet-tile-loaded')); })()")
+    wait(app, lambda: js_value(app, view, loaded) is True, 30)
+    wait(app, lambda: False, 0.8)       # the labeller repaints a tile once its neighbours are in
     js_value(app, view, "requestAnimationFrame(() => requestAnimationFrame(() => { window.__shot = 1; })); true")
     wait(app, lambda: js_value(app, view, "window.__shot || 0") == 1, 10)
     wait(app, lambda: False, 0.5)       # let the compositor deliver the last frame
@@ -265,6 +292,85 @@ def screenshot(args) -> int:
     return 0
 
 
+def pan(args) -> int:
+    """Frame time while dragging the map across Camden at zoom 16 on the vector basemap."""
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+    from monitorapp.places import SHIPPED_BASEMAP
+    app = QApplication(sys.argv[:1])
+    view = MapView(theme=args.theme, zoom=16, centre=(51.5450, -0.1750),      # Belsize Park
+                   basemap=None if args.pan_basemap == "vector" else "fallback")
+    view.resize(1280, 800)
+    view.show()
+    if not wait(app, lambda: view.is_ready, 60) or view.basemap.kind != args.pan_basemap:
+        print(f"map page not ready or no vector basemap ({view.basemap.kind})", file=sys.stderr)
+        return 1
+    loaded = ("(function () { const c = document.querySelectorAll('.em-vector canvas');"
+              " return c.length > 0 && Array.from(c).every(t => t.classList.contains('leaflet-tile-loaded')); })()")
+    if args.pan_basemap == "vector":
+        wait(app, lambda: js_value(app, view, loaded) is True, 30)
+    view.update_markers([{"device": f"TAG-{i:04d}", "lat": 51.53 + (i % 40) * 0.001, "lon": -0.20 + (i // 40) * 0.002,
+                          "acc": 10, "label": f"Offender {i}", "priority": "critical" if i == 7 else None}
+                         for i in range(args.pan_tags)])
+    view.flush_markers()
+    js_value(app, view, """(function () { window.__frames = []; window.__rec = true;
+        let last = performance.now();
+        function f(t) { window.__frames.push(t - last); last = t; if (window.__rec) requestAnimationFrame(f); }
+        requestAnimationFrame(f); return true; })()""")
+    target = view.view.focusProxy() or view.view
+    centre = QPointF(640, 400)
+    state = {"x": 640.0, "dir": -1, "steps": 0, "pressed": False}
+
+    def send(kind, pos, buttons):
+        button = Qt.MouseButton.LeftButton if kind != QMouseEvent.Type.MouseMove else Qt.MouseButton.NoButton
+        ev = QMouseEvent(kind, pos, target.mapToGlobal(pos), button, buttons, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(target, ev)
+
+    def step():
+        if not state["pressed"]:
+            send(QMouseEvent.Type.MouseButtonPress, centre, Qt.MouseButton.LeftButton)
+            state.update(pressed=True, x=640.0)
+            return
+        state["x"] += 8 * state["dir"]
+        send(QMouseEvent.Type.MouseMove, QPointF(state["x"], 400), Qt.MouseButton.LeftButton)
+        state["steps"] += 1
+        if abs(state["x"] - 640) >= 560:          # the end of one drag: release, turn at the edge
+            send(QMouseEvent.Type.MouseButtonRelease, QPointF(state["x"], 400), Qt.MouseButton.NoButton)
+            state["pressed"] = False
+            lng = (js_value(app, view, "EM.map.getCenter().lng") or 0)
+            if (state["dir"] < 0 and lng > -0.125) or (state["dir"] > 0 and lng < -0.195):
+                state["dir"] *= -1                 # dragging left moves the map east
+    timer = QTimer()
+    timer.setInterval(16)
+    timer.timeout.connect(step)
+    served0 = view.tiles.served + view.tiles.empty
+    clock = QElapsedTimer()
+    clock.start()
+    timer.start()
+    wait(app, lambda: clock.elapsed() >= args.seconds * 1000, args.seconds + 30)
+    timer.stop()
+    if state["pressed"]:
+        send(QMouseEvent.Type.MouseButtonRelease, QPointF(state["x"], 400), Qt.MouseButton.NoButton)
+    frames = js_value(app, view, "(window.__rec = false, JSON.stringify(window.__frames))")
+    import json
+    frames = json.loads(frames or "[]")[5:]
+    centre_now = js_value(app, view, "JSON.stringify(EM.map.getCenter())")
+    size = SHIPPED_BASEMAP.stat().st_size
+    print(f"pan benchmark: {args.pan_basemap} basemap, zoom 16, Camden, {args.seconds:.0f} s of mouse drags "
+          f"({state['steps']} moves of 8 px), {args.pan_tags} tags on the map, theme {args.theme}")
+    if frames:
+        print(f"  frame time: {len(frames)} frames, p50 {statistics.median(frames):.1f} ms, "
+              f"p95 {pct(frames, 0.95):.1f} ms, max {max(frames):.1f} ms (target p95 <= 50 ms)")
+    print(f"  tiles served while panning: {view.tiles.served + view.tiles.empty - served0}; map centre at the end {centre_now}")
+    print(f"  shipped basemap {SHIPPED_BASEMAP.name}: {size / 1e6:.2f} MB")
+    print(f"  load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    errors = view.js_errors
+    if errors:
+        print(f"  page errors: {errors[:3]}")
+    view.shutdown()
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tags", type=int, default=5000)
@@ -272,7 +378,13 @@ def main() -> int:
     parser.add_argument("--throttle-ms", type=int, default=250)
     parser.add_argument("--screenshot", metavar="PNG", help="write a screenshot instead of benchmarking")
     parser.add_argument("--theme", choices=["light", "dark"], default="light")
+    parser.add_argument("--pan", action="store_true", help="frame time while panning across Camden (vector basemap)")
+    parser.add_argument("--pan-tags", type=int, default=2000, help="tags on the map while panning (default 2000)")
+    parser.add_argument("--pan-basemap", choices=["vector", "fallback"], default="vector",
+                        help="the basemap under the pan (fallback: the grid, for comparison)")
     args = parser.parse_args()
+    if args.pan:
+        return pan(args)
     return screenshot(args) if args.screenshot else benchmark(args)
 
 

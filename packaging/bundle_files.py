@@ -8,7 +8,11 @@ the source tree under ``resources/`` so that code finding files relative to its 
 * ``web_assets(root)``: the map page's assets: ``resources/web/manifest.json``, our own files
   it lists, the npm files it lists, whatever their CSS loads with ``url(...)`` (Leaflet's
   ``images/``), and each npm package's licence. Not the rest of ``node_modules``.
-* ``resources(root)``: ``resources/icons`` and ``resources/sounds``.
+* ``resources(root)``: ``resources/icons``, ``resources/sounds`` and ``resources/basemap`` (the
+  offline vector basemap of London, its borough boundaries and streets index: the map, the
+  addresses and the search need them; about 3 MB).
+* ``places_profile(root)``: the tilemaker profile of ``monitorapp basemap build``
+  (``monitorapp/places/profile``), so a bundled console rebuilds a centre's own basemap.
 * ``install_files(root)``: the desktop entry, ``install.sh``, and ``syslibs.sh`` with the
   Debian packages it installs (``debian-runtime-packages.txt``), into ``_internal/packaging``,
   so a copied bundle can install itself and the system libraries its Qt needs.
@@ -97,12 +101,19 @@ def web_assets(root: str) -> list[tuple[str, str]]:
 
 def resources(root: str) -> list[tuple[str, str]]:
     pairs = []
-    for sub in ("icons", "sounds"):
+    for sub in ("icons", "sounds", "basemap"):
         folder = os.path.join(root, "resources", sub)
         for name in sorted(os.listdir(folder)):
             if os.path.isfile(os.path.join(folder, name)):
                 pairs.append((os.path.join(folder, name), os.path.join("resources", sub)))
     return pairs
+
+
+def places_profile(root: str) -> list[tuple[str, str]]:
+    folder = os.path.join(root, "monitorapp", "places", "profile")
+    dest = os.path.join("monitorapp", "places", "profile")
+    return [(os.path.join(folder, name), dest) for name in sorted(os.listdir(folder))
+            if os.path.isfile(os.path.join(folder, name))]
 
 
 def install_files(root: str) -> list[tuple[str, str]]:

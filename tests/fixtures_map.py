@@ -77,7 +77,8 @@ def shared_map(qapp, request):
 
 @pytest.fixture
 def map_view(shared_map, qtbot):
-    """The module's map, reset to an empty, light, fallback state for this test."""
+    """The module's map, reset to an empty, light, fallback (grid) state for this test; the real
+    borough boundaries stay on it, as on every basemap."""
     view = shared_map
     view.remove_markers(list(view._sent))          # noqa: SLF001 (test reset)
     view.flush_markers()
@@ -86,7 +87,7 @@ def map_view(shared_map, qtbot):
     view.select_device(None)
     view.stop_editing()
     view.set_theme("light")
-    view.set_basemap(None)
+    view.set_basemap("fallback")
     wait_state(qtbot, view, lambda s: s["markers"] == 0 and not s["zones"] and not s["zoneAlarms"]
                and s["basemap"] == "fallback")
     view.js_errors.clear()

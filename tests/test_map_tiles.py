@@ -38,8 +38,9 @@ def test_mbtiles_rows_are_tms_flipped(tmp_path):
 
 
 def test_basemap_setting_is_checked(tmp_path):
-    assert parse_basemap(None).kind == "fallback"
-    assert parse_basemap("").kind == "fallback"
+    assert parse_basemap(None).kind == "vector"           # the shipped London basemap
+    assert parse_basemap("").kind == "vector"
+    assert parse_basemap("fallback").kind == "fallback"
     live = parse_basemap("https://{s}.tiles.example.org/{z}/{x}/{y}.png")
     assert live.kind == "tiles" and live.hosts() == {"a.tiles.example.org", "b.tiles.example.org", "c.tiles.example.org"}
     with pytest.raises(BasemapError, match=r"lacks the placeholder\(s\) \{y\}"):
@@ -58,8 +59,10 @@ def test_basemap_setting_is_checked(tmp_path):
     with pytest.raises(BasemapError, match="holds no tiles"):
         parse_basemap(empty)
     vector = make_mbtiles(tmp_path / "vector.mbtiles", {(0, 0, 0): b"x"}, fmt="pbf")
-    with pytest.raises(BasemapError, match="not a raster format"):
-        parse_basemap(vector)
+    assert parse_basemap(vector).kind == "vector"
+    odd = make_mbtiles(tmp_path / "odd.mbtiles", {(0, 0, 0): b"x"}, fmt="tiff")
+    with pytest.raises(BasemapError, match="'tiff' is not one the map can show"):
+        parse_basemap(odd)
 
 
 def test_mbtiles_basemap_is_served_to_the_page(map_view, qtbot, tmp_path):
@@ -75,7 +78,7 @@ def test_mbtiles_basemap_is_served_to_the_page(map_view, qtbot, tmp_path):
     loaded = "document.querySelectorAll('.em-tiles img.leaflet-tile-loaded').length"
     qtbot.waitUntil(lambda: run_js(qtbot, map_view, loaded) > 0, timeout=10_000)
     assert map_view.tiles.served > 0
-    assert state["boroughLabels"] == 0              # names come from the tiles now
+    assert state["boroughLabels"] == 33             # the real boroughs, over every basemap
     # One tile fetched directly: the archive's bytes arrive as a 256 px image.
     probe = f"""(function () {{ window.__probe = null; const img = new Image();
         img.onload = () => {{ window.__probe = img.naturalWidth; }};
@@ -95,9 +98,9 @@ def test_back_to_fallback_when_basemap_cleared(map_view, qtbot, tmp_path):
     path = make_mbtiles(tmp_path / "one.mbtiles", {(12, 2046, 1361): png_tile()})
     map_view.set_basemap(path)
     wait_state(qtbot, map_view, lambda s: s["basemap"] == "mbtiles")
-    map_view.set_basemap(None)
+    map_view.set_basemap("fallback")
     state = wait_state(qtbot, map_view, lambda s: s["basemap"] == "fallback")
-    assert state["boroughLabels"] == 8
+    assert state["boroughLabels"] == 33 and "Waltham Forest" in state["boroughs"]
     assert map_view.tiles.archive is None
 
 

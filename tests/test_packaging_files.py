@@ -102,6 +102,27 @@ def test_resources_and_install_files_are_bundled():
         assert f in files
 
 
+def test_basemap_and_places_profile_are_bundled_and_packaged():
+    files = bundled(bundle_files.resources(str(ROOT)) + bundle_files.places_profile(str(ROOT)))
+    for f in ("resources/basemap/london.mbtiles", "resources/basemap/london.boroughs.geojson",
+              "resources/basemap/london.streets.npz", "resources/basemap/README.md",
+              "monitorapp/places/profile/config.json", "monitorapp/places/profile/process.lua"):
+        assert f in files, f
+    # the bundle finds them where the code looks, relative to its modules
+    from monitorapp.places import SHIPPED_BASEMAP
+    from monitorapp.places.build import PROFILE
+    from ui.map.basemap import SHIPPED_BASEMAP as MAP_BASEMAP
+    assert SHIPPED_BASEMAP.relative_to(ROOT).as_posix() == "resources/basemap/london.mbtiles" == \
+        MAP_BASEMAP.relative_to(ROOT).as_posix()
+    assert PROFILE.relative_to(ROOT).as_posix() == "monitorapp/places/profile"
+    spec = (PACKAGING / "monitorapp.spec").read_text(encoding="utf-8")
+    assert "places_profile(ROOT)" in spec and "resources(ROOT)" in spec
+    import tomllib
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        package_data = tomllib.load(fh)["tool"]["setuptools"]["package-data"]
+    assert package_data["monitorapp.places"] == ["profile/*"]
+
+
 def read_desktop_entry() -> configparser.SectionProxy:
     parser = configparser.ConfigParser(interpolation=None, delimiters=("=",))
     parser.optionxform = str

@@ -127,7 +127,8 @@ def test_live_simulator_steps_give_the_same_feed_as_simulate(sim_caseload):
 
 
 def test_every_preset_tells_its_story(tmp_path):
-    expect = {"exclusion_breach_hackney": {"exclusion_entered"}, "strap_cut": {"strap_tamper"},
+    expect = {"exclusion_breach_camden": {"exclusion_entered"},
+              "exclusion_breach_hackney": {"exclusion_entered"}, "strap_cut": {"strap_tamper"},
               "curfew_breach": {"curfew_absent"}, "feed_outage": {"feed_lost"},
               "alert_flood": {"strap_tamper", "exclusion_entered", "battery_low", "signal_lost"}}
     for name in SCENARIOS:

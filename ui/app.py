@@ -108,8 +108,12 @@ class Console:
         if not self.training:      # live: carry on from the last checkpoint of this store
             snapshot, _position = self.store.load_checkpoint()
         # built in the engine thread (pyproj transformers stay in the thread that made them)
+        # streets and boroughs of the shipped OSM data, once: the map, the engine thread's
+        # addresses and the views share it (thread-safe, files read on first use)
+        self.places = _places()
         self.worker = EngineWorker(lambda: Engine(caseload, start=start, state=snapshot), source,
-                                   store=self.store, checkpoint_s=None if self.training else CHECKPOINT_S)
+                                   store=self.store, checkpoint_s=None if self.training else CHECKPOINT_S,
+                                   places=self.places)
         tz = _zone(self.caseload.tz)
         self.controller = AlertQueueController(
             self.store, self.operator, escalation=self.settings.escalation_limits(),
@@ -117,7 +121,9 @@ class Console:
             flood_window_s=self.settings.get("alarm/flood_window_s"),
             max_shelve_hours=self.settings.get("shelve/max_hours"),
             sound=AlarmSound(self.settings.get("alarm/sound")), tz=tz)
-        self.map = _make_map(self.settings)
+        if hasattr(source, "real_between"):      # training: escalation on the trainee's real seconds
+            self.controller.model.waited = source.real_between
+        self.map = _make_map(self.settings, self.places)
         self.window = MainWindow(controller=self.controller, worker=self.worker, caseload=self.caseload,
                                  store=self.store, settings=self.settings, map_widget=self.map,
                                  clock=source.now, operator=self.operator, training=self.training,
@@ -184,14 +190,25 @@ def _zone(name: str):
         return None
 
 
-def _make_map(settings: Settings):
+def _places():
+    """The shipped streets and boroughs (Places), or None when the files are not there."""
+    from monitorapp.places import SHIPPED_BASEMAP, Places
+    if not SHIPPED_BASEMAP.with_suffix("").with_suffix(".boroughs.geojson").is_file():
+        log_event("warning", text="no borough boundaries shipped: no addresses, boroughs or map search")
+        return None
+    return Places.shipped()
+
+
+def _make_map(settings: Settings, places=None):
+    """The console's map: the configured tile URL or MBTiles file, else the shipped vector
+    basemap of London (else the grid fallback when that file is missing)."""
     from ui.map.view import MapView
     basemap = settings.get("map/mbtiles") or settings.get("map/tile_url") or None
     try:
-        return MapView(theme=settings.get("ui/theme"), basemap=basemap)
-    except ValueError as e:   # a bad basemap setting: fall back to the built-in map, say so
-        log_event("warning", text=f"basemap not usable ({e}); using the built-in fallback")
-        return MapView(theme=settings.get("ui/theme"))
+        return MapView(theme=settings.get("ui/theme"), basemap=basemap, places=places)
+    except ValueError as e:   # a bad basemap setting: fall back to the shipped basemap, say so
+        log_event("warning", text=f"basemap not usable ({e}); using the shipped offline basemap")
+        return MapView(theme=settings.get("ui/theme"), places=places)
 
 
 def _live_config_error(opts: Options, settings: Settings) -> str | None:
@@ -261,6 +278,12 @@ def run(opts: Options) -> int:
     if icon.exists():
         from PySide6.QtGui import QIcon
         app.setWindowIcon(QIcon(str(icon)))
+    try:     # the sign-in dialogs already wear the theme of the night shift (or the day's)
+        from ui.theme import apply_theme
+        prefs = Settings()
+        apply_theme(app, prefs.get("ui/theme"), prefs.get("ui/queue_font_pt"))
+    except Exception as e:      # noqa: BLE001 - a bad settings file is reported by Console
+        log_event("warning", text=f"theme not applied before sign-in: {e}")
     signed = _sign_in(opts)
     if isinstance(signed, int):
         gc.enable()

@@ -1,7 +1,7 @@
 /* The map page's entry points and its one QWebChannel bridge to Python (ui/mapview.py).
  * Python calls EM.* functions with JSON arguments (json.dumps on the Python side); the page
  * calls slots of the `bridge` object: pageReady (the handshake), batchApplied, zoneCreated,
- * zoneEdited, zoneRemoved, markerClicked, mapClicked, jsError. */
+ * zoneEdited, zoneRemoved, zoneSelected (map-zones.js), markerClicked, mapClicked, jsError. */
 (function () {
   'use strict';
   const EM = (window.EM = window.EM || {});
@@ -41,8 +41,10 @@
     EM.basemap.init(map, options);
     EM.layers.init(map, options);
     EM.initDrawing(map);
+    EM.search.init(map);
     map.on('click', function (e) {
       if (map.pm && (map.pm.globalDrawModeEnabled() || map.pm.globalRemovalModeEnabled())) return;
+      if (EM.zoneTools.picking) return;
       EM.emit('mapClicked', e.latlng.lat, e.latlng.lng);
     });
     EM.setTheme(EM.theme);
@@ -61,6 +63,18 @@
   };
 
   // ---- Geoman: drawing, editing, deleting zones ----
+  // The zone tools only for a role that may edit zones (the store decides; the page explains)
+  EM.setZoneTools = function (enabled) {
+    const map = EM.drawingMap;
+    if (!map || !map.pm) return;
+    if (!enabled) {
+      map.pm.disableDraw();
+      map.pm.disableGlobalRemovalMode();
+      if (EM.zoneTools && EM.zoneTools.stop) EM.zoneTools.stop();
+    }
+    if (map.pm.controlsVisible() !== !!enabled) map.pm.toggleControls();
+  };
+
   EM.initDrawing = function (map) {
     if (!map.pm) { EM.errors.push('Leaflet-Geoman did not load'); return; }
     map.pm.setGlobalOptions({ snappable: false, allowSelfIntersection: false,
@@ -69,7 +83,9 @@
     map.pm.addControls({ position: 'topleft', drawMarker: false, drawCircleMarker: false,
       drawPolyline: false, drawText: false, cutPolygon: false, rotateMode: false,
       dragMode: false, drawPolygon: true, drawRectangle: true, drawCircle: true,
-      editMode: true, removalMode: true });
+      editMode: false, removalMode: true });
+    EM.zoneTools.init(map);     // map-zones.js: one zone at a time, the mouse reaches Geoman
+    EM.drawingMap = map;
     map.on('pm:create', function (e) {
       const layer = e.layer;
       map.removeLayer(layer);
@@ -110,18 +126,13 @@
     EM.map.pm.enableDraw(pmShape);
   };
 
-  EM.enableEditing = function (zoneId) {
-    const layer = EM.layers.zones.get(String(zoneId));
-    if (!layer) return false;
-    for (const other of EM.layers.zones.values()) if (other !== layer && other.pm) other.pm.disable();
-    layer.pm.enable({ allowSelfIntersection: false });
-    return true;
-  };
+  EM.enableEditing = function (zoneId) { return EM.zoneTools.edit(zoneId); };
 
   EM.stopEditing = function () {
     if (!EM.map.pm) return;
     EM.map.pm.disableDraw();
-    for (const layer of EM.layers.zones.values()) if (layer.pm && layer.pm.enabled()) layer.pm.disable();
+    if (EM.map.pm.globalRemovalModeEnabled()) EM.map.pm.disableGlobalRemovalMode();
+    EM.zoneTools.stop();
   };
 
   // ---- the API Python calls ----
@@ -136,7 +147,13 @@
     return ms;
   };
 
-  EM.setZones = function (features) { EM.layers.setZones(features); EM.layers.flush(); };
+  EM.setZones = function (features) {
+    const editing = EM.zoneTools.editing;
+    EM.layers.setZones(features);
+    EM.zoneTools.editing = null;
+    if (editing !== null && !EM.zoneTools.edit(editing)) EM.zoneTools.release();   // handles stay on it
+    EM.layers.flush();
+  };
   EM.setZoneAlarms = function (alarms) { const n = EM.layers.setZoneAlarms(alarms); EM.layers.flush(); return n; };
   EM.zoneStyle = function (id) { return EM.layers.zoneStyle(id); };
   EM.clearDrafts = function () { EM.layers.drafts.clearLayers(); };
@@ -148,6 +165,19 @@
     else EM.map.setView([lat, lon], zoom, { animate: false });
   };
   EM.setBasemap = function (spec) { EM.basemap.set(spec); };
+  EM.setBoroughs = function (features) {
+    EM.boroughs.set(EM.map, features);
+    EM.map.removeLayer(EM.basemap.labels);     // the real names replace the approximate ones
+  };
+  EM.focusSearch = function () { return EM.search.focus(); };
+  // The map takes the keyboard: the container gets the focus and Leaflet's keyboard handler is
+  // told so (the DOM focus event does not come while the view itself is still taking focus).
+  EM.focusMap = function () {
+    const kb = EM.map.keyboard;
+    EM.map.getContainer().focus();
+    if (kb && kb.enabled() && !kb._focused) kb._onFocus();
+    return document.activeElement === EM.map.getContainer();
+  };
 
   EM.setTheme = function (theme) {
     EM.theme = theme === 'dark' ? 'dark' : 'light';
@@ -176,7 +206,11 @@
       zones: zones, zoneAlarms: zoneAlarms, drafts: EM.layers.drafts.getLayers().length, selected: EM.layers.selected,
       trail: EM.layers.trailCounts || null, batches: EM.batches, errors: EM.errors.slice(),
       boroughLabels: document.querySelectorAll('.em-borough').length,
+      boroughs: EM.boroughs.names.slice(), vectorTiles: EM.basemap.kind === 'vector',
+      search: EM.search.input ? { text: EM.search.input.value, focused: document.activeElement === EM.search.input,
+        results: EM.search.results.map((r) => r.text), chosen: EM.search.lastChosen, pin: !!EM.search.pin } : null,
       center: EM.map.getCenter(), zoom: EM.map.getZoom(),
+      labels: EM.layers.labelCounts || { shown: 0, hidden: 0 },
     };
   };
   EM.selectionLabel = function () {

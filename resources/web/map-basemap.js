@@ -1,5 +1,6 @@
-/* The map's basemap and theme: a live tile URL, MBTiles tiles (emtiles://), or the built-in
- * fallback (a grid and the borough names) so the map is never blank. Calm by design: the
+/* The map's basemap and theme: a live tile URL, MBTiles tiles (emtiles://), the offline vector
+ * basemap (emtiles:// vector tiles drawn by map-vector.js), or the built-in fallback (a grid and
+ * the borough names) so the map is never blank. Calm by design: the
  * basemap is muted grey (tiles are desaturated by CSS), a dark variant for night shifts.
  * Part of the operator console map; see ui/mapview.py for the Python side. */
 (function () {
@@ -101,8 +102,14 @@
       this.kind = spec.kind;
       map.attributionControl.setPrefix(false);
       if (spec.kind === 'fallback') {
-        this.labels.addTo(map);
+        if (!EM.boroughs.lines) this.labels.addTo(map);   // the real boundaries name them otherwise
         map.attributionControl.setPrefix('Built-in basemap: no tiles configured');
+      } else if (spec.kind === 'vector') {
+        map.removeLayer(this.labels);
+        this.tiles = EM.vector.make(spec);
+        this.tiles.on('tileerror', () => { this.tileErrors += 1; });
+        this.tiles.addTo(map);
+        map.attributionControl.setPrefix('Offline vector basemap');
       } else {
         map.removeLayer(this.labels);
         this.tiles = L.tileLayer(spec.url, {
@@ -117,7 +124,11 @@
       document.body.dataset.basemap = spec.kind;
     },
 
-    restyle: function () { if (this.ground) this.ground.redraw(); },
+    restyle: function () {
+      if (this.ground) this.ground.redraw();
+      if (this.kind === 'vector' && this.tiles && EM.vector.spec) this.set(EM.vector.spec);   // new paint rules
+      EM.boroughs.restyle();
+    },
   };
 
   EM.escape = function (text) {

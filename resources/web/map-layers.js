@@ -149,7 +149,7 @@
       });
       this.markerGroup.on('mouseover', (e) => {
         const m = e.layer && this.markers.get(e.layer.options.device);
-        if (!m || m.tip) return;
+        if (!m || (m.tip && !m.tipHidden)) return;   // a label hidden by declutter shows on hover
         this.hoverTip.setLatLng(e.layer.getLatLng()).setContent(EM.escape(labelText(m.data))).addTo(map);
       });
       this.markerGroup.on('mouseout', () => this.hoverTip.remove());
@@ -165,10 +165,32 @@
       };
       map.on('zoomend', showLabels);
       map.on('moveend', () => this.placeLabels());
+      map.on('zoomend', () => this.declutter());
       map.whenReady(showLabels);
       this.drafts = L.featureGroup([]).addTo(map);
       this.selection = L.layerGroup([], { pmIgnore: true }).addTo(map);
       this.ageTimer = setInterval(() => this.refreshAge(), 1000);
+      // The keyboard (Leaflet's own: arrows pan, + and - zoom, once the map has focus, Ctrl+0 in
+      // the console): "]" and "[" go to the next and previous alerting tag, worst first, and
+      // select it as a click would; Escape clears the selection.
+      map.getContainer().addEventListener('keydown', (ev) => {
+        if (ev.ctrlKey || ev.altKey || ev.metaKey) return;
+        if (ev.key === ']' || ev.key === '[') { this.cycleAlert(ev.key === ']' ? 1 : -1); ev.preventDefault(); }
+      });
+    },
+
+    cycleAlert: function (step) {
+      const rank = { critical: 0, high: 1, medium: 2, low: 3 };
+      const list = [...this.markers.values()].filter((e) => e.data.priority)
+        .sort((a, b) => (rank[a.data.priority] - rank[b.data.priority]) ||
+          (a.data.device < b.data.device ? -1 : a.data.device > b.data.device ? 1 : 0));
+      if (!list.length) return null;
+      const at = list.findIndex((e) => e.data.device === this.keyboardAt);
+      const next = list[((at < 0 ? (step > 0 ? -1 : 0) : at) + step + list.length) % list.length];
+      this.keyboardAt = next.data.device;
+      this.map.panTo([next.data.lat, next.data.lon], { animate: false });
+      EM.emit('markerClicked', next.data.device);
+      return next.data.device;
     },
 
     // Labels sit beside their marker on the side with room: an alert's label to the right unless
@@ -195,6 +217,52 @@
         if (entry.tip && this.tipSide(entry.tip.getLatLng(), 'right') !== entry.tipSide) this.styleMarker(entry);
       }
       this.placeSelectionLabel();
+      this.declutter();
+    },
+
+    // Declutter: alert labels never pile up. In priority order (critical first, then the
+    // oldest-named device for a stable result), a label whose box would overlap one already
+    // placed is hidden; its marker keeps its shape, colour and "!" (and shows the label on
+    // hover), and the label kept nearest says how many are hidden under it ("+2").
+    labelBox: function (entry) {
+      const map = this.map;
+      const pr = PRIORITY[entry.data.priority];
+      const p = map.latLngToContainerPoint(entry.tip.getLatLng());
+      if (!this.measureCtx) this.measureCtx = document.createElement('canvas').getContext('2d');
+      this.measureCtx.font = 'bold 13px "DejaVu Sans", Arial, sans-serif';
+      const w = this.measureCtx.measureText(labelText(entry.data) + ' +99').width + 16, h = 22;
+      const dx = pr.radius + 4;
+      const x0 = entry.tipSide === 'left' ? p.x - dx - w : p.x + dx;
+      return { x0: x0, y0: p.y - h / 2, x1: x0 + w, y1: p.y + h / 2 };
+    },
+
+    declutter: function () {
+      const map = this.map;
+      if (!map || !map._loaded) return;
+      const rank = { critical: 0, high: 1, medium: 2, low: 3 };
+      const entries = [];
+      for (const e of this.markers.values()) if (e.tip) entries.push(e);
+      entries.sort((a, b) => (rank[a.data.priority] - rank[b.data.priority]) ||
+        (a.data.device < b.data.device ? -1 : a.data.device > b.data.device ? 1 : 0));
+      const kept = [];
+      let hidden = 0;
+      for (const e of entries) {
+        const box = this.labelBox(e);
+        const over = kept.find((k) => box.x0 < k.box.x1 && k.box.x0 < box.x1 && box.y0 < k.box.y1 && k.box.y0 < box.y1);
+        if (over) {
+          over.under += 1;
+          hidden += 1;
+          if (!e.tipHidden) { this.alertTips.removeLayer(e.tip); e.tipHidden = true; }
+          continue;
+        }
+        kept.push({ entry: e, box: box, under: 0 });
+        if (e.tipHidden) { this.alertTips.addLayer(e.tip); e.tipHidden = false; }
+      }
+      for (const k of kept) {
+        const text = labelText(k.entry.data) + (k.under ? ' +' + k.under : '');
+        if (k.entry.tipText !== text) { k.entry.tip.setContent(EM.escape(text)); k.entry.tipText = text; }
+      }
+      this.labelCounts = { shown: kept.length, hidden: hidden };
     },
 
     placeSelectionLabel: function () {
@@ -241,6 +309,7 @@
         }
         if (this.selected === d.device) this.moveSelection(d);
       }
+      this.declutter();
     },
 
     styleMarker: function (entry) {
@@ -248,6 +317,8 @@
       const pr = d.priority && PRIORITY[d.priority];
       layer.setStyle(markerStyle(d));
       if (entry.tip) { this.alertTips.removeLayer(entry.tip); entry.tip = null; }
+      entry.tipHidden = false;
+      entry.tipText = null;
       if (pr) {
         // Alerts keep their label on screen: the colour is never the only cue.
         const side = entry.tipSide = this.tipSide(L.latLng(d.lat, d.lon), 'right');
@@ -286,6 +357,7 @@
         this.markers.delete(dev);
         if (this.selected === dev) this.select(null);
       }
+      this.declutter();       // labels it hid may show again
     },
 
     // Leaflet redraws canvases on the next animation frame; draw now so the batch time we

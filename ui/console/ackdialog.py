@@ -3,16 +3,19 @@
 Acknowledging says "an operator has taken this alert and done something about it"; the action
 code says what. The dialog only collects and validates; the queue controller writes the result
 to the store's acknowledgement log under the operator's name. The heading's offender name and
-zone are data, escaped through ``ui.text.rich``.
+zone are data, escaped through ``ui.text.rich``. Under the heading, the location the operator
+reads out to the police: the street and borough of the tag's last fix (and of the alert's fix,
+when it differs), as plain text in a label that can be selected and copied.
 """
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QPlainTextEdit
 
 from ui.console.formdialog import lay_out_form_dialog
 from monitorapp.engine.alerts import Alert
 from ui.console.alertmodel import TYPE_TEXT
-from ui.text import rich, rich_label
+from ui.text import plain_label, rich, rich_label
 from ui.theme import PRIORITY_TEXT
 
 ACTION_CODES: tuple[tuple[str, str], ...] = (
@@ -41,7 +44,7 @@ def ack_problem(priority: str, action: str | None, note: str) -> str | None:
 class AckDialog(QDialog):
     """Collects (action code, note) for one alert."""
 
-    def __init__(self, alert: Alert, offender_label: str = "", parent=None):
+    def __init__(self, alert: Alert, offender_label: str = "", parent=None, *, location: str = ""):
         super().__init__(parent)
         self.setWindowTitle("Acknowledge alert")
         self.setModal(True)
@@ -50,6 +53,10 @@ class AckDialog(QDialog):
                                priority=PRIORITY_TEXT[alert.priority], type=TYPE_TEXT.get(alert.type, alert.type),
                                who=offender_label or alert.offender or "system",
                                zone=f" · zone {alert.zone}" if alert.zone else ""))
+        self.location = plain_label(location or "no fix with an address")
+        self.location.setObjectName("ackLocation")
+        self.location.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.location.setAccessibleName("Location")
         self.action = QComboBox()
         self.action.addItem("— choose —", None)
         for i, (code, label) in enumerate(ACTION_CODES, start=1):
@@ -61,6 +68,7 @@ class AckDialog(QDialog):
         self.note.setAccessibleName("Note")
         self.note.setTabChangesFocus(True)
         form = QFormLayout()
+        form.addRow("Location:", self.location)
         form.addRow("&Action:", self.action)
         form.addRow("&Note:", self.note)
         self.problem, self.buttons = lay_out_form_dialog(self, form, "Acknowledge", head)

@@ -4,9 +4,11 @@
 in batches from the engine worker (``apply_changes``): new alerts are inserted with one
 ``beginInsertRows``; a tick (``tick``) refreshes the clock-driven columns (age,
 time-to-acknowledge, escalation, flashing) with one ``dataChanged``; nothing ever resets the
-model. ``AlertFilterProxy`` orders the rows (priority, then unacknowledged before handled, then
-oldest first; in a flood: critical first, then grouped by offender) and filters them by
-priority, type, state, borough and free text.
+model. ``AlertFilterProxy`` orders the rows (EEMUA 191: unacknowledged before handled, then
+priority, then oldest first; in a flood: critical first among the unacknowledged, then grouped
+by offender) and filters them by priority, type, state, borough and free text. While the
+pointer is over the queue the proxy is *frozen* (``set_frozen``): no row moves or disappears
+under it; new alerts are appended at the bottom until the pointer leaves.
 
 The *condition* (active/cleared, re-activations) comes from the engine's ``Alert``; the
 *handling* (unacknowledged/acknowledged/closed/shelved) belongs to the operators: the queue
@@ -24,9 +26,9 @@ from monitorapp.engine.alerts import PRIORITY_RANK, Alert
 from ui.text import tooltip
 from ui.theme import ESCALATED_MARK, LIGHT, PRIORITY_TEXT, Palette
 
-COLUMNS = ("Priority", "Condition", "Handling", "Type", "Offender", "Zone", "Start", "Age",
+COLUMNS = ("Priority", "Condition", "Handling", "Type", "Offender", "Zone", "Location", "Start", "Age",
            "To ack", "Re-act")
-(COL_PRIORITY, COL_CONDITION, COL_HANDLING, COL_TYPE, COL_OFFENDER, COL_ZONE, COL_START,
+(COL_PRIORITY, COL_CONDITION, COL_HANDLING, COL_TYPE, COL_OFFENDER, COL_ZONE, COL_LOCATION, COL_START,
  COL_AGE, COL_TTA, COL_REACT) = range(len(COLUMNS))
 AlertIdRole = Qt.ItemDataRole.UserRole + 1
 HANDLING_STATES = ("unacknowledged", "acknowledged", "closed", "shelved")
@@ -61,6 +63,7 @@ class QueueRow:
     seen_at: float            # console clock when the queue first saw it (flood counting)
     offender_name: str = ""
     borough: str = ""
+    location: str = ""        # street and borough of the alert's fix (the engine thread's lookup)
 
 
 def fmt_duration(s: float | None) -> str:
@@ -70,6 +73,30 @@ def fmt_duration(s: float | None) -> str:
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def fmt_span(s: float | None, *, precise: bool = False) -> str:
+    """A length of time no one can misread: "11 s", "4 min", "1 h 5 min", "2 d 3 h".
+    ``precise`` keeps the seconds under ten minutes ("4 min 05 s"), for counters that tick
+    while the seconds still matter (a critical alert's time to acknowledge)."""
+    if s is None:
+        return "—"
+    s = max(0, int(s))
+    if s < 60:
+        return f"{s} s"
+    d, rem = divmod(s, 86400)
+    h, rem = divmod(rem, 3600)
+    m, sec = divmod(rem, 60)
+    if d:
+        return f"{d} d {h} h" if h else f"{d} d"
+    if h:
+        return f"{h} h {m} min" if m else f"{h} h"
+    return f"{m} min {sec:02d} s" if precise and m < 10 else f"{m} min"
+
+
+def fmt_age(s: float | None) -> str:
+    """How long ago: "11 s ago", "4 min ago", "1 h 5 min ago"."""
+    return "—" if s is None else fmt_span(s) + " ago"
 
 
 class AlertTableModel(QAbstractTableModel):
@@ -82,11 +109,15 @@ class AlertTableModel(QAbstractTableModel):
         self._rows: dict[str, QueueRow] = {}
         self._index: dict[str, int] = {}
         self._offenders: dict[str, tuple[str, str]] = {}
+        self._locations: dict[str, str] = {}     # alert id -> location, kept for rows to come
         self.escalation = dict(escalation or {"critical": 60, "high": 180, "medium": 900})
         self.now = 0.0
         self.flash_on = False
         self.palette: Palette = LIGHT
         self.tz = clock_tz
+        # How long an alert has waited, (raised, now) -> seconds: the console clock by default;
+        # training replaces it with the trainee's real seconds (the simulated clock runs x10-x600)
+        self.waited = None
         self.generation = 0      # bumped on every change; lets the proxy cache per-offender work
         self._bold = QFont()
         self._bold.setBold(True)
@@ -108,7 +139,8 @@ class AlertTableModel(QAbstractTableModel):
             row = self._rows.get(alert.alert_id)
             if row is None:
                 name, borough = self._offenders.get(alert.offender or "", ("", ""))
-                row = QueueRow(alert, Handling(), seen_at, name, borough)
+                row = QueueRow(alert, Handling(), seen_at, name, borough,
+                               self._locations.get(alert.alert_id, ""))
                 self._rows[alert.alert_id] = row
                 fresh.append(alert.alert_id)
                 if alert.state == "active":
@@ -133,6 +165,25 @@ class AlertTableModel(QAbstractTableModel):
                                   self.index(max(changed_rows), len(COLUMNS) - 1))
         return sounding
 
+    def set_locations(self, locations: dict[str, str]) -> None:
+        """alert id -> "Kentish Town Road, Camden" (the engine worker's ``addresses``, sent
+        before the batch of those alerts); one dataChanged over the rows already shown."""
+        changed = []
+        for aid, text in locations.items():
+            self._locations[aid] = str(text)
+            row = self._rows.get(aid)
+            if row is not None and row.location != text:
+                row.location = str(text)
+                if aid in self._index:
+                    changed.append(self._index[aid])
+        if len(self._locations) > 20_000:       # a long shift: keep the recent ones
+            for aid in list(self._locations)[:10_000]:
+                if aid not in self._rows:
+                    del self._locations[aid]
+        if changed:
+            self.generation += 1
+            self.dataChanged.emit(self.index(min(changed), COL_LOCATION), self.index(max(changed), COL_LOCATION))
+
     def tick(self, now: float, flash_on: bool) -> None:
         """Clock-driven refresh: one dataChanged for the whole table."""
         self.now = now
@@ -156,6 +207,40 @@ class AlertTableModel(QAbstractTableModel):
     def row(self, alert_id: str) -> QueueRow | None:
         return self._rows.get(alert_id)
 
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per priority: how many alerts wait unacknowledged, how many are open (not closed,
+        not shelved) and how many are shelved: the queue's always-visible counts."""
+        out = {p: {"unack": 0, "open": 0, "shelved": 0} for p in PRIORITY_RANK}
+        for r in self._rows.values():
+            c = out.setdefault(r.alert.priority, {"unack": 0, "open": 0, "shelved": 0})
+            st = r.handling.state
+            if st == "shelved":
+                c["shelved"] += 1
+            elif st != "closed":
+                c["open"] += 1
+                if st == "unacknowledged":
+                    c["unack"] += 1
+        return out
+
+    def oldest_unacknowledged(self) -> QueueRow | None:
+        rows = [r for r in self._rows.values() if r.handling.state == "unacknowledged"]
+        return min(rows, key=lambda r: r.alert.raised_at) if rows else None
+
+    def group_of(self, alert_id: str) -> list[str]:
+        """The unacknowledged alerts of this alert's offender (itself first): what one
+        acknowledgement of the group takes. A system alert is a group of one."""
+        row = self._rows.get(alert_id)
+        if row is None:
+            return []
+        if not row.alert.offender:
+            return [alert_id] if row.handling.state == "unacknowledged" else []
+        others = sorted((r for r in self._rows.values()
+                         if r.alert.offender == row.alert.offender and r.handling.state == "unacknowledged"
+                         and r.alert.alert_id != alert_id),
+                        key=lambda r: (PRIORITY_RANK[r.alert.priority], r.alert.start))
+        head = [alert_id] if row.handling.state == "unacknowledged" else []
+        return head + [r.alert.alert_id for r in others]
+
     def row_at(self, r: int) -> QueueRow:
         return self._rows[self._ids[r]]
 
@@ -165,10 +250,13 @@ class AlertTableModel(QAbstractTableModel):
     def source_row(self, alert_id: str) -> int | None:
         return self._index.get(alert_id)
 
+    def waited_s(self, raised_at: float, until: float) -> float:
+        return self.waited(raised_at, until) if self.waited else until - raised_at
+
     def is_escalated(self, row: QueueRow) -> bool:
         limit = self.escalation.get(row.alert.priority)
         return (limit is not None and row.handling.state == "unacknowledged"
-                and self.now - row.alert.raised_at > limit)
+                and self.waited_s(row.alert.raised_at, self.now) > limit)
 
     def is_flashing(self, row: QueueRow) -> bool:
         """New critical and high alerts flash until they are acknowledged."""
@@ -241,15 +329,17 @@ class AlertTableModel(QAbstractTableModel):
             return f"{a.offender} {row.offender_name}".strip()
         if col == COL_ZONE:
             return a.zone or ""
+        if col == COL_LOCATION:
+            return row.location
         if col == COL_START:
             return self._clock(a.start)
         if col == COL_AGE:
-            return fmt_duration(self.now - a.start)
+            return fmt_span(self.now - a.start, precise=True)
         if col == COL_TTA:
             if h.acked_at is not None:
-                return fmt_duration(h.acked_at - a.raised_at)
+                return fmt_span(self.waited_s(a.raised_at, h.acked_at), precise=True)
             if h.state == "unacknowledged":
-                waited = fmt_duration(self.now - a.raised_at)
+                waited = fmt_span(self.waited_s(a.raised_at, self.now), precise=True)
                 return f"{ESCALATED_MARK} {waited}" if self.is_escalated(row) else waited
             return "—"
         if col == COL_REACT:
@@ -265,8 +355,10 @@ class AlertTableModel(QAbstractTableModel):
         """The row's history as plain text (``data`` makes it a tool tip that shows it literally)."""
         a, h = row.alert, row.handling
         lines = [f"{PRIORITY_TEXT[a.priority]} — {TYPE_TEXT.get(a.type, a.type)}", f"Alert {a.alert_id}"]
+        if row.location:
+            lines.append(f"At {row.location}")
         if self.is_escalated(row):
-            lines.append(f"{ESCALATED_MARK} ESCALATED: unacknowledged past {fmt_duration(self.escalation[a.priority])}")
+            lines.append(f"{ESCALATED_MARK} ESCALATED: unacknowledged past {fmt_span(self.escalation[a.priority])}")
         if h.acked_by:
             lines.append(f"Acknowledged by {h.acked_by}: {h.action}" + (f" — {h.note}" if h.note else ""))
         if h.state == "shelved":
@@ -288,6 +380,8 @@ class AlertFilterProxy(QSortFilterProxyModel):
         self.borough: str | None = None
         self.text = ""
         self.flood = False
+        self.frozen = False
+        self._resort_pending = False
         self._worst: dict[str | None, int] = {}
         self._worst_gen = -1
         self.setSourceModel(source)
@@ -313,8 +407,25 @@ class AlertFilterProxy(QSortFilterProxyModel):
     def set_flood(self, on: bool) -> None:
         if on != self.flood:
             self.flood = on
+            if self.frozen:
+                self._resort_pending = True
+                return
             self.invalidate()
             self.sort(0)
+
+    def set_frozen(self, on: bool) -> None:
+        """Freeze the order and the filter (the pointer is over the table: no row may move
+        under it), or thaw them and re-sort what changed meanwhile."""
+        if on == self.frozen:
+            return
+        self.frozen = on
+        if on:
+            self.setDynamicSortFilter(False)
+            return
+        self.setDynamicSortFilter(True)
+        self._resort_pending = False
+        self.invalidate()
+        self.sort(0)
 
     def filterAcceptsRow(self, source_row, source_parent):
         row = self._src.row_at(source_row)
@@ -338,7 +449,7 @@ class AlertFilterProxy(QSortFilterProxyModel):
             return False
         if self.text:
             hay = " ".join((a.type, a.offender or "", row.offender_name, a.zone or "", row.borough,
-                            a.alert_id)).lower()
+                            row.location, a.alert_id)).lower()
             if self.text not in hay:
                 return False
         return True
@@ -347,12 +458,15 @@ class AlertFilterProxy(QSortFilterProxyModel):
         row = self._src.row_at(source_row)
         a, h = row.alert, row.handling
         handled = {"unacknowledged": 0, "acknowledged": 1, "shelved": 2, "closed": 3}[h.state]
-        base = (PRIORITY_RANK[a.priority], handled, a.start, a.alert_id)
+        # EEMUA 191: what waits for an operator comes first, whatever its priority; an
+        # acknowledged critical never sits above an unacknowledged alert.
+        base = (PRIORITY_RANK[a.priority], a.start, a.alert_id)
         if not self.flood:
-            return (handled == 3,) + base
-        # Flood: critical on top, then grouped by offender (worst priority of the offender first).
+            return (handled,) + base
+        # Flood: unacknowledged first, critical on top of them, then grouped by offender (the
+        # offender with the worst open alert first), so one acknowledgement can take a group.
         crit = a.priority == "critical"
-        return (handled == 3, not crit, 0 if crit else self._worst_of(a.offender), a.offender or "") + base
+        return (handled, not crit, 0 if crit else self._worst_of(a.offender), a.offender or "") + base
 
     def _worst_of(self, offender: str | None) -> int:
         if self._worst_gen != self._src.generation:

@@ -6,8 +6,11 @@ the operator's name before the queue shows it. It also sounds new critical and h
 (``AlarmSound``; silencing is not acknowledging), brings shelved alerts back when their time is
 up (sounding again if still active) and detects alert floods.
 
-``AlertQueueDock`` is the widget: filter bar, flood banner, the queue table (large font, bold
-priority column), action buttons and the always-visible shelved list with its count.
+``AlertQueueDock`` is the widget: the counts per priority (always visible, EEMUA 191), filter
+bar, flood banner, the queue table (large font, bold priority column; frozen while the pointer
+is over it, so no row moves under a click), action buttons (acknowledge one alert, or the
+offender's whole group at once, each alert still recorded on its own) and the shelved list,
+collapsible and hidden while nothing is shelved.
 """
 from __future__ import annotations
 
@@ -16,15 +19,15 @@ import pathlib
 import struct
 import wave
 
-from PySide6.QtCore import (QAbstractListModel, QModelIndex, QObject, Qt, QTimer, QUrl,
+from PySide6.QtCore import (QAbstractListModel, QEvent, QModelIndex, QObject, Qt, QTimer, QUrl,
                             Signal)
 from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QListView, QPushButton,
-                               QTableView, QVBoxLayout, QWidget)
+                               QTableView, QToolButton, QVBoxLayout, QWidget)
 
 from monitorapp.engine.alerts import ALERT_TYPES, Alert
-from ui.console.alertmodel import (COL_PRIORITY, AlertFilterProxy, AlertTableModel, Handling,
-                           TYPE_TEXT, fmt_duration)
+from ui.console.alertmodel import (COL_LOCATION, COL_OFFENDER, COL_PRIORITY, COL_TYPE, AlertFilterProxy, AlertTableModel, Handling,
+                           TYPE_TEXT, fmt_span)
 from ui.console.shelvedialog import ShelveRefused, check_shelve
 from ui.text import tooltip
 from ui.theme import PRIORITY_TEXT
@@ -171,6 +174,7 @@ class AlertQueueController(QObject):
         self._expire_shelving()
         self._check_flood()
         self.model.tick(self.now, self._flash)
+        self.shelved.tick()       # the countdowns ("back in 14 min 59 s") move every tick
 
     # ----- operator actions --------------------------------------------------------------
     def acknowledge(self, alert_id: str, action: str, note: str) -> None:
@@ -189,6 +193,24 @@ class AlertQueueController(QObject):
                      action=action, note=note)
         self._ringing.discard(alert_id)
         self._set(alert_id, h)
+
+    def acknowledge_group(self, alert_ids: list[str], action: str, note: str) -> list[str]:
+        """One acknowledgement for an offender's group of alerts: each is checked and recorded
+        in the log on its own (same action and note, one entry per alert). All are checked
+        before any is recorded, so a refusal records none. Returns the ids acknowledged."""
+        from ui.console.ackdialog import ack_problem
+        todo = []
+        for aid in alert_ids:
+            row = self._row(aid)
+            if row.handling.state != "unacknowledged":
+                continue          # someone else took it meanwhile: nothing to do for it
+            problem = ack_problem(row.alert.priority, action, note)
+            if problem:
+                raise HandlingRefused(problem)
+            todo.append(aid)
+        for aid in todo:
+            self.acknowledge(aid, action, note)
+        return todo
 
     def close(self, alert_id: str, note: str = "") -> None:
         row = self._row(alert_id)
@@ -322,6 +344,10 @@ class ShelvedListModel(QAbstractListModel):
                 self.endInsertRows()
         return len(self._ids)
 
+    def tick(self) -> None:
+        if self._ids:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._ids) - 1, 0))
+
     def rowCount(self, parent=QModelIndex()):
         return 0 if parent.isValid() else len(self._ids)
 
@@ -330,7 +356,7 @@ class ShelvedListModel(QAbstractListModel):
             return None
         row = self._src.row(self._ids[index.row()])
         if role == Qt.ItemDataRole.DisplayRole:
-            left = fmt_duration((row.handling.shelved_until or 0) - self._src.now)
+            left = fmt_span((row.handling.shelved_until or 0) - self._src.now, precise=True)
             return (f"{PRIORITY_TEXT[row.alert.priority]}  {TYPE_TEXT.get(row.alert.type, row.alert.type)}"
                     f"  {row.alert.offender or ''}  — back in {left}")
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -347,6 +373,7 @@ class AlertQueueDock(QWidget):
     """Filter bar, flood banner, queue table, actions, and the shelved list."""
 
     acknowledgeRequested = Signal(str)
+    groupAcknowledgeRequested = Signal(str)     # an alert id: acknowledge its offender's group
     closeRequested = Signal(str)
     shelveRequested = Signal(str)
     unshelveRequested = Signal(str)
@@ -381,7 +408,30 @@ class AlertQueueDock(QWidget):
         bar = QHBoxLayout()
         for w in (self.filter, self.priority, self.type, self.state, self.borough):
             bar.addWidget(w)
+        for combo in (self.priority, self.type, self.state, self.borough):   # they fit 1366 px
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
         bar.setStretch(0, 2)
+
+        # EEMUA 191: the counts per priority are always on screen, whatever the filter shows.
+        self.count_labels: dict[str, QLabel] = {}
+        counts = QHBoxLayout()
+        counts.setSpacing(6)
+        for p in ("critical", "high", "medium", "low"):
+            lab = QLabel()
+            lab.setObjectName(f"count_{p}")
+            lab.setProperty("priorityCount", p)
+            lab.setAccessibleName(f"{p} alerts")
+            lab.setMinimumWidth(90)        # cut rather than widen a small window (tool tip: all)
+            self.count_labels[p] = lab
+            counts.addWidget(lab)
+        counts.addStretch(1)
+        self.held = QLabel("‖ order held under the pointer")
+        self.held.setObjectName("dim")
+        self.held.setToolTip("While the pointer is over the queue no row moves or disappears; "
+                             "new alerts are added at the bottom until the pointer leaves.")
+        self.held.setVisible(False)
+        counts.addWidget(self.held)
 
         self.banner = QLabel()
         self.banner.setObjectName("floodBanner")
@@ -400,22 +450,40 @@ class AlertQueueDock(QWidget):
         self.table.setWordWrap(False)
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        hh.setStretchLastSection(True)
-        for col, w in enumerate((175, 115, 115, 240, 290, 150, 110, 110, 120, 70)):
+        hh.setStretchLastSection(False)
+        for col, w in enumerate((145, 100, 100, 185, 215, 110, 230, 110, 130, 160, 70)):
             self.table.setColumnWidth(col, w)
+        # the words (type, offender, location) get the room a wide screen has; the figures keep theirs
+        for col in (COL_TYPE, COL_OFFENDER, COL_LOCATION):
+            hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
         self.table.setAccessibleName("Alert queue")
 
+        self.table.viewport().installEventFilter(self)
+        self.table.verticalHeader().setMinimumSectionSize(10)
+
         self.ack_btn = QPushButton("&Acknowledge  [A]")
+        self.group_btn = QPushButton("Ack &group  [Shift+A]")
+        self.group_btn.setToolTip("Acknowledge every unacknowledged alert of this offender at once "
+                                  "(each is recorded in the log on its own)")
         self.close_btn = QPushButton("&Close  [C]")
         self.shelve_btn = QPushButton("&Shelve  [S]")
         self.silence_btn = QPushButton("Silence  [Ctrl+M]")
         self.silence_btn.setToolTip("Stops the sound only; the alerts stay unacknowledged")
         actions = QHBoxLayout()
-        for b in (self.ack_btn, self.close_btn, self.shelve_btn):
+        for b in (self.ack_btn, self.group_btn, self.close_btn, self.shelve_btn):
             actions.addWidget(b)
         actions.addStretch(1)
         actions.addWidget(self.silence_btn)
 
+        # The shelved pane: hidden while nothing is shelved; a click on its header folds it.
+        self.shelved_fold = QToolButton()
+        self.shelved_fold.setObjectName("shelvedFold")
+        self.shelved_fold.setCheckable(True)
+        self.shelved_fold.setChecked(True)
+        self.shelved_fold.setArrowType(Qt.ArrowType.DownArrow)
+        self.shelved_fold.setAccessibleName("Show or hide the shelved alerts")
+        self.shelved_fold.setToolTip("Show or hide the shelved alerts")
+        self.shelved_fold.toggled.connect(self._fold_shelved)
         self.shelved_header = QLabel()
         self.shelved_header.setObjectName("shelvedHeader")
         self.shelved_list = QListView()
@@ -425,22 +493,28 @@ class AlertQueueDock(QWidget):
         self.unshelve_btn = QPushButton("Unshelve")
 
         lay = QVBoxLayout(self)
-        lay.setContentsMargins(4, 4, 4, 4)
+        lay.setContentsMargins(4, 2, 4, 2)
+        lay.setSpacing(3)
+        lay.addLayout(counts)
         lay.addLayout(bar)
         lay.addWidget(self.banner)
         lay.addWidget(self.table, 1)
         lay.addLayout(actions)
-        sh = QHBoxLayout()
+        self.shelved_pane = QWidget()
+        sh = QHBoxLayout(self.shelved_pane)
+        sh.setContentsMargins(0, 0, 0, 0)
+        sh.addWidget(self.shelved_fold)
         sh.addWidget(self.shelved_header)
         sh.addStretch(1)
         sh.addWidget(self.unshelve_btn)
-        lay.addLayout(sh)
+        lay.addWidget(self.shelved_pane)
         lay.addWidget(self.shelved_list)
 
         for combo in (self.priority, self.type, self.state, self.borough):
             combo.currentIndexChanged.connect(self._apply_filters)
         self.filter.textChanged.connect(self._apply_filters)
         self.ack_btn.clicked.connect(lambda: self._request(self.acknowledgeRequested))
+        self.group_btn.clicked.connect(lambda: self._request(self.groupAcknowledgeRequested))
         self.close_btn.clicked.connect(lambda: self._request(self.closeRequested))
         self.shelve_btn.clicked.connect(lambda: self._request(self.shelveRequested))
         self.silence_btn.clicked.connect(controller.silence)
@@ -450,8 +524,51 @@ class AlertQueueDock(QWidget):
         controller.floodChanged.connect(self._flood)
         controller.shelvedChanged.connect(self._shelved_count)
         controller.handlingChanged.connect(lambda *_: self._update_buttons())
+        controller.handlingChanged.connect(lambda *_: self.update_counts())
+        controller.newAlerts.connect(lambda *_: self.update_counts())
+        controller.newAlerts.connect(lambda *_: self._update_buttons())
         self._shelved_count(0)
         self._update_buttons()
+        self.update_counts()
+
+    def showEvent(self, event):  # noqa: N802 (Qt API)
+        super().showEvent(event)
+        self.fit_rows()
+
+    def fit_rows(self) -> None:
+        """Rows as tall as the queue's (large) font needs and no taller: more alerts on screen."""
+        self.table.ensurePolished()
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 4)
+
+    # ----- the pointer over the table: hold the order ---------------------------------------
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt API)
+        if obj is self.table.viewport():
+            if event.type() == QEvent.Type.Enter:
+                self.hold(True)
+            elif event.type() == QEvent.Type.Leave:
+                self.hold(False)
+        return super().eventFilter(obj, event)
+
+    def hold(self, on: bool) -> None:
+        self.ctl.proxy.set_frozen(on)
+        self.held.setVisible(on)
+
+    def update_counts(self) -> None:
+        counts = self.ctl.model.counts()
+        for p, lab in self.count_labels.items():
+            c = counts.get(p, {"unack": 0, "open": 0})
+            lab.setText(f"{PRIORITY_TEXT[p]}  {c['unack']} unack · {c['open']} open")
+            lab.setToolTip(f"{p}: {c['unack']} unacknowledged, {c['open']} open, "
+                           f"{c.get('shelved', 0)} shelved")
+            waiting = "1" if c["unack"] else "0"
+            if lab.property("waiting") != waiting:
+                lab.setProperty("waiting", waiting)
+                lab.style().unpolish(lab)
+                lab.style().polish(lab)
+
+    def _fold_shelved(self, open_: bool) -> None:
+        self.shelved_list.setVisible(open_ and self.ctl.shelved.rowCount() > 0)
+        self._shelved_count(self.ctl.shelved.rowCount())
 
     def selected_alert(self) -> str | None:
         idx = self.table.currentIndex()
@@ -489,6 +606,10 @@ class AlertQueueDock(QWidget):
         aid = self.selected_alert()
         row = self.ctl.model.row(aid) if aid else None
         self.ack_btn.setEnabled(bool(row and row.handling.state == "unacknowledged"))
+        group = self.ctl.model.group_of(aid) if aid else []
+        self.group_btn.setEnabled(len(group) > 1)
+        self.group_btn.setText(f"Ack &group ({len(group)})  [Shift+A]" if len(group) > 1
+                               else "Ack &group  [Shift+A]")
         self.close_btn.setEnabled(bool(row and row.handling.state == "acknowledged"
                                        and row.alert.state == "cleared"))
         from ui.console.shelvedialog import shelve_refusal
@@ -497,6 +618,8 @@ class AlertQueueDock(QWidget):
         self.shelve_btn.setEnabled(ok)
         if row and not ok and row.handling.state != "closed":
             self.shelve_btn.setToolTip(tooltip(shelve_refusal(row.alert) or ""))
+        else:
+            self.shelve_btn.setToolTip("")
 
     def _apply_filters(self) -> None:
         self.ctl.proxy.set_filters(priorities=self.priority.currentData(), types=self.type.currentData(),
@@ -511,5 +634,10 @@ class AlertQueueDock(QWidget):
                                 "the rest grouped by offender.")
 
     def _shelved_count(self, n: int) -> None:
+        open_ = self.shelved_fold.isChecked()
+        self.shelved_fold.setArrowType(Qt.ArrowType.DownArrow if open_ else Qt.ArrowType.RightArrow)
         self.shelved_header.setText(f"Shelved ({n})")
         self.unshelve_btn.setEnabled(n > 0)
+        self.shelved_pane.setVisible(n > 0)          # nothing shelved: no empty pane
+        self.shelved_list.setVisible(n > 0 and open_)
+        self.update_counts()

@@ -8,6 +8,12 @@ which reach the main thread as queued calls: alert changes, latest positions, fe
 The main thread never calls the engine; it queues commands (zone edits, details of one offender)
 and gets answers as signals. The engine itself is built in that thread.
 
+Addresses (the nearest named street and the borough of a fix, ``monitorapp.places.Places``) are
+computed here too, in the engine thread and vectorised per batch, never in the GUI thread:
+each moved position carries ``address`` ("Kentish Town Road, Camden") and ``address_text``
+(what the operator reads out: "near Kentish Town Road, Camden (80 m)"); ``addresses`` gives
+the location of each alert of a batch (from its evidence fix) just before ``alertBatch``.
+
 Feed sources are plain objects with ``now()``, ``poll(max_items)`` and ``connected``:
 ``SimulatedFeed`` (training) and ``MqttFeed`` (live).
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import json
 import math
 import queue
 import threading
@@ -86,6 +93,38 @@ class SimulatedFeed(_ScaledClock):
 
     def stop(self) -> None:
         pass
+
+
+class TrainingFeed(SimulatedFeed):
+    """The simulator's feed on the run's accelerated clock, which also keeps the *trainee's*
+    clock: real seconds of the run, pauses excluded. Scoring and escalation use it, so 50 real
+    seconds to acknowledge read 0:50 at any speed, and at ×60 a critical alert escalates after
+    its limit in real seconds, not after one real second."""
+
+    def __init__(self, simulator, start: float, speed: float):
+        super().__init__(simulator, start, speed)
+        self._segments: list[tuple[float, float, float]] = [(float(start), float(speed), 0.0)]
+
+    def set_speed(self, speed: float) -> None:     # the engine thread applies it
+        super().set_speed(speed)
+        s0, v0, r0 = self._segments[-1]
+        sim = self._base
+        self._segments.append((sim, float(speed), r0 + ((sim - s0) / v0 if v0 > 0 else 0.0)))
+
+    def real_s(self, t: float) -> float:
+        """Real seconds of the run (pauses excluded) at simulated time ``t``."""
+        segs = self._segments
+        seg = segs[0]
+        for s in segs:
+            if s[0] <= t:
+                seg = s
+            else:
+                break
+        s0, v, r0 = seg
+        return r0 + ((t - s0) / v if v > 0 else 0.0)
+
+    def real_between(self, t0: float, t1: float) -> float:
+        return self.real_s(t1) - self.real_s(t0)
 
 
 class ReplayFeed(_ScaledClock):
@@ -170,14 +209,18 @@ class EngineWorker(QObject):
     failed = Signal(str)                   # a request the engine refused (message)
     zoneRefused = Signal(str, str)         # zone id, the engine's reason (also sent as failed)
     restarted = Signal(str)                # the watchdog started the engine thread again (why)
+    addresses = Signal(dict)               # alert id -> its location text, before its alertBatch
 
-    def __init__(self, make_engine, source, *, store=None, checkpoint_s: float | None = None):
+    def __init__(self, make_engine, source, *, store=None, checkpoint_s: float | None = None,
+                 places=None):
         """``make_engine()`` builds the engine in the engine thread; the store, when given, is
         attached to the engine there too. (An already built ``Engine`` is accepted as well, for
         callers that attach the store themselves; zone geometry it made in another thread is
         then used from this one, which pyproj does not promise to survive.)"""
         super().__init__()
         self._make_engine = make_engine
+        self.places = places                 # Places (thread-safe), or None: no addresses
+        self._address_error: str | None = None
         self.engine = None
         self.caseload = None
         self.source = source
@@ -195,7 +238,8 @@ class EngineWorker(QObject):
         self._unacked: list = []
         self._last_checkpoint = time.monotonic()
         self.thread = _EngineThread(target=self._main, name="engine", daemon=True)
-        self._exclusion_by_offender: dict[str, list[BoundaryDistance]] = {}
+        self._exclusion_by_offender: dict[str, list[str]] = {}
+        self._zone_history: dict[str, list[ZoneVersion]] = {}     # see _build_shapes
         self._stopping = False
         self.died: str | None = None         # why the engine thread stopped, until restarted
         self._died_at: float | None = None
@@ -204,6 +248,7 @@ class EngineWorker(QObject):
         self._disconnected_since: float | None = None
         self._engine_error_at: float | None = None
         self._last_stats: dict = {}
+        self._last_msg_at: float | None = None
         self.watchdog = QTimer(self)
         self.watchdog.setInterval(WATCHDOG_MS)
         self.watchdog.timeout.connect(self._watch)
@@ -314,11 +359,41 @@ class EngineWorker(QObject):
         self.caseload = engine.caseload      # the engine edits it; read it only in this thread
         self._build_shapes()
         self.ready.emit()
+        keep = []
         if engine.alerts:        # restored from a checkpoint: the queue shows what was open
             keep = [("raised", copy.copy(a)) for a in engine.alerts.values()
                     if a.state == "active" or (engine.now or 0) - (a.cleared_at or 0) < 12 * 3600]
+        if self.store is not None and self.checkpoint_s:
+            # live: the store's record is the queue's truth too. Alerts it holds open that the
+            # checkpoint does not (no checkpoint yet, an older one, another writer) are shown.
+            keep += self._open_in_store({a.alert_id for _c, a in keep} | set(engine.alerts),
+                                        float(engine.now or self.source.now()))
+        if keep:
+            self._emit_addresses(keep)
             self.restored.emit(keep, float(engine.now or self.source.now()))
         self._loop()
+
+    def _open_in_store(self, known: set, now: float) -> list:
+        """[("raised", Alert)] for the store's alerts not closed (and not cleared more than 12 h
+        ago) that are not in ``known``."""
+        from monitorapp.engine.alerts import Alert
+        try:
+            records = self.store.alerts()
+        except Exception as e:     # noqa: BLE001 - said, and the console goes on
+            self.failed.emit(f"open alerts not read from the store: {e}")
+            return []
+        out = []
+        for d in records:
+            if d["alert_id"] in known or d.get("handling") == "closed":
+                continue
+            if d["state"] != "active" and now - (d.get("cleared_at") or 0) >= 12 * 3600:
+                continue
+            out.append(("raised", Alert(
+                d["alert_id"], d["type"], d["priority"], d.get("offender_id"), d.get("device"),
+                d.get("requirement_id"), d.get("zone_id"), float(d["start"]), float(d["raised_at"]),
+                bool(d.get("late")), d.get("evidence") or {}, d["state"], d.get("cleared_at"),
+                int(d.get("reactivations") or 0), d.get("zone_version"))))
+        return out
 
     def _loop(self) -> None:
         handlers = {"details": self._details, "update_zone": self._update_zone,
@@ -371,6 +446,8 @@ class EngineWorker(QObject):
         if h is None:
             h = self._history[device] = collections.deque(maxlen=HISTORY_MAX)
         h.append((fix.t, fix.lat, fix.lon, fix.acc, fix.spd, fix.batt))
+        while h[0][0] < fix.t - HISTORY_S:      # the details charts show 24 h: keep no more
+            h.popleft()
 
     def _fault(self, component: str, kind: str, error) -> None:
         text = error if isinstance(error, str) else f"{error.__class__.__name__}: {error}"
@@ -435,6 +512,7 @@ class EngineWorker(QObject):
                     rx, raw, topic = item.arrival, item.payload, item.topic
                 submit(raw, rx=rx, topic=topic)
             if batch:
+                self._last_msg_at = self.source.now()     # the status bar's "no data for N min"
                 if self.checkpoint_s:
                     self._unacked.extend(batch)
                 else:
@@ -461,9 +539,11 @@ class EngineWorker(QObject):
         now = self.source.now()
         if self._alerts:
             batch, self._alerts = self._alerts, []
+            self._emit_addresses(batch)
             self.alertBatch.emit(batch, now)
         if self._moved:
             moved, self._moved = list(self._moved.values()), {}
+            self._add_addresses(moved)
             self.positions.emit(moved)
         span = max(1e-3, (self._msgs_window[-1][0] - self._msgs_window[0][0])) if len(self._msgs_window) > 1 else 1.0
         rate = sum(n for _, n in self._msgs_window) / span
@@ -475,8 +555,39 @@ class EngineWorker(QObject):
         self._last_stats = {"now": now, "connected": bool(self.source.connected) and not silent, "msgs_per_s": rate,
                             "lag_s": self._lag_s, "messages": c.messages, "rejected": c.rejected,
                             "alerts": c.alerts, "speed": getattr(self.source, "speed", 1.0),
-                            "faults": faults, "engine_down": None}
+                            "faults": faults, "engine_down": None, "last_msg_at": self._last_msg_at}
         self.stats.emit(dict(self._last_stats))
+
+    # ----- addresses (reverse geocoding, in this thread) ---------------------------------------
+    def _lookup(self, lonlats: list[tuple[float, float]]) -> list | None:
+        """Places.addresses for [(lon, lat)], or None (no Places, or it failed: said once)."""
+        if self.places is None or not lonlats:
+            return None
+        try:
+            return self.places.addresses([p[0] for p in lonlats], [p[1] for p in lonlats])
+        except Exception as e:     # noqa: BLE001 - positions go on without addresses
+            text = f"addresses not available: {e.__class__.__name__}: {e}"
+            if text != self._address_error:
+                self._address_error = text
+                self.failed.emit(text)
+            return None
+
+    def _add_addresses(self, moved: list[dict]) -> None:
+        found = self._lookup([(m["lon"], m["lat"]) for m in moved])
+        for m, a in zip(moved, found or ()):
+            m["address"] = str(a)
+            m["address_text"] = a.describe()
+
+    def _emit_addresses(self, changes: list) -> None:
+        ids, points = [], []
+        for _change, alert in changes:
+            at = alert_lonlat(alert)
+            if at is not None:
+                ids.append(alert.alert_id)
+                points.append(at)
+        found = self._lookup(points)
+        if found:
+            self.addresses.emit({aid: a.describe() for aid, a in zip(ids, found) if str(a)})
 
     def _set_speed(self, speed: float) -> None:
         if hasattr(self.source, "set_speed"):
@@ -518,13 +629,46 @@ class EngineWorker(QObject):
 
     # ----- details of one offender -----------------------------------------------------------
     def _build_shapes(self) -> None:
-        """Exclusion zones per offender, for the distance-to-boundary chart."""
+        """Exclusion zones per offender and every version of each zone, for the distance-to-
+        boundary chart: the past is measured against the version in force at that time (as the
+        engine decided the alerts), never against today's geometry. A version is in force from
+        the processing clock at which the engine applied it. (The chart's fixes are this run's,
+        kept in memory, so this run's versions are all it needs; the first is in force from the
+        start. The store keeps every version for the record, localdb/records.py.)"""
         zones = self.caseload.zones
-        self._exclusion_by_offender = {}
-        for o in self.caseload.offenders.values():
-            self._exclusion_by_offender[o.id] = [
-                BoundaryDistance(zones[r.zone].geometry, zones[r.zone].radius_m)
-                for r in o.requirements if r.type == "exclusion" and r.zone in zones]
+        at = float(self.engine.now if self.engine is not None and self.engine.now is not None
+                   else self.source.now())
+        for zid in set(self._zone_history) | set(zones):
+            z = zones.get(zid)
+            key = None if z is None else _zone_key(z.geometry, z.radius_m)
+            hist = self._zone_history.setdefault(zid, [])
+            if hist and hist[-1].key == key:
+                continue
+            if not hist and key is None:
+                continue
+            shape_ = None if z is None else BoundaryDistance(z.geometry, z.radius_m)
+            hist.append(ZoneVersion(at if hist else -math.inf, key, shape_))
+        self._exclusion_by_offender = {
+            o.id: [r.zone for r in o.requirements if r.type == "exclusion" and r.zone in self._zone_history]
+            for o in self.caseload.offenders.values()}
+
+    def _distance_m(self, offender_id: str, ts, lons, lats) -> list[float]:
+        """Metres outside the nearest exclusion boundary (< 0: inside) at each fix, against the
+        zone versions in force at each fix's time; NaN where no exclusion zone was in force."""
+        zids = self._exclusion_by_offender.get(offender_id, [])
+        if not zids or not len(ts):
+            return []
+        ts = np.asarray(ts, float)
+        best = np.full(len(ts), np.inf)
+        for zid in zids:
+            versions = self._zone_history.get(zid, [])
+            for i, v in enumerate(versions):
+                end = versions[i + 1].t_from if i + 1 < len(versions) else np.inf
+                mask = (ts >= v.t_from) & (ts < end)
+                if v.shape is None or not mask.any():
+                    continue
+                best[mask] = np.minimum(best[mask], v.shape.outside_m(lons[mask], lats[mask]))
+        return np.where(np.isfinite(best), best, np.nan).round(1).tolist()
 
     def _details(self, offender_id: str) -> None:
         o = self.caseload.offenders.get(offender_id)
@@ -534,13 +678,11 @@ class EngineWorker(QObject):
         now = self.source.now()
         hist = [h for h in self._history.get(o.device, ()) if h[0] >= now - HISTORY_S]
         ts = [h[0] for h in hist]
-        shapes = self._exclusion_by_offender.get(o.id, [])
-        dist = []
-        if shapes and hist:
-            lons = np.fromiter((h[2] for h in hist), float, len(hist))
-            lats = np.fromiter((h[1] for h in hist), float, len(hist))
-            # metres outside the nearest exclusion boundary (< 0: inside)
-            dist = np.min([s.outside_m(lons, lats) for s in shapes], axis=0).round(1).tolist()
+        lons = np.fromiter((h[2] for h in hist), float, len(hist))
+        lats = np.fromiter((h[1] for h in hist), float, len(hist))
+        dist = self._distance_m(o.id, ts, lons, lats)
+        zone_changes = sorted(v.t_from for z in self._exclusion_by_offender.get(o.id, [])
+                              for v in self._zone_history.get(z, [])[1:] if ts and v.t_from >= ts[0])
         speed = []
         prev = None
         for t, lat, lon, acc, spd, batt in hist:
@@ -567,11 +709,22 @@ class EngineWorker(QObject):
             "requirements": [{"id": r.id, "type": r.type, "zone": r.zone,
                               "zone_name": self.caseload.zones[r.zone].name if r.zone in self.caseload.zones else r.zone,
                               "schedule": r.schedule, "start": r.start, "end": r.end} for r in o.requirements],
-            "now": now, "t": ts, "distance_m": dist, "speed_ms": speed, "battery": batt,
-            "last": {"t": last[0], "lat": last[1], "lon": last[2], "acc": last[3], "batt": last[5]} if last else None,
+            "now": now, "t": ts, "distance_m": dist, "zone_changes": zone_changes, "speed_ms": speed, "battery": batt,
+            "last": {"t": last[0], "lat": last[1], "lon": last[2], "acc": last[3], "batt": last[5],
+                     "address": _describe(self._lookup([(last[2], last[1])]))} if last else None,
             "tag": _jsonable(tag_info),
             "trail": [{"lat": h[1], "lon": h[2], "t": h[0], "acc": h[3]} for h in hist[-720:]],
         })
+
+
+class ZoneVersion(collections.namedtuple("ZoneVersion", "t_from key shape")):
+    """One version of a zone for the details chart: in force from ``t_from`` (processing
+    clock; -inf for the first known), ``key`` its geometry (None: removed), ``shape`` its
+    ``BoundaryDistance`` (None: removed or unreadable)."""
+
+
+def _zone_key(geometry: dict, radius_m) -> tuple:
+    return (json.dumps(geometry, sort_keys=True), None if radius_m is None else float(radius_m))
 
 
 class BoundaryDistance:
@@ -610,6 +763,30 @@ class BoundaryDistance:
             return np.hypot(x, y) - self.radius
         d = shapely.distance(self.boundary, shapely.points(x, y))
         return np.where(shapely.contains_xy(self.geom, x, y), -d, d)
+
+
+def alert_lonlat(alert) -> tuple[float, float] | None:
+    """(lon, lat) of the fix an alert is about: its evidence's fix, the last of its fixes, the
+    tag's last fix or the closest fix; None for alerts with no position (system faults)."""
+    ev = alert.evidence if isinstance(getattr(alert, "evidence", None), dict) else {}
+    candidates = [ev.get("fix")]
+    fixes = ev.get("fixes")
+    if isinstance(fixes, list) and fixes:
+        candidates.insert(0, fixes[-1])
+    candidates += [ev.get("last_fix"), ev.get("closest_fix")]
+    for c in candidates:
+        if isinstance(c, dict):
+            try:
+                lon, lat = float(c["lon"]), float(c["lat"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if math.isfinite(lon) and math.isfinite(lat):
+                return lon, lat
+    return None
+
+
+def _describe(found) -> str | None:
+    return found[0].describe() or None if found else None
 
 
 def _jsonable(d: dict) -> dict:

@@ -15,15 +15,16 @@ import pathlib
 
 from PySide6.QtCore import QByteArray, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
-                               QMessageBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
+                               QMainWindow, QMessageBox, QSizePolicy, QVBoxLayout, QWidget)
 
 from localdb.schema import StoreError
 from monitorapp.engine.alerts import OpenAlerts
 from ui.console.ackdialog import AckDialog
-from ui.console.alertmodel import TYPE_TEXT
+from monitorapp.engine.alerts import PRIORITY_RANK
+from ui.console.alertmodel import TYPE_TEXT, fmt_age
 from ui.console.alertqueue import AlertQueueController, AlertQueueDock, HandlingRefused
-from ui.console.caseloadlist import CaseloadDock, CaseloadModel
+from ui.console.caseloadlist import CaseloadDock, CaseloadModel, is_stale
 from ui.console.details import DetailsPanel
 from ui.settings import Settings, window_state
 from ui.console.shelvedialog import ShelveDialog, shift_end
@@ -31,10 +32,40 @@ from ui.console.statusbar import ConsoleStatusBar
 from ui.text import plain_label, warn
 from ui.theme import apply_theme, palette
 from ui.console.zonedialog import ZoneDialog
+from ui.console.zonemanager import ZoneChanges, ZoneManager
 
 TICK_MS = 500
 DETAILS_EVERY = 10          # ticks between refreshes of the selected offender's details
+STALE_EVERY = 4             # ticks between checks of the tags' staleness (their own clock)
 STATE_VERSION = 1
+
+
+class BannerLabel(QLabel):
+    """One line that never dictates the window's width: the text is elided to fit and given in
+    full in the tool tip (the compact training banner)."""
+
+    def __init__(self, text: str = ""):
+        super().__init__()
+        self.setTextFormat(Qt.TextFormat.PlainText)       # the scenario's text is data
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt API)
+        self._full = str(text)
+        self.setToolTip(self._full)
+        self._fit()
+
+    def text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event):  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        room = max(40, self.contentsRect().width() - 4)
+        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, room))
 
 
 def zone_kinds(caseload) -> dict[str, str]:
@@ -75,24 +106,32 @@ class MainWindow(QMainWindow):
         self._zone_seq = 0
         self.share = None        # live mode: ui.console.brokersync.BrokerSync
         self._ticks = 0
+        self._stale_sent: dict[str, bool] = {}    # device -> stale as the map shows it
+        self.wallboard = None
 
         centre = QWidget()
         lay = QVBoxLayout(centre)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
-        self.training_banner = plain_label("TRAINING MODE — simulated feed, not live. "
+        self.training_banner = BannerLabel("TRAINING MODE — simulated feed, not live. "
                                            "Nothing here reaches police or probation.")
         self.training_banner.setObjectName("trainingBanner")
         self.training_banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.training_banner.setWordWrap(True)     # never dictates the map's minimum width
         self.training_banner.setVisible(training)
-        lay.addWidget(self.training_banner)
-        lay.addWidget(map_widget, 1)
-        self.setCentralWidget(centre)
-        self.watermark = QLabel("TRAINING", map_widget)
+        # The watermark sits in the one-line banner above the map, not on it: it never covers
+        # a tag (alerting or not), and every screenshot of the window still says TRAINING.
+        self.watermark = QLabel("TRAINING")
         self.watermark.setObjectName("watermark")
         self.watermark.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.watermark.setVisible(training)
+        strip = QHBoxLayout()
+        strip.setContentsMargins(0, 0, 0, 0)
+        strip.setSpacing(0)
+        strip.addWidget(self.watermark)
+        strip.addWidget(self.training_banner, 1)
+        lay.addLayout(strip)
+        lay.addWidget(map_widget, 1)
+        self.setCentralWidget(centre)
 
         boroughs = sorted({o.borough for o in caseload.offenders.values()})
         self.queue = AlertQueueDock(controller, boroughs)
@@ -110,6 +149,8 @@ class MainWindow(QMainWindow):
         worker.alertBatch.connect(self._on_alert_batch)
         worker.restored.connect(self._on_restored)
         worker.positions.connect(self._on_positions)
+        if hasattr(worker, "addresses"):      # alert locations, looked up in the engine thread
+            worker.addresses.connect(controller.model.set_locations)
         worker.stats.connect(self.status.update_stats)
         worker.stats.connect(self._on_stats)
         worker.details.connect(self._on_details)
@@ -120,16 +161,21 @@ class MainWindow(QMainWindow):
         controller.handlingChanged.connect(self._on_handling_changed)
         controller.floodChanged.connect(lambda on, n: self.event.emit("flood", {"on": on, "new_alerts": n}))
         self.queue.acknowledgeRequested.connect(self.acknowledge)
+        self.queue.groupAcknowledgeRequested.connect(self.acknowledge_group)
         self.queue.closeRequested.connect(self.close_alert)
         self.queue.shelveRequested.connect(self.shelve)
         self.queue.unshelveRequested.connect(self.unshelve)
         self.queue.alertSelected.connect(self.show_alert)
         self.caseload_list.offenderSelected.connect(self.show_offender)
+        # every zone change (map, manager, import) goes through ZoneChanges: confirmation,
+        # a second person's approval for court-ordered zones, an effective-from time
+        self.zone_changes = ZoneChanges(self, approval=settings.get("zones/approval"))
+        self.zone_manager: ZoneManager | None = None
         if hasattr(map_widget, "markerClicked"):
             map_widget.markerClicked.connect(self._marker_clicked)
             map_widget.zoneDrawn.connect(self._zone_drawn)
-            map_widget.zoneEdited.connect(self._zone_edited)
-            map_widget.zoneDeleted.connect(self._zone_deleted)
+            map_widget.zoneEdited.connect(self.zone_changes.edit_from_map)
+            map_widget.zoneDeleted.connect(self.zone_changes.delete_from_map)
             map_widget.ready.connect(self._map_ready)
 
         self.apply_theme(self.theme)
@@ -168,9 +214,11 @@ class MainWindow(QMainWindow):
         self._action(f, "&Import zones (GeoJSON)…", self.import_zones, "Ctrl+I")
         self._action(f, "&Export zones (GeoJSON)…", self.export_zones, "Ctrl+E")
         f.addSeparator()
-        self._action(f, "&Quit", self.close, "Ctrl+Q")
+        self._action(f, "&Quit", self.request_quit, "Ctrl+Q")
         a = mb.addMenu("&Alert")
         self.act_ack = self._action(a, "&Acknowledge…", lambda: self._on_selected(self.acknowledge), "A")
+        self.act_ack_group = self._action(a, "Acknowledge the offender's &group…",
+                                          lambda: self._on_selected(self.acknowledge_group), "Shift+A")
         self.act_close = self._action(a, "&Close", lambda: self._on_selected(self.close_alert), "C")
         self.act_shelve = self._action(a, "&Shelve…", lambda: self._on_selected(self.shelve), "S")
         self._action(a, "&Unshelve first shelved", self.queue._unshelve, "U")
@@ -182,14 +230,21 @@ class MainWindow(QMainWindow):
         self._action(z, "Draw &polygon", lambda: self.draw("polygon"), "Ctrl+Shift+P")
         self._action(z, "Draw &rectangle", lambda: self.draw("rectangle"), "Ctrl+Shift+R")
         self._action(z, "Draw &circle", lambda: self.draw("circle"), "Ctrl+Shift+C")
+        z.addSeparator()
+        self._action(z, "Zone &manager…", self.open_zone_manager, "Ctrl+Shift+Z")
+        self._action(z, "&Edit selected zone on the map", self.edit_selected_zone, "Ctrl+Shift+E")
+        self._action(z, "&Stop editing zones", lambda: self.map.stop_editing() if hasattr(self.map, "stop_editing") else None)
         v = mb.addMenu("&View")
         self._action(v, "Alert &queue", lambda: self.focus_dock(self.queue_dock, self.queue.table), "Ctrl+1")
         self._action(v, "&Caseload", lambda: self.focus_dock(self.caseload_dock, self.caseload_list.filter), "Ctrl+2")
         self._action(v, "&Details", lambda: self.focus_dock(self.details_dock, self.details), "Ctrl+3")
-        self._action(v, "&Map", lambda: self.map.setFocus(), "Ctrl+0")
+        self._action(v, "&Map (arrows pan, +/- zoom, ] [ next alert)",
+                     lambda: self.map.focus_map() if hasattr(self.map, "focus_map") else self.map.setFocus(),
+                     "Ctrl+0")
         v.addSeparator()
         self.act_dark = self._action(v, "&Dark theme (night shift)", self.toggle_theme, "Ctrl+Shift+D", checkable=True)
         self._action(v, "&Reset layout", self.reset_layout)
+        self._action(v, "&Wall board (overview for the room)", self.show_wallboard, "Ctrl+Shift+W")
         if self.training and speeds:
             t = mb.addMenu("&Training")
             group = QActionGroup(self)
@@ -204,8 +259,8 @@ class MainWindow(QMainWindow):
         self.ctl.on_alert_batch(changes, now)
         touched = set()
         for change, alert in changes:
-            open_ = alert.state == "active" or (self.ctl.model.row(alert.alert_id).handling.state
-                                                not in ("closed",))
+            state = self.ctl.model.row(alert.alert_id).handling.state
+            open_ = state != "shelved" and (alert.state == "active" or state != "closed")
             self._set_alert_open(alert, open_)
             if alert.offender:
                 touched.add(alert.offender)
@@ -224,7 +279,7 @@ class MainWindow(QMainWindow):
         n = self.ctl.restore(changes, now, handlings)
         for _change, a in changes:
             h = handlings.get(a.alert_id, {}).get("handling", "unacknowledged")
-            self._set_alert_open(a, h != "closed")
+            self._set_alert_open(a, h not in ("closed", "shelved"))
         self._refresh_markers({a.offender for _c, a in changes if a.offender})
         self._send_zone_alarms()
         self.event.emit("queue_restored", {"alerts": n, "ids": [a.alert_id for _c, a in changes]})
@@ -235,7 +290,7 @@ class MainWindow(QMainWindow):
         if row is None or not row.alert.offender:
             return
         a = row.alert
-        self._set_alert_open(a, state != "closed")
+        self._set_alert_open(a, state not in ("closed", "shelved"))   # shelved: off the map too
         self._refresh_markers({a.offender})
         self._send_zone_alarms()
         if a.offender == self._selected_offender:
@@ -243,6 +298,9 @@ class MainWindow(QMainWindow):
 
     def _on_positions(self, moved: list) -> None:
         for m in moved:
+            held = self._positions.get(m["device"])
+            if held is not None and m["t"] < held["t"]:
+                continue          # an older fix (reported late) never replaces the newer one
             self._positions[m["device"]] = m
         self.caseload_model.set_positions(moved)
         self._send_markers([m["device"] for m in moved])
@@ -258,10 +316,15 @@ class MainWindow(QMainWindow):
             off = by_device.get(dev)
             if m is None or off is None:
                 continue
-            stale = now - m["t"] > max(300.0, 3 * off.fix_interval_s)
+            stale = is_stale(m["t"], now, off.fix_interval_s)
+            self._stale_sent[dev] = stale
+            worst = self.caseload_model.worst(off.id)
+            label = f"{off.id} {off.name}"
+            if worst and m.get("address"):      # an alert's label says which street it is on
+                label += f" · {m['address']}"
             out.append({"device": dev, "lat": m["lat"], "lon": m["lon"], "acc": m["acc"],
-                        "label": f"{off.id} {off.name}", "priority": self.caseload_model.worst(off.id),
-                        "stale": stale})
+                        "label": label, "priority": worst,
+                        "stale": stale, "t": m["t"]})
         if out:
             self.map.update_markers(out)
 
@@ -285,6 +348,20 @@ class MainWindow(QMainWindow):
             self._zone_alarms_sent = worst
             self.map.set_zone_alarms(worst)
 
+    def _refresh_stale(self) -> None:
+        """The tags' own clock: a tag that has gone silent turns stale on the map now, not when
+        its next fix arrives (which may be never)."""
+        if not hasattr(self.map, "update_markers"):
+            return
+        now = self.clock()
+        by_device = self._by_device
+        changed = [dev for dev, m in self._positions.items()
+                   if (off := by_device.get(dev)) is not None
+                   and is_stale(m["t"], now, off.fix_interval_s) != self._stale_sent.get(dev)]
+        if changed:
+            self._send_markers(changed)
+            self.event.emit("stale_changed", {"devices": len(changed)})
+
     def _refresh_markers(self, offenders) -> None:
         devs = [self.caseload.offenders[o].device for o in offenders if o in self.caseload.offenders]
         self._send_markers(devs)
@@ -295,7 +372,7 @@ class MainWindow(QMainWindow):
     def _on_details(self, d: dict) -> None:
         if d.get("offender") != self._selected_offender:
             return
-        open_alerts = [(r.alert.priority, r.alert.type, r.alert.alert_id) for r in self.ctl.model.rows()
+        open_alerts = [(r.alert.priority, r.alert.type, r.alert.alert_id, r.alert.start) for r in self.ctl.model.rows()
                        if r.alert.offender == d["offender"] and r.handling.state != "closed"]
         self.details.show_details(d, open_alerts)
         if hasattr(self.map, "select_device") and d.get("device"):
@@ -322,6 +399,9 @@ class MainWindow(QMainWindow):
         self._selected_offender = offender_id
         self._selected_device = self.caseload.offenders[offender_id].device
         self.worker.request_details(offender_id)
+        pos = self._positions.get(self._selected_device or "")
+        if pos and hasattr(self.map, "pan_to"):      # the caseload's choice is shown on the map
+            self.map.pan_to(pos["lat"], pos["lon"], 16)
 
     def _marker_clicked(self, device: str) -> None:
         off = self._by_device.get(device)
@@ -341,11 +421,48 @@ class MainWindow(QMainWindow):
         if row is None or row.handling.state != "unacknowledged":
             self.statusBar().showMessage("This alert is not waiting for acknowledgement", 4000)
             return
-        dlg = AckDialog(row.alert, f"{row.alert.offender or ''} {row.offender_name}".strip(), self)
+        # The dialog names the alert it will acknowledge (who, what, when it started): the
+        # operator confirms the identity of what was aimed at, whatever moved meanwhile.
+        dlg = AckDialog(row.alert, self._identity(row), self, location=self._location_text(row))
         if dlg.exec():
             action, note = dlg.values()
             self._do(lambda: self.ctl.acknowledge(alert_id, action, note), "acknowledged", alert_id,
                      action=action)
+
+    def _location_text(self, row) -> str:
+        """Where the tag is now and where the alert happened, as the operator reads it out."""
+        a = row.alert
+        off = self.caseload.offenders.get(a.offender) if a.offender else None
+        now = self._positions.get(off.device) if off is not None else None
+        parts = []
+        if now and now.get("address_text"):
+            parts.append(f"Last fix: {now['address_text']} at {self.ctl.model._clock(now['t'])}")
+        if row.location and not (now and now.get("address_text") == row.location):
+            parts.append(f"Alert at: {row.location}")
+        return "\n".join(parts)
+
+    def _identity(self, row) -> str:
+        a = row.alert
+        who = f"{a.offender or ''} {row.offender_name}".strip() or "system"
+        return f"{who} · started {self.ctl.model._clock(a.start)} ({fmt_age(self.ctl.now - a.start)})"
+
+    def acknowledge_group(self, alert_id: str) -> None:
+        """One acknowledgement for all the unacknowledged alerts of this alert's offender; the
+        log gets one entry per alert (EEMUA 191 grouping)."""
+        group = self.ctl.model.group_of(alert_id)
+        if len(group) <= 1:
+            self.acknowledge(alert_id)
+            return
+        rows = [self.ctl.model.row(aid) for aid in group]
+        worst = min(rows, key=lambda r: PRIORITY_RANK[r.alert.priority])   # its rules apply to all
+        kinds = ", ".join(sorted({TYPE_TEXT.get(r.alert.type, r.alert.type) for r in rows}))
+        label = f"{self._identity(worst)} — GROUP of {len(group)} alerts: {kinds}"
+        dlg = AckDialog(worst.alert, label, self, location=self._location_text(worst))
+        dlg.setWindowTitle(f"Acknowledge {len(group)} alerts of {worst.alert.offender}")
+        if dlg.exec():
+            action, note = dlg.values()
+            self._do(lambda: self.ctl.acknowledge_group(group, action, note), "acknowledged",
+                     alert_id, action=action, group=group)
 
     def close_alert(self, alert_id: str) -> None:
         self._do(lambda: self.ctl.close(alert_id), "closed", alert_id)
@@ -363,7 +480,8 @@ class MainWindow(QMainWindow):
             end = shift_end(now, self.settings.get("shift/end"), self.ctl.model.tz)
         except ValueError:
             end = None
-        dlg = ShelveDialog(row.alert, now, max_hours=self.ctl.max_shelve_hours, shift_end_at=end, parent=self)
+        dlg = ShelveDialog(row.alert, now, max_hours=self.ctl.max_shelve_hours, shift_end_at=end,
+                           tz=self.ctl.model.tz, parent=self)
         if dlg.exec():
             reason, until = dlg.values()
             self._do(lambda: self.ctl.shelve(alert_id, reason, until), "shelved", alert_id, until=until)
@@ -517,21 +635,31 @@ class MainWindow(QMainWindow):
                                            "type": edit["kind"]})
 
     def import_zones(self, path: str | None = None) -> None:
-        if not path:
-            path, _ = QFileDialog.getOpenFileName(self, "Import zones", "", "GeoJSON (*.geojson *.json)")
-        if not path:
-            return
-        try:
-            doc = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
-            feats = doc["features"] if doc.get("type") == "FeatureCollection" else [doc]
-        except (OSError, ValueError, KeyError, AttributeError) as e:
-            self._warn(f"{path}: not a GeoJSON FeatureCollection ({e})")
-            return
-        for f in feats:
-            if not isinstance(f, dict) or f.get("id") is None:
-                self._warn(f"{path}: every zone needs an id; skipped one")
-                continue
-            self._zone_edited(f)
+        """A preview and a diff first; nothing is replaced until confirmed (ZoneChanges)."""
+        self.zone_changes.import_file(path)
+
+    def open_zone_manager(self) -> ZoneManager:
+        if self.zone_manager is None:
+            self.zone_manager = ZoneManager(self.zone_changes, self)
+        self.zone_manager.refresh()
+        self.zone_manager.show()
+        self.zone_manager.raise_()
+        self.zone_manager.activateWindow()
+        return self.zone_manager
+
+    def edit_selected_zone(self) -> None:
+        """Handles on the zone selected in the manager (or the selected offender's first zone)."""
+        zid = None
+        if self.zone_manager is not None and self.zone_manager.current():
+            zid = self.zone_manager.current()["zone"]
+        elif self._selected_offender in self.caseload.offenders:
+            zid = next((r.zone for r in self.caseload.offenders[self._selected_offender].requirements
+                        if r.zone), None)
+        if zid is None:
+            self.statusBar().showMessage("Select a zone in the zone manager (Ctrl+Shift+Z) or click one "
+                                         "with the map's pencil tool", 6000)
+        else:
+            self.zone_changes.edit_on_map(zid)
 
     def export_zones(self, path: str | None = None) -> None:
         if not path:
@@ -559,11 +687,9 @@ class MainWindow(QMainWindow):
         self.caseload_model.palette = p
         self.details.set_palette(p)
         self.act_dark.setChecked(name == "dark")
-        # translucent, so a tag or zone under it stays visible (the banner above says it in full)
-        c = QColor(p.watermark)
-        ink = f"rgba({c.red()}, {c.green()}, {c.blue()}, 110)"
-        self.watermark.setStyleSheet(f"color: {ink}; background: transparent; font-size: 30pt;"
-                                     f" font-weight: bold; border: 3px solid {ink}; padding: 2px 14px;")
+        # the watermark's look comes from the theme (QLabel#watermark): it is in the banner strip
+        if self.wallboard is not None:
+            self.wallboard.set_palette(p)
         if hasattr(self.map, "set_theme"):
             self.map.set_theme(name)
 
@@ -572,30 +698,56 @@ class MainWindow(QMainWindow):
         if not self._sized:      # first run: give the docks room (later runs restore the layout)
             self._sized = True
             QTimer.singleShot(0, self._default_dock_sizes)
+            QTimer.singleShot(300, self._default_dock_sizes)   # again once maximised by the WM
 
     def _default_dock_sizes(self) -> None:
-        self.resizeDocks([self.caseload_dock, self.details_dock], [380, 460], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.queue_dock], [400], Qt.Orientation.Vertical)
+        # From 1366x768 up: on a narrow screen the caseload and the details share the right
+        # column as tabs, so the map keeps most of the width; the queue takes about 45 % of
+        # the height (at 1920x1080 some 14 rows), half of it on a screen lower than 900 px.
+        w, h = self.width(), self.height()
+        if self.screen() is not None:     # the screen it opens on (maximised), not the first resize
+            avail = self.screen().availableGeometry()
+            w, h = min(w, avail.width()), min(h, avail.height())
+        if w < 1600:
+            self.tabifyDockWidget(self.details_dock, self.caseload_dock)
+            self.details_dock.raise_()
+            self.resizeDocks([self.details_dock], [min(420, w // 3)], Qt.Orientation.Horizontal)
+        else:
+            self.resizeDocks([self.caseload_dock, self.details_dock], [360, 440], Qt.Orientation.Horizontal)
+        share = 0.5 if h < 900 else 0.45        # a low screen: the queue is the work, half of it
+        self.resizeDocks([self.queue_dock], [max(260, int(h * share))], Qt.Orientation.Vertical)
 
     def resizeEvent(self, event):  # noqa: N802 (Qt API)
         super().resizeEvent(event)
         self._place_watermark()
 
     def _place_watermark(self) -> None:
-        self.watermark.adjustSize()
-        w, h = self.map.width(), self.map.height()
-        self.watermark.move(max(0, (w - self.watermark.width()) // 2), max(0, h - self.watermark.height() - 48))
-        self.watermark.raise_()
+        """The watermark lives in the banner strip above the map (see __init__): nothing to place."""
 
     def _tick(self) -> None:
         now = self.clock()
         self.ctl.tick(now)
         self.caseload_model.tick(now)
         self.status.set_time(now)
-        self._place_watermark()
         self._ticks += 1
+        if self._ticks % STALE_EVERY == 0:
+            self._refresh_stale()
+        if self.wallboard is not None and self.wallboard.isVisible():
+            self.wallboard.refresh(self.ctl.model, self.status, now)
         if self._selected_offender and self._ticks % DETAILS_EVERY == 0:
             self.worker.request_details(self._selected_offender)     # keep the charts current
+
+    def show_wallboard(self) -> None:
+        """The overview for the room's wall: counts per priority, feed health, the oldest
+        unacknowledged alert; a separate window to put on another monitor."""
+        from ui.console.wallboard import WallBoard
+        if self.wallboard is None:
+            self.wallboard = WallBoard(training=self.training)
+            self.wallboard.set_palette(palette(self.theme))
+        self.wallboard.refresh(self.ctl.model, self.status, self.clock())
+        self.wallboard.show()
+        self.wallboard.raise_()
+        self.event.emit("wallboard_shown", {})
 
     def _warn(self, text: str) -> None:
         self.event.emit("warning", {"text": text})
@@ -608,16 +760,41 @@ class MainWindow(QMainWindow):
         self._default_state = self.saveState(STATE_VERSION)
         qs = window_state()
         geo = qs.value("window/geometry")
-        state = qs.value("window/state")
+        self.layout_account = self.operator       # dock layout and columns are per person
+        state = qs.value(self._account_key("window/state"))
         # First start, or a saved geometry that does not fit this screen (another monitor, a
         # lower resolution): the console fills the available screen instead.
         self.start_maximised = not (isinstance(geo, QByteArray) and self._saved_geometry_fits(qs))
         if not self.start_maximised:
             self.restoreGeometry(geo)
         self._sized = isinstance(state, QByteArray) and self.restoreState(state, STATE_VERSION)
-        header = qs.value("queue/header")
+        self._default_header = self.queue.table.horizontalHeader().saveState()
+        header = qs.value(self._account_key("queue/header"))
         if isinstance(header, QByteArray):
             self.queue.table.horizontalHeader().restoreState(header)
+
+    def _account_key(self, key: str) -> str:
+        """Window geometry is the workstation's; the dock layout and the queue's columns are the
+        signed-in person's, so one person's layout (an administrator's, without the queue) is
+        never the next person's."""
+        name = "".join(c if c.isalnum() or c in "._-" else "_" for c in (self.layout_account or ""))
+        return f"accounts/{name}/{key}" if name else key
+
+    def use_account_layout(self, account: str) -> None:
+        """Someone else signed in: keep the previous person's layout, show this person's (the
+        default layout if they have none)."""
+        if account == self.layout_account:
+            return
+        if self.layout_account:
+            self.save_layout()
+        self.layout_account = account
+        qs = window_state()
+        state = qs.value(self._account_key("window/state"))
+        if not (isinstance(state, QByteArray) and self.restoreState(state, STATE_VERSION)):
+            self.reset_layout()
+        header = qs.value(self._account_key("queue/header"))
+        self.queue.table.horizontalHeader().restoreState(
+            header if isinstance(header, QByteArray) else self._default_header)
 
     def _saved_geometry_fits(self, qs) -> bool:
         """Whether the saved window (its normal, unmaximised frame) lies within the available
@@ -632,8 +809,8 @@ class MainWindow(QMainWindow):
         qs = window_state()
         qs.setValue("window/geometry", self.saveGeometry())
         qs.setValue("window/normal", self.normalGeometry() if self.isMaximized() else self.frameGeometry())
-        qs.setValue("window/state", self.saveState(STATE_VERSION))
-        qs.setValue("queue/header", self.queue.table.horizontalHeader().saveState())
+        qs.setValue(self._account_key("window/state"), self.saveState(STATE_VERSION))
+        qs.setValue(self._account_key("queue/header"), self.queue.table.horizontalHeader().saveState())
         qs.sync()
 
     def reset_layout(self) -> None:
@@ -642,9 +819,53 @@ class MainWindow(QMainWindow):
             d.show()
         self._default_dock_sizes()
 
+    def unacknowledged_criticals(self) -> int:
+        return sum(1 for r in self.ctl.model.rows()
+                   if r.alert.priority == "critical" and r.handling.state == "unacknowledged")
+
+    def may_quit(self) -> bool:
+        """Quitting (Ctrl+Q, File → Quit, the window's ×, Alt+F4) is refused while the console
+        is locked or signed out, and asks first (default No) while critical alerts wait for
+        acknowledgement: a console that quits stops monitoring."""
+        if getattr(self, "_quit_without_asking", False):
+            return True
+        rv = getattr(self, "role_views", None)
+        if rv is not None and rv.is_locked:
+            return False
+        n = self.unacknowledged_criticals()
+        if not n:
+            return True
+        box = QMessageBox(QMessageBox.Icon.Warning, "Quit the monitoring console?",
+                          f"{n} critical alert{'s are' if n != 1 else ' is'} not acknowledged. "
+                          "Quitting stops this console monitoring and sounding them.\n\n"
+                          "Quit anyway?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setObjectName("quitConfirm")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.setEscapeButton(QMessageBox.StandardButton.No)
+        self.quit_box = box
+        yes = box.exec() == QMessageBox.StandardButton.Yes
+        self.event.emit("quit_asked", {"unacknowledged_critical": n, "quit": yes})
+        return yes
+
+    def request_quit(self) -> bool:
+        """A person asks to quit (Ctrl+Q, File → Quit): ``may_quit`` first."""
+        return self.may_quit() and self.close_without_asking()
+
+    def close_without_asking(self) -> bool:
+        """The program (not a person) closes the console: --quit-after, the tests."""
+        self._quit_without_asking = True
+        return self.close()
+
     def closeEvent(self, event):  # noqa: N802 (Qt API)
+        # the window manager's close (the title bar's ×, Alt+F4) is a person asking to quit;
+        # close() from the program (tests, --quit-after, request_quit) is not asked again
+        if event.spontaneous() and not self.may_quit():
+            event.ignore()
+            return
         self.save_layout()
         self._tick_timer.stop()
+        if self.wallboard is not None:
+            self.wallboard.close()
         if hasattr(self.map, "shutdown"):
             self.map.shutdown()
         super().closeEvent(event)

@@ -8,6 +8,12 @@ presets instead (``monitorapp.sim.scenarios``: an exclusion breach, a cut strap,
 a feed outage, an alert flood). No broker can be configured in this mode:
 ``check_training_args`` refuses one, and nothing in the training session opens a connection.
 
+The day's opening exclusion breach (``FIRST_BREACH_S`` in) is a showcase: a Camden offender whose
+exclusion zone lies on a named Camden street (``monitorapp.sim.scenarios.camden_showcase``), where
+the shipped basemap has every street, so the trainee's first alert is on a real street (the
+queue's Location reads "Camden High Street, Camden"). The rest of the day is the simulator's
+own script.
+
 Training is sealed (spec v2 §8): the training store is opened with ``mode="training"``
 (``localdb.schema``), which refuses a live store before writing anything; ``check_training_args``
 reads the mark of a ``--db`` first, so the refusal comes before anything is built.
@@ -17,7 +23,7 @@ from __future__ import annotations
 import pathlib
 import time
 
-from ui.console.engineworker import SimulatedFeed
+from ui.console.engineworker import TrainingFeed
 from ui.settings import data_dir
 
 SPEEDS = (1, 10, 60)
@@ -54,11 +60,18 @@ def training_store_path(db: str | None = None) -> pathlib.Path:
     return p
 
 
+FIRST_BREACH_S = 480     # the opening exclusion breach: its alert about 10 simulated min in
+
+
 def training_counts() -> dict:
     """Incidents per simulated day: four times the simulator's default (one feed outage), so a
-    trainee meets every kind of alert within the first hours instead of once a day."""
+    trainee meets every kind of alert within the first hours instead of once a day; and an
+    opening exclusion breach (``FIRST_BREACH_S`` in), so the first alert comes about a minute
+    after the start at the default ×10, not after ten real minutes of an empty queue."""
     from monitorapp.sim.script import DEFAULT_COUNTS
-    return {k: (v if k == "feed_outage" else 4 * v) for k, v in DEFAULT_COUNTS.items()}
+    counts = {k: (v if k == "feed_outage" else 4 * v) for k, v in DEFAULT_COUNTS.items()}
+    counts["first_breach_s"] = FIRST_BREACH_S
+    return counts
 
 
 def training_start(now: float | None = None, tz: str = "Europe/London") -> float:
@@ -69,6 +82,28 @@ def training_start(now: float | None = None, tz: str = "Europe/London") -> float
     from zoneinfo import ZoneInfo
     local = dt.datetime.fromtimestamp(time.time() if now is None else now, ZoneInfo(tz))
     return local.replace(hour=10, minute=0, second=0, microsecond=0).timestamp()
+
+
+def training_day(doc: dict, start: float, seed: int = 1):
+    """The training day's LiveSimulator: the simulator's script for the day (``training_counts``)
+    with its opening breach on a named Camden street (``doc`` is edited: the showcase
+    offender's exclusion zone moves there). Without a Camden offender that fits, the
+    simulator's own opening breach."""
+    from monitorapp.sim.scenarios import camden_showcase
+    from monitorapp.sim.script import Incident
+    from monitorapp.sim.simulator import LiveSimulator
+    counts = training_counts()
+    at = start + counts["first_breach_s"]
+    show = camden_showcase(doc, 1, at=at)
+    if not show:
+        return LiveSimulator(doc, start, seed, counts=counts)
+    offender, req = show[0]
+    del counts["first_breach_s"]
+    day = LiveSimulator(doc, start, seed, counts=counts).feed.incidents     # the planned day
+    # the showcase offender's own incidents give way to the opening breach for four hours
+    rest = [i for i in day if not (i.offender == offender["id"] and i.at < at + 4 * 3600)]
+    opening = Incident("exclusion_breach", offender["id"], at, 0.0, req["id"])
+    return LiveSimulator(doc, start, seed, incidents=[opening, *rest])
 
 
 class TrainingSession:
@@ -94,6 +129,6 @@ class TrainingSession:
             self.description = "a full simulated day of the eight boroughs from 10:00"
             self.start = float(start if start is not None else training_start())
             self.doc = demo_caseload(n_offenders=n_offenders, seed=seed, start=self.start)
-            self.simulator = LiveSimulator(self.doc, self.start, seed, counts=training_counts())
+            self.simulator = training_day(self.doc, self.start, seed)
         self.caseload = parse_caseload(self.doc, "demo caseload")
-        self.feed = SimulatedFeed(self.simulator, self.start, speed)
+        self.feed = TrainingFeed(self.simulator, self.start, speed)   # keeps the trainee's real clock

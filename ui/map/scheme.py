@@ -4,7 +4,10 @@
   ``emapp://map/vendor/<npm package>/<file>``: Leaflet and Geoman from ``resources/web/
   node_modules`` (only packages named in ``resources/web/manifest.json``);
   ``emapp://map/app/<file>``: our own ``resources/web`` scripts and styles.
-* ``emtiles://tiles/{z}/{x}/{y}``: tiles of the configured MBTiles file.
+* ``emtiles://tiles/{z}/{x}/{y}``: tiles of the configured MBTiles file: raster images, or
+  Mapbox Vector Tiles (``application/x-protobuf``, inflated from the archive's gzip) that the
+  page draws with protomaps-leaflet; the page fetches those with ``fetch``, so the reply carries
+  ``Access-Control-Allow-Origin`` and a tile the archive lacks is an empty tile, not an error.
 
 Qt requires custom schemes to be registered before the ``QApplication`` exists:
 ``register_schemes()`` does it and is called when this module is imported before the
@@ -71,16 +74,19 @@ def register_schemes() -> bool:
             | QWebEngineUrlScheme.Flag.LocalAccessAllowed
             | QWebEngineUrlScheme.Flag.CorsEnabled
             | QWebEngineUrlScheme.Flag.ContentSecurityPolicyIgnored
+            | QWebEngineUrlScheme.Flag.FetchApiAllowed     # the vector basemap fetch()es its tiles
         )
         QWebEngineUrlScheme.registerScheme(scheme)
     _registered = True
     return True
 
 
-def _reply(job: QWebEngineUrlRequestJob, mime: bytes, data: bytes) -> None:
+def _reply(job: QWebEngineUrlRequestJob, mime: bytes, data: bytes, *, cors: bool = False) -> None:
     buf = QBuffer(job)            # owned by the job: lives exactly as long as the reply
     buf.setData(QByteArray(data))
     buf.open(QIODevice.OpenModeFlag.ReadOnly)
+    if cors:                      # the page (emapp://map) fetches emtiles:// cross-origin
+        job.setAdditionalResponseHeaders({QByteArray(b"Access-Control-Allow-Origin"): QByteArray(b"*")})
     job.reply(QByteArray(mime), buf)
 
 
@@ -143,6 +149,7 @@ class TileSchemeHandler(QWebEngineUrlSchemeHandler):
         super().__init__(parent)
         self.archive: MBTilesArchive | None = None
         self.served = 0
+        self.empty = 0
 
     def set_archive(self, path: str | pathlib.Path | None) -> None:
         if self.archive is not None:
@@ -162,11 +169,15 @@ class TileSchemeHandler(QWebEngineUrlSchemeHandler):
         except sqlite3.Error as exc:   # a damaged file must not take the console down
             log.warning("MBTiles read failed for %s: %s", job.requestUrl().toString(), exc)
             data = None
-        if data is None:
+        vector = self.archive.vector
+        if data is None and not (vector and 0 <= x < 2 ** z and 0 <= y < 2 ** z):
             job.fail(QWebEngineUrlRequestJob.Error.UrlNotFound)
             return
-        self.served += 1
-        _reply(job, self.archive.mime, data)
+        if data is None:
+            self.empty += 1           # nothing mapped there (sea, beyond the extract): empty tile
+        else:
+            self.served += 1
+        _reply(job, self.archive.mime, data or b"", cors=vector)
 
     def close(self) -> None:
         self.set_archive(None)

@@ -8,6 +8,10 @@ are ignored. Every JavaScript argument is produced by ``json.dumps``.
 Markers are coalesced: ``update_markers`` only records the latest state per device and a
 ``QTimer`` throttle (``THROTTLE_MS``) sends the devices whose state changed since the last
 batch, as one call; the page applies it on a canvas and reports the time it took (``jsTiming``).
+
+The basemap (``ui.map.basemap``) is the shipped vector map of London unless a tile URL or an
+MBTiles file is set; the real borough boundaries (``Places``) are drawn over every basemap, and
+the map's search box (Ctrl+F) asks ``Places.search`` through the bridge and pans to the choice.
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from monitorapp.engine.alerts import PRIORITY_RANK
 from ui.map import scheme as mapscheme
-from ui.map.basemap import Basemap, parse_basemap
+from ui.map.basemap import SHIPPED_BASEMAP, Basemap, parse_basemap
 from ui.map.page import DEFAULT_CENTRE, DEFAULT_ZOOM, build_page, load_manifest
 
 log = logging.getLogger(__name__)
@@ -99,6 +103,12 @@ class MapBridge(QObject):
             view.zoneDeleted.emit(str(zone_id))
 
     @Slot(str)
+    def zoneSelected(self, zone_id: str) -> None:  # noqa: N802
+        if view := self._alive():
+            view.editing_zone = str(zone_id) or None
+            view.zoneSelected.emit(str(zone_id))
+
+    @Slot(str)
     def markerClicked(self, device: str) -> None:  # noqa: N802
         if view := self._alive():
             view.markerClicked.emit(str(device))
@@ -107,6 +117,19 @@ class MapBridge(QObject):
     def mapClicked(self, lat: float, lon: float) -> None:  # noqa: N802
         if view := self._alive():
             view.mapClicked.emit(float(lat), float(lon))
+
+    @Slot(str, int, result=str)
+    def searchPlaces(self, text: str, limit: int) -> str:  # noqa: N802
+        """The search box's suggestions: JSON [{name, kind, borough, lat, lon, text}]."""
+        view = self._alive()
+        if view is None:
+            return "[]"
+        return json.dumps(view.search_places(str(text), int(limit)))
+
+    @Slot(str)
+    def placeChosen(self, text: str) -> None:  # noqa: N802
+        if view := self._alive():
+            view.placeFound.emit(str(text))
 
     @Slot(str)
     def jsError(self, text: str) -> None:  # noqa: N802
@@ -167,17 +190,20 @@ class MapView(QWidget):
     zoneDrawn = Signal(dict)        # GeoJSON Feature: Polygon, or Point + properties.radius_m
     zoneEdited = Signal(dict)
     zoneDeleted = Signal(str)
+    zoneSelected = Signal(str)      # the zone picked for editing (handles on it alone); '' = none
     markerClicked = Signal(str)
     mapClicked = Signal(float, float)
     jsTiming = Signal(float)        # ms JavaScript spent applying (and painting) the last batch
+    placeFound = Signal(str)        # the search box panned to this place ("Camden High Street, Camden")
 
     def __init__(self, parent: QWidget | None = None, *, theme: str = "light",
                  basemap: str | pathlib.Path | None = None,
                  centre: tuple[float, float] = DEFAULT_CENTRE, zoom: int = DEFAULT_ZOOM,
-                 throttle_ms: int = THROTTLE_MS):
+                 throttle_ms: int = THROTTLE_MS, places=None):
         super().__init__(parent)
         self.js_errors: list[str] = []
         self.is_ready = False
+        self.editing_zone: str | None = None
         self.page_info: dict = {}
         self._queue: list[str] = []
         self._pending: dict[str, list] = {}     # device -> row not yet sent
@@ -217,6 +243,7 @@ class MapView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view)
+        self.setFocusProxy(self.view)     # setFocus() (Ctrl+0) gives the page the keyboard
 
         self._throttle = QTimer(self)
         self._throttle.setSingleShot(True)
@@ -224,8 +251,10 @@ class MapView(QWidget):
         self._throttle.timeout.connect(self.flush_markers)
         self.destroyed.connect(self.bridge.detach)
 
+        self.places = places if places is not None else _places_for(self._basemap)
         if self._basemap.kind != "fallback":
             self._apply_basemap(self._basemap)
+        self._send_boroughs()
         self.created_at = time.perf_counter()
         _LIVE_VIEWS.add(self)
         self.view.load(QUrl(mapscheme.PAGE_URL))
@@ -248,6 +277,11 @@ class MapView(QWidget):
             self.page.runJavaScript(script)
         else:
             self._queue.append(script)
+
+    def set_zone_tools(self, enabled: bool) -> None:
+        """Show the zone drawing, editing and eraser tools only to a role that may edit zones
+        (the store enforces who may; the map does not offer what would be refused)."""
+        self._call("setZoneTools", bool(enabled))
 
     def run_js_for_test(self, script: str, callback=None) -> None:
         """Evaluate ``script`` in the page; ``callback(result)`` gets its JSON-able value."""
@@ -347,6 +381,7 @@ class MapView(QWidget):
         self._call("startDrawing", shape)
 
     def enable_editing(self, zone_id: str) -> None:
+        """Handles on this zone only (the "Edit a zone" tool turns on); the operator drags them."""
         self._call("enableEditing", str(zone_id))
 
     def stop_editing(self) -> None:
@@ -376,21 +411,60 @@ class MapView(QWidget):
                               "now": time.time() if now is None else float(now),
                               "gapWarn": float(gap_warn_s), "gapBreak": float(gap_break_s)})
 
+    def focus_map(self) -> None:
+        """Give the map the keyboard: arrows pan, + and - zoom, "]" / "[" step through the
+        alerting tags (selecting each as a click would)."""
+        self.view.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self._call("focusMap")
+
     def pan_to(self, lat: float, lon: float, zoom: int | None = None) -> None:
         self._call("panTo", float(lat), float(lon), None if zoom is None else int(zoom))
+
+    # ---- places: borough boundaries and search ----
+    def _send_boroughs(self) -> None:
+        """The real borough boundaries, drawn over every basemap (none without Places)."""
+        if self.places is None:
+            return
+        try:
+            features = self.places.boroughs.features
+        except Exception as exc:   # noqa: BLE001 - a missing or damaged file: the map goes on
+            log.error("borough boundaries not shown: %s", exc)
+            return
+        self._call("setBoroughs", [
+            {"type": "Feature", "geometry": f["geometry"],
+             "properties": {"name": str(f["properties"]["name"]), "label": list(f["properties"]["label"])}}
+            for f in features])
+
+    def search_places(self, text: str, limit: int = 8) -> list[dict]:
+        """What the search box suggests for ``text`` (empty without Places or for blank text)."""
+        if self.places is None or not text.strip():
+            return []
+        try:
+            found = self.places.search(text, max(1, min(int(limit), 20)))
+        except Exception as exc:   # noqa: BLE001 - search must never take the map down
+            log.error("place search failed for %.80r: %s", text, exc)
+            return []
+        return [{"name": p.name, "kind": p.kind, "borough": p.borough, "lat": float(p.lat),
+                 "lon": float(p.lon), "text": str(p)} for p in found]
+
+    def focus_search(self) -> None:
+        """Put the keyboard in the map's search box (Ctrl+F)."""
+        self.view.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self._call("focusSearch")
 
     def set_theme(self, theme: str) -> None:
         self._theme = _check_theme(theme)
         self._call("setTheme", self._theme)
 
     def set_basemap(self, value: str | pathlib.Path | None) -> Basemap:
-        """A tile URL, an MBTiles path or None (built-in fallback); raises BasemapError."""
+        """A tile URL, an MBTiles path (raster or vector), None (the shipped vector basemap, else
+        the built-in fallback) or "fallback"; raises BasemapError."""
         basemap = parse_basemap(value)
         self._apply_basemap(basemap)
         return basemap
 
     def _apply_basemap(self, basemap: Basemap) -> None:
-        self.tiles.set_archive(basemap.path if basemap.kind == "mbtiles" else None)
+        self.tiles.set_archive(basemap.path if basemap.kind in ("mbtiles", "vector") else None)
         self.requests.allowed_hosts = basemap.hosts()
         self._basemap = basemap
         self._call("setBasemap", basemap.to_js())
@@ -398,6 +472,19 @@ class MapView(QWidget):
     @property
     def basemap(self) -> Basemap:
         return self._basemap
+
+
+def _places_for(basemap: Basemap):
+    """Places of the vector basemap shown, else of the shipped one; None when neither is there."""
+    from monitorapp.places import Places
+    path = basemap.path if basemap.kind == "vector" else SHIPPED_BASEMAP
+    if path is None or not path.is_file():
+        return None
+    try:
+        return Places.for_basemap(path)
+    except Exception as exc:   # noqa: BLE001
+        log.error("no borough boundaries or search for %s: %s", path, exc)
+        return None
 
 
 def _check_theme(theme: str) -> str:

@@ -6,6 +6,11 @@ SHA-256 of the data it rests on (``monitorapp.crime.evidence.data_digest``), the
 analyst saw it (when given), a plan of the fixes near the scene drawn to scale from the data
 itself (so the report never depends on a map tile server), and the results table with the
 spec §5 verdict of every person. Grey and black only; the verdict is a word.
+
+Addresses: the scene and each person's closest fix are named by street and borough
+(``monitorapp.places``, reverse geocoding of the shipped OpenStreetMap data, offline). They are
+printed as a reading aid, marked as derived from OSM: the verdicts and the digest rest on the
+coordinates alone.
 """
 from __future__ import annotations
 
@@ -178,11 +183,48 @@ def plan_image(answer: dict, size: int = 900) -> QImage:
     return img
 
 
+def closest_fix(result: dict) -> dict | None:
+    """The fix of a result nearest the scene (the one ``closest_m`` is measured to)."""
+    fixes = [f for f in (result.get("fixes") or []) if f.get("distance_m") is not None]
+    return min(fixes, key=lambda f: f["distance_m"]) if fixes else None
+
+
+def addresses(answer: dict, places) -> tuple[str, list[str]]:
+    """(the scene's address, each result's closest-fix address); empty strings without Places."""
+    if places is None:
+        return "", [""] * len(answer["results"])
+    q = answer["query"]
+    points = [(q["lon"], q["lat"])]
+    which = []
+    for i, r in enumerate(answer["results"]):
+        f = closest_fix(r)
+        if f is not None:
+            which.append(i)
+            points.append((f["lon"], f["lat"]))
+    try:
+        found = places.addresses([p[0] for p in points], [p[1] for p in points])
+    except Exception:      # noqa: BLE001 - the report is evidence without its reading aid too
+        return "", [""] * len(answer["results"])
+    out = [""] * len(answer["results"])
+    for i, a in zip(which, found[1:]):
+        out[i] = a.describe()
+    return found[0].describe(), out
+
+
+def _shipped_places():
+    from monitorapp.places import SHIPPED_BASEMAP, Places
+    if not SHIPPED_BASEMAP.with_suffix("").with_suffix(".boroughs.geojson").is_file():
+        return None
+    return Places.shipped()
+
+
 def write_pdf(path, answer: dict, produced_by: str, map_image: QImage | None = None,
-              produced_at: float | None = None) -> str:
-    """Write the report; returns the SHA-256 of the data printed on it."""
+              produced_at: float | None = None, places=None) -> str:
+    """Write the report; returns the SHA-256 of the data printed on it. ``places`` names the
+    scene and the closest fixes by street (the shipped OSM data when not given)."""
     digest = data_digest(answer)
     q = answer["query"]
+    scene, near = addresses(answer, places if places is not None else _shipped_places())
     when = fmt_time(produced_at if produced_at is not None else dt.datetime.now(dt.timezone.utc).timestamp())
     writer = QPdfWriter(str(path))
     writer.setResolution(DPI)
@@ -193,7 +235,8 @@ def write_pdf(path, answer: dict, produced_by: str, map_image: QImage | None = N
     page = _Page(writer, f"Crime mapping report {q['ref']} · SHA-256 {digest[:16]}…")
     page.text("Crime mapping — evidential report", 16, bold=True)
     page.text(f"Produced {when} by {produced_by}. Spec §5 verdicts over the stored GPS data.", 9)
-    page.rows(summary_lines(answer))
+    page.rows(summary_lines(answer)
+              + ([("Scene address", f"{scene} (nearest named street, from OpenStreetMap data)")] if scene else []))
     page.text("SHA-256 of the data this report rests on (canonical JSON of the query and the "
               "results, as in the GeoJSON export's \"evidence\"):", 9)
     page.text(digest, 10, mono=True, gap=3)
@@ -205,14 +248,14 @@ def write_pdf(path, answer: dict, produced_by: str, map_image: QImage | None = N
     page.image(plan_image(answer), 120)
     page.text("Results", 11, bold=True)
     rows = []
-    for r in answer["results"]:
+    for r, where in zip(answer["results"], near):
         rows.append([f"{MARKS[r['verdict']]} {VERDICT_TEXT[r['verdict']]}", r["offender"] or "(unassigned)",
                      r["device"], "" if r["closest_m"] is None else f"{r['closest_m']:.0f} m",
-                     r["closest_at"] or "",
+                     r["closest_at"] or "", where,
                      "" if r.get("closest_acc_m") is None else f"±{r['closest_acc_m']:.0f} m",
                      "; ".join(r.get("basis") or [])])
-    page.table(["Verdict", "Offender", "Tag", "Closest", "At (UTC)", "Accuracy", "Basis"],
-               [13, 10, 9, 8, 23, 9, 28], rows)
+    page.table(["Verdict", "Offender", "Tag", "Closest", "At (UTC)", "Street (closest fix)", "Accuracy", "Basis"],
+               [12, 9, 8, 7, 17, 16, 8, 23], rows)
     page.text("Verdicts (spec §5): present — a fix in the window within the radius; possible — "
               "within the radius plus its accuracy, a track segment through it, or a gap over 10 "
               "minutes from which the place was reachable at 15 m/s; not present — continuous data "
