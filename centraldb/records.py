@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 
-from localdb.handling import effective_handling
 from localdb.records import ZoneVersionConflict, check_base_version  # noqa: F401
+from localdb.records import read_alerts as _local_read_alerts
 from localdb.schema import StoreError
 from localdb.hashchain import CHAINS
 
@@ -106,31 +106,8 @@ def record_caseload(conn, doc: dict, who: str, at: float) -> dict:
     return changed
 
 
-_ALERT_COLS = ("alert_id", "type", "priority", "offender_id", "device", "requirement_id",
-               "zone_id", "zone_version", "start", "raised_at", "late", "evidence", "state",
-               "cleared_at", "reactivations")
-
-
-def read_alerts(conn, now: float, handling_state: str | None, limit: int | None) -> list[dict]:
-    sql = (f"SELECT {', '.join('a.' + c for c in _ALERT_COLS)}, h.handling, h.acknowledged,"
-           " h.shelved_until, h.operator, h.at, h.action_code, h.shelved_reason"
-           " FROM alerts a LEFT JOIN alert_handling h USING (alert_id)"
-           " ORDER BY a.raised_at DESC, a.alert_id")
-    out = []
-    for r in conn.execute(sql):
-        d = dict(zip(_ALERT_COLS, r[:len(_ALERT_COLS)]))
-        d["late"] = bool(d["late"])
-        d["evidence"] = json.loads(d["evidence"]) if d["evidence"] else {}
-        h, acked, until, op, hat, code, reason = r[len(_ALERT_COLS):]
-        d["handling"] = effective_handling(h, bool(acked), until, now)
-        d.update(handled_by=op, handled_at=hat, action_code=code,
-                 shelved_reason=reason if d["handling"] == "shelved" else None,
-                 shelved_until=until if d["handling"] == "shelved" else None)
-        if handling_state is None or d["handling"] == handling_state:
-            out.append(d)
-            if limit is not None and len(out) >= limit:
-                break
-    return out
+# the alerts with their handling: the same SQL and the same reading on both backends
+read_alerts = _local_read_alerts
 
 
 def read_chain(conn, table: str, alert_id: str | None) -> list[dict]:
