@@ -131,8 +131,14 @@ QGroupBox::title {{ subcontrol-origin: margin; left: 8px; padding: 0 4px; }}
 
 
 def apply_theme(app: QApplication, name: str, queue_font_pt: int = 15) -> Palette:
-    """Apply a palette and its stylesheet to the whole application."""
+    """Apply a palette and its stylesheet to the whole application. Applying the theme that is
+    already applied changes nothing: a new application-wide stylesheet restyles every widget of
+    the process, which is slow with many windows open (a trainer's run builds a console of its
+    own) and has crashed Qt while other windows were being torn down."""
     p = palette(name)
+    sheet = stylesheet(p, queue_font_pt)
+    if _CURRENT[0] == p and app.styleSheet() == sheet:
+        return p
     qp = QPalette()
     for role, colour in ((QPalette.ColorRole.Window, p.window), (QPalette.ColorRole.Base, p.base),
                          (QPalette.ColorRole.AlternateBase, p.alt_base), (QPalette.ColorRole.Text, p.text),
@@ -145,6 +151,6 @@ def apply_theme(app: QApplication, name: str, queue_font_pt: int = 15) -> Palett
     font = QFont(app.font())
     font.setPointSize(11)
     app.setFont(font)
-    app.setStyleSheet(stylesheet(p, queue_font_pt))
+    app.setStyleSheet(sheet)
     _CURRENT[0] = p
     return p
