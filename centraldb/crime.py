@@ -1,39 +1,38 @@
 """Crime mapping (spec §5) on the PostgreSQL record: the slice of the record a query needs.
 
-``window_rows(conn, lo, hi)`` reads, in three statements, exactly what
-``monitorapp.crime.query`` reads from a SQLite store for a window widened to ``[lo, hi]``
-(``lo = from - MARGIN_S``, ``hi = to + MARGIN_S``): the tag assignments and the tags whose span
-touches it (the subjects), every fix of those tags in it, and for each tag the last fix before
-``lo`` and the first after ``hi`` ("last seen", "next seen"). The fix read is one index scan of
-``(device, t)`` per partition of the window's months: the constant time bounds let the planner
-prune every other month at plan time. A login that may not read fixes (a police analyst, a
-supervisor) gets the same rows from ``audited_window_rows``: the server's ``crime_window``
-function, which audits the read with who, its reference and its reason before any row.
+``window_rows(conn, lo, hi)`` reads exactly what ``monitorapp.crime.query`` reads from a SQLite
+store for a window widened to ``[lo, hi]`` (``lo = from - MARGIN_S``, ``hi = to + MARGIN_S``):
+the tag assignments and the tags whose span touches it (the subjects), and, per tag, every fix
+in it plus the last fix before ``lo`` and the first after ``hi`` ("last seen", "next seen"),
+as arrays: the server's ``crime_tracks_of`` (migration 5) returns one row per tag, so a
+hundred rows cross the wire instead of tens of thousands. The fix read is one index scan of
+``(device, t)`` per partition of the window's months (partition pruning); the neighbour reads
+stop at the first partition that has one (ordered ``Append``). A login that may not read fixes
+(a police analyst, a supervisor) gets the same rows from ``audited_window_rows``: the server's
+``crime_window_tracks``, which audits the read with who, its reference and its reason before
+any row.
 
-``crime_slice(conn, lo, hi)`` puts those rows into an in-memory SQLite database with the
-columns the crime query reads, so the one verdict code (``monitorapp.crime.query.assess_all``)
-decides on either backend and the verdicts cannot drift apart. ``devices_near(conn, x, y, reach,
-lo, hi)`` is the spatial side (the GiST index on the British National Grid point): the tags
-with any fix within ``reach`` metres of the place in the window, which is what a caller at
-national scale uses to rank or to narrow the full read.
+``crime_slice(conn, lo, hi)`` makes a ``WindowSlice`` of those rows: an in-memory SQLite
+database shaped as a store, whose fixes table is filled only when a statement names it
+(playback's track read), and which answers the crime query's own reads from the arrays, so the
+one verdict code (``monitorapp.crime.query.assess_all``) decides on either backend and the
+verdicts cannot drift apart. ``devices_near(conn, x, y, reach, lo, hi)`` is the spatial side
+(the GiST index on the British National Grid point): the tags with any fix within ``reach``
+metres of the place in the window, which is what a caller at national scale uses to rank or to
+narrow the full read.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
+
+import numpy as np
 
 _SUBJECT_SQL = (
     "SELECT offender_id, device, valid_from, valid_to FROM assignments"
     " WHERE valid_from <= %(hi)s AND coalesce(valid_to, 'Infinity'::float8) >= %(lo)s")
 _TAG_SQL = "SELECT device, first_seen, last_seen FROM tags WHERE first_seen <= %(hi)s AND last_seen >= %(lo)s"
-_FIX_SQL = (
-    "SELECT fix_id, device, seq, t, lat, lon, acc, x, y, used FROM fixes"
-    " WHERE device = ANY(%(devices)s) AND t BETWEEN %(lo)s AND %(hi)s")
-_NEIGHBOUR_SQL = (
-    "SELECT n.* FROM unnest(%(devices)s::text[]) AS d(device)"
-    " CROSS JOIN LATERAL ((SELECT fix_id, device, seq, t, lat, lon, acc, x, y, used FROM fixes"
-    "   WHERE device = d.device AND t < %(lo)s ORDER BY t DESC LIMIT 1)"
-    "  UNION ALL (SELECT fix_id, device, seq, t, lat, lon, acc, x, y, used FROM fixes"
-    "   WHERE device = d.device AND t > %(hi)s ORDER BY t LIMIT 1)) AS n")
+_TRACKS_SQL = "SELECT * FROM crime_tracks_of(%(lo)s, %(hi)s, %(devices)s::text[])"
 _NEAR_SQL = (
     "SELECT device, min(ST_Distance(geom, p.pt)) FROM fixes,"
     " (SELECT ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 27700) AS pt) AS p"
@@ -42,34 +41,37 @@ _NEAR_SQL = (
 
 
 def window_rows(conn, lo: float, hi: float) -> dict:
-    """Assignments, tags and fixes (with each tag's neighbours) of the window [lo, hi]."""
+    """Assignments, tags and each tag's track (its fixes of the window [lo, hi] and its
+    neighbours either side): ``{"assignments", "tags", "tracks"}``, a track being
+    ``(device, fix_id[], seq[], t[], lat[], lon[], acc[], x[], y[], used[])`` in time order."""
     p = {"lo": float(lo), "hi": float(hi)}
     assignments = conn.execute(_SUBJECT_SQL, p).fetchall()
     tags = conn.execute(_TAG_SQL, p).fetchall()
     devices = sorted({r[1] for r in assignments} | {r[0] for r in tags})
     p["devices"] = devices
-    fixes = conn.execute(_FIX_SQL, p).fetchall() if devices else []
-    neighbours = conn.execute(_NEIGHBOUR_SQL, p).fetchall() if devices else []
-    return {"assignments": assignments, "tags": tags, "fixes": fixes, "neighbours": neighbours}
+    with conn.cursor(binary=True) as cur:
+        tracks = cur.execute(_TRACKS_SQL, p).fetchall() if devices else []
+    return {"assignments": assignments, "tags": tags, "tracks": tracks}
 
 
 def audited_window_rows(conn, lo: float, hi: float, ref, reason, place=None) -> dict:
-    """``window_rows`` through the server's ``crime_window`` (the path of a login that may not
-    read fixes): the server audits who, ``ref``, ``reason`` and ``place`` first, and refuses
-    without a reference and a reason. Run it in a writing transaction (the audit is a write)."""
-    import json
-    out: dict = {"assignments": [], "tags": [], "fixes": [], "neighbours": []}
-    for r in conn.execute("SELECT * FROM crime_window(%s, %s, %s, %s, %s::jsonb)",
-                          (float(lo), float(hi), ref, reason,
-                           None if place is None else json.dumps(place, default=str))):
+    """``window_rows`` through the server's ``crime_window_tracks`` (the path of a login that
+    may not read fixes): the server audits who, ``ref``, ``reason`` and ``place`` first, and
+    refuses without a reference and a reason. Run it in a writing transaction (the audit is a
+    write)."""
+    out: dict = {"assignments": [], "tags": [], "tracks": []}
+    with conn.cursor(binary=True) as cur:
+        rows = cur.execute("SELECT * FROM crime_window_tracks(%s, %s, %s, %s, %s::jsonb)",
+                           (float(lo), float(hi), ref, reason,
+                            None if place is None else json.dumps(place, default=str))).fetchall()
+    for r in rows:
         kind, offender, device, a, b = r[:5]
         if kind == "assignment":
             out["assignments"].append((offender, device, a, b))
         elif kind == "tag":
             out["tags"].append((device, a, b))
         else:
-            fix_id, seq, t, lat, lon, acc, x, y, used = r[5:]
-            out["fixes"].append((fix_id, device, seq, t, lat, lon, acc, x, y, used))
+            out["tracks"].append((device, *r[5:]))
     return out
 
 
@@ -79,23 +81,115 @@ def audited_crime_slice(conn, lo: float, hi: float, ref, reason, place=None) -> 
 
 
 def crime_slice(conn, lo: float, hi: float) -> sqlite3.Connection:
-    """An in-memory SQLite database holding ``window_rows``, shaped as a store's tables."""
+    """A ``WindowSlice`` of ``window_rows``."""
     return slice_of(window_rows(conn, lo, hi))
 
 
+_FIXES_TABLE = ("CREATE TABLE fixes (fix_id INTEGER PRIMARY KEY, device TEXT, seq INTEGER,"
+                " t REAL, lat REAL, lon REAL, acc REAL, x REAL, y REAL, used INTEGER)")
+
+
+class WindowSlice(sqlite3.Connection):
+    """A window's rows as an in-memory SQLite database shaped as a store, with the crime
+    query's reads answered from arrays (``track_rows``, ``neighbour``, ``fix_details``,
+    which ``monitorapp.crime`` uses when a connection has them).
+
+    Only the small tables (assignments, tags) are loaded at once; the fixes table is filled
+    the first time a statement names it (playback's ``read_track``, any other SQL reader), so
+    SQL readers see exactly the rows, and the crime query, which needs none of that SQL, does
+    not pay for loading tens of thousands of rows into SQLite and reading them back (measured:
+    over half of the query's time at 100 tags).
+    """
+
+    def _load(self, rows: dict) -> None:
+        self.executescript(
+            "CREATE TABLE assignments (offender_id TEXT, device TEXT, valid_from REAL, valid_to REAL);"
+            "CREATE TABLE tags (device TEXT PRIMARY KEY, first_seen REAL, last_seen REAL);")
+        self.executemany("INSERT INTO assignments VALUES (?,?,?,?)", rows["assignments"])
+        self.executemany("INSERT INTO tags VALUES (?,?,?)", rows["tags"])
+        tracks = sorted(rows["tracks"], key=lambda r: r[0])
+        self._code = {r[0]: k for k, r in enumerate(tracks)}
+        sizes = [len(r[1]) for r in tracks]
+        self._start = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
+        dev = np.repeat(np.arange(len(tracks)), sizes)
+
+        def column(k: int, dtype) -> np.ndarray:
+            return (np.concatenate([np.asarray(r[k], dtype=dtype) for r in tracks])
+                    if tracks else np.zeros(0, dtype=dtype))
+        fix_id, t, acc, x, y = (column(1, np.int64), column(3, float), column(6, float),
+                                column(7, float), column(8, float))
+        # per tag by t, ties as the SQLite slice's (device, t, x, y, acc) index orders them
+        order = np.lexsort((fix_id, acc, y, x, t, dev))
+        self._fix_id, self._t, self._acc = fix_id[order], t[order], acc[order]
+        self._x, self._y = x[order], y[order]
+        self._tracks, self._filled = tracks, False
+
+    def _fill(self) -> None:
+        self._filled = True
+        super().execute(_FIXES_TABLE)
+        self.executemany("INSERT OR IGNORE INTO fixes VALUES (?,?,?,?,?,?,?,?,?,?)",
+                         ((f, r[0], q, t, la, lo, a, x, y, u) for r in self._tracks
+                          for f, q, t, la, lo, a, x, y, u in zip(*r[1:])))
+        super().execute("CREATE INDEX fixes_device_t ON fixes (device, t, x, y, acc)")
+
+    def execute(self, sql, *args):
+        if not self._filled and "fixes" in sql:
+            self._fill()
+        return super().execute(sql, *args)
+
+    def cursor(self, *args, **kw):
+        if not self._filled:
+            self._fill()
+        return super().cursor(*args, **kw)
+
+    def _bounds(self, device: str) -> tuple[int, int]:
+        k = self._code.get(device)
+        return (0, 0) if k is None else (int(self._start[k]), int(self._start[k + 1]))
+
+    def track_rows(self, subs: list[tuple], lo: float, hi: float) -> np.ndarray:
+        """(subject index, fix_id, t, x, y, acc) of every subject's fixes in its span within
+        [lo, hi], as the crime query's SQL would return them."""
+        parts = []
+        for i, (_, dev, a, b) in enumerate(subs):
+            first, last = self._bounds(dev)
+            ts = self._t[first:last]
+            j = first + int(np.searchsorted(ts, max(a, lo), "left"))
+            k = first + int(np.searchsorted(ts, min(b, hi), "right"))
+            if k > j:
+                parts.append(np.column_stack([np.full(k - j, float(i)), self._fix_id[j:k],
+                                              self._t[j:k], self._x[j:k], self._y[j:k],
+                                              self._acc[j:k]]))
+        return np.concatenate(parts) if parts else np.zeros((0, 6))
+
+    def neighbour(self, device: str, t: float, before: bool):
+        """The tag's last fix before ``t`` (or first after it) as (t, x, y, acc), or None."""
+        first, last = self._bounds(device)
+        ts = self._t[first:last]
+        if before:
+            j = first + int(np.searchsorted(ts, t, "left")) - 1
+            ok = j >= first
+        else:
+            j = first + int(np.searchsorted(ts, t, "right"))
+            ok = j < last
+        if not ok:
+            return None
+        return (float(self._t[j]), float(self._x[j]), float(self._y[j]), float(self._acc[j]))
+
+    def fix_details(self, fix_ids) -> dict:
+        """fix_id -> (seq, lat, lon) for the given fixes."""
+        want = np.asarray(sorted({int(f) for f in fix_ids}), dtype=np.int64)
+        out = {}
+        for r in self._tracks:
+            ids = np.asarray(r[1], dtype=np.int64)
+            for k in np.flatnonzero(np.isin(ids, want)):
+                out[int(ids[k])] = (r[2][k], r[4][k], r[5][k])
+        return out
+
+
 def slice_of(rows: dict) -> sqlite3.Connection:
-    """The in-memory SQLite database of a window's rows."""
-    mem = sqlite3.connect(":memory:", check_same_thread=False)
-    mem.executescript(
-        "CREATE TABLE assignments (offender_id TEXT, device TEXT, valid_from REAL, valid_to REAL);"
-        "CREATE TABLE tags (device TEXT PRIMARY KEY, first_seen REAL, last_seen REAL);"
-        "CREATE TABLE fixes (fix_id INTEGER PRIMARY KEY, device TEXT, seq INTEGER, t REAL,"
-        " lat REAL, lon REAL, acc REAL, x REAL, y REAL, used INTEGER);"
-        "CREATE INDEX fixes_device_t ON fixes (device, t, x, y, acc);")
-    mem.executemany("INSERT INTO assignments VALUES (?,?,?,?)", rows["assignments"])
-    mem.executemany("INSERT INTO tags VALUES (?,?,?)", rows["tags"])
-    mem.executemany("INSERT OR IGNORE INTO fixes VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    [(*r[:9], 1 if r[9] else 0) for r in rows["fixes"] + rows["neighbours"]])
+    """The in-memory SQLite database of a window's rows (a ``WindowSlice``)."""
+    mem = sqlite3.connect(":memory:", check_same_thread=False, factory=WindowSlice)
+    mem._load(rows)
     return mem
 
 

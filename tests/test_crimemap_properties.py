@@ -57,5 +57,5 @@ def test_verdict_agrees_with_the_evidence(tmp_path, track, start):
                     if f["in_window"] and not f["jump"] and f["distance_m"] <= R + f["acc"] - 0.05]
         assert all(s["closest_m"] > R - 0.05 for s in res["segments"])
     in_window = [d for (tt, d, _) in written if W0 <= tt <= W1 and tt not in jumps]
-    if in_window:
-        assert res["closest_m"] <= min(in_window) + 0.05
+    if in_window:        # closest_m is rounded to 0.1 m: half of that, and a float's width
+        assert res["closest_m"] <= min(in_window) + 0.05 + 1e-9

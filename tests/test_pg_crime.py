@@ -134,8 +134,12 @@ def test_the_window_read_prunes_months_and_the_area_read_uses_the_spatial_index(
     conn = p.reader()
     lo, hi = T0, T0 + 7200
     rows = window_rows(conn, lo, hi)
-    assert {r[1] for r in rows["fixes"]} >= {"TAG-1", "TAG-2", "TAG-X"}
-    assert all(lo <= r[3] <= hi for r in rows["fixes"])
+    tracks = {r[0]: r for r in rows["tracks"]}
+    assert set(tracks) >= {"TAG-1", "TAG-2", "TAG-X"}
+    for dev, fix_id, seq, t, *_ in rows["tracks"]:     # the window, and one fix either side
+        assert len(t) == len(fix_id) == len(set(fix_id))
+        assert sum(1 for v in t if v < lo) <= 1 and sum(1 for v in t if v > hi) <= 1
+    assert max(tracks["TAG-1"][3]) == T0 + 86400 * 60         # next seen: two months on
     plan = "\n".join(r[0] for r in conn.execute(
         "EXPLAIN SELECT fix_id FROM fixes WHERE device = ANY(%s) AND t BETWEEN %s AND %s",
         (["TAG-1"], lo, hi)))

@@ -113,6 +113,9 @@ class Tracks:
     """The fixes of every subject around the window, as flat arrays sorted by (subject, t)."""
 
     def __init__(self, conn, subs: list[tuple], lo: float, hi: float):
+        if hasattr(conn, "track_rows"):          # a window's slice of the PostgreSQL record
+            self._arrays(conn.track_rows(subs, lo, hi))
+            return
         rows: list[tuple] = []
         for k in range(0, len(subs), 2000):      # one statement per 2,000 subjects
             part = subs[k:k + 2000]
@@ -123,8 +126,11 @@ class Tracks:
                 f"WITH subj(i, device, a, b) AS (VALUES {values}) SELECT subj.i, f.fix_id, f.t,"
                 " f.x, f.y, f.acc FROM subj CROSS JOIN fixes AS f ON f.device = subj.device"
                 " AND f.t BETWEEN subj.a AND subj.b", params).fetchall()
-        arr = np.fromiter(itertools.chain.from_iterable(rows), dtype=float,
-                          count=6 * len(rows)).reshape(len(rows), 6)
+        self._arrays(np.fromiter(itertools.chain.from_iterable(rows), dtype=float,
+                                 count=6 * len(rows)).reshape(len(rows), 6))
+
+    def _arrays(self, arr: np.ndarray) -> None:
+        """Rows (subject, fix_id, t, x, y, acc) in any order -> the sorted flat arrays."""
         arr = arr[np.lexsort((arr[:, 2], arr[:, 0]))]          # by subject, then t
         s = arr[:, 0].astype(np.int64)
         arr = arr[:, 1:]
@@ -213,9 +219,11 @@ def assess_all(conn, subs: list[tuple], cx: float, cy: float, radius: float,
     near = {}
     idx = np.flatnonzero(d <= acc + reach)
     if len(idx):
-        extra = dict((r[0], r[1:]) for r in conn.execute(
-            f"SELECT fix_id, seq, lat, lon FROM fixes WHERE fix_id IN ({','.join('?' * len(idx))})",
-            [int(i) for i in tr.fix_id[idx]]))
+        ids = [int(i) for i in tr.fix_id[idx]]
+        extra = (conn.fix_details(ids) if hasattr(conn, "fix_details") else
+                 dict((r[0], r[1:]) for r in conn.execute(
+                     f"SELECT fix_id, seq, lat, lon FROM fixes WHERE fix_id IN ({','.join('?' * len(idx))})",
+                     ids)))
         times = _fmt_times(t[idx])
         for j, k in enumerate(idx):
             seq, lat, lon = extra[int(tr.fix_id[k])]

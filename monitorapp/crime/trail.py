@@ -102,6 +102,8 @@ def read_track(conn, device: str, t1: float, t2: float, full: bool = False) -> d
 
 def neighbour_fix(conn, device: str, t: float, before: bool):
     """The last fix before t (or the first after t): (t, x, y, acc) or None."""
+    if hasattr(conn, "neighbour"):           # a window's slice of the PostgreSQL record
+        return conn.neighbour(device, t, before)
     if before:
         sql = "SELECT t, x, y, acc FROM fixes WHERE device=? AND t < ? ORDER BY t DESC LIMIT 1"
     else:
