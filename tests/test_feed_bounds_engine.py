@@ -190,3 +190,30 @@ def test_replay_finishes_with_the_poison_messages_in_the_example_feed(tmp_path, 
                             "seconds"}                     # spec §7: the line's keys, no more
     alerts = [orjson.loads(ln) for ln in out.read_bytes().splitlines()]
     assert [a["device"] for a in alerts if a["type"] == "strap_tamper"] == [device]
+
+
+def test_a_clock_leap_of_decades_does_not_walk_every_curfew_night(monkeypatch):
+    """A replay whose arrival times leap from 2026 to 2099 (a hostile or broken file): the
+    curfew's nights inside the leap saw no data and are not walked one by one (before: about
+    53,000 edges per curfew, seconds of engine time each); the curfew still works after it."""
+    from monitorapp.engine.zonerules import JUMP_WALK_S, CurfewRule
+    fired = []
+    real = CurfewRule.on_timer
+    monkeypatch.setattr(CurfewRule, "on_timer",
+                        lambda self, due, token: (fired.append(due), real(self, due, token))[1])
+    fb = FeedBuilder(seed=5)
+    fb.heartbeats(T0, T0 + 600)
+    fb.track("TAG-1", T0, T0 + 600, lambda t: HOME)
+    eng, _ = run(caseload(), fb.lines())
+    leap = T("2099-11-27T09:00:00Z")
+    eng.advance(leap)
+    assert len(fired) < 10, len(fired)
+    edges = [due for due, _, target, _ in eng._heap if isinstance(target, CurfewRule)]
+    assert edges and all(leap - JUMP_WALK_S < due <= leap + 86400 for due in edges), edges
+    later = FeedBuilder(seed=6)            # that night, away from home: the curfew is broken
+    later.heartbeats(leap + 10 * 3600, leap + 12 * 3600)
+    later.track("TAG-1", leap + 10 * 3600, leap + 12 * 3600, lambda t: EXCLUSION)
+    for line in later.lines():
+        eng.submit(line)
+    eng.advance(leap + 12 * 3600)
+    assert [a for a in raised(eng, "curfew_absent") if a.start >= leap]

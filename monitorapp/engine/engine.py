@@ -211,6 +211,7 @@ class Engine:
         if now < self.now:
             return
         heap = self._heap
+        self.advancing_to = now          # rules that recur may skip what a jump leaves behind
         while heap and heap[0][0] <= now:
             due, _, target, token = heapq.heappop(heap)
             if due > self.now:
@@ -563,6 +564,19 @@ class Engine:
         a.cleared_at = at
         self._last_cleared[key] = a
         self._emit(a, "cleared")
+
+    def forget_cleared(self, before: float) -> int:
+        """Drop from ``alerts`` the alerts cleared before ``before``, for a host that runs for
+        weeks (the console: its queue and the store keep what operators still need). Active
+        alerts stay, and so does the last cleared alert of each cause (it may be re-activated).
+        Returns how many were dropped."""
+        last = {id(a) for a in self._last_cleared.values()}
+        old = [aid for aid, a in self.alerts.items()
+               if a.state == "cleared" and a.cleared_at is not None and a.cleared_at < before
+               and id(a) not in last]
+        for aid in old:
+            del self.alerts[aid]
+        return len(old)
 
     def active_alert(self, type_: str, offender_id: str | None, requirement_id: str | None) -> Alert | None:
         return self._active.get((type_, offender_id, requirement_id))

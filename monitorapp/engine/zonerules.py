@@ -14,6 +14,8 @@ from monitorapp.engine.geo import FAR_DEPTH
 from monitorapp.engine.rules import NOISE_INFLATION, SIGMA_PER_ACC, Z_FAR, Evidence, classify
 from monitorapp.feed.timeutil import fmt_time
 
+JUMP_WALK_S = 2 * 86400.0
+
 
 def _item_evidence(items) -> list[dict]:
     return [{"t": fmt_time(it[0]), "rx": fmt_time(it[7]), "lat": it[3], "lon": it[4], "acc": it[5],
@@ -209,8 +211,13 @@ class CurfewRule(_ZoneRule):
             if val == self._token and self.pending is not None and self._active_alert() is None:
                 self._fire()
             return
-        # a window edge: schedule the next, then act on this one
-        nxt = self.schedule.next_change(due)
+        # a window edge: schedule the next, then act on this one. When the clock jumped far
+        # ahead (a replay whose arrival times leap years), the windows wholly inside the jump
+        # saw no data and are not walked one by one: the next edge is the first of the last
+        # JUMP_WALK_S before the new time (a curfew walked night by night for decades stalled
+        # the engine for seconds per offender).
+        target = getattr(eng, "advancing_to", due)
+        nxt = self.schedule.next_change(max(due, target - JUMP_WALK_S))
         if nxt is not None:
             eng.schedule(nxt, self, ("edge", nxt))
         if self.schedule.active_at(due):
