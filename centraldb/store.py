@@ -303,6 +303,43 @@ class PgStore:
         except ValueError as e:
             raise StoreError(f"{self.path}: the checkpoint of feed {feed!r} is unreadable: {e}")
 
+    # ---- the decider's feed journal (migration 6), its session connections ------------------
+    def journal_append(self, rows: list[tuple]) -> int | None:
+        """Append (arrival, adapter, topic, payload) rows to ``feed_journal`` in the writer's
+        transaction (after everything queued before); returns the last id once committed."""
+        if not rows:
+            return None
+
+        def write(conn):
+            with conn.cursor().copy("COPY feed_journal (arrival, adapter, topic, payload)"
+                                    " FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+            return conn.execute("SELECT max(journal_id) FROM feed_journal").fetchone()[0]
+        return self._committed(write)          # not a logged step: no anchor line
+
+    def journal_after(self, after_id: int, chunk: int = 5000):
+        """Yield (id, arrival, adapter, topic, payload) of the journal after ``after_id``."""
+        conn = self.reader()
+        while True:
+            rows = conn.execute("SELECT journal_id, arrival, adapter, topic, payload FROM"
+                                " feed_journal WHERE journal_id > %s ORDER BY journal_id"
+                                " LIMIT %s", (after_id, chunk)).fetchall()
+            yield from rows
+            if len(rows) < chunk:
+                return
+            after_id = rows[-1][0]
+
+    def journal_release(self, upto_id: int) -> None:
+        """A checkpoint at ``upto_id`` is committed: the journal up to it goes."""
+        self._committed(lambda conn: conn.execute(
+            "DELETE FROM feed_journal WHERE journal_id <= %s", (upto_id,)))
+
+    def session_connection(self) -> psycopg.Connection:
+        """A new autocommit connection as this store's login, for a session-level use of its
+        own: the decider's leader lock, its LISTEN for the record's notifications."""
+        return self._connect(autocommit=True)
+
     # ---- caseload, zones --------------------------------------------------------------------
     def record_caseload(self, caseload, who: str = "system") -> dict:
         doc = getattr(caseload, "raw", caseload)

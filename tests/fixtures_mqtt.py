@@ -1,5 +1,7 @@
-"""Fixtures for the MQTT tests: a real Mosquitto of the test's own on a free port (plain, or TLS
-with a CA and certificates made at test time with the ``openssl`` command), a publisher, the
+"""Fixtures for the MQTT tests: a real Mosquitto of the test's own on a free port with the
+locked-down configuration ``monitorapp broker-config`` writes (``locked_broker``; with a TLS
+listener, a CA and certificates made at test time with the ``openssl`` command:
+``locked_tls_broker``), a plain anonymous one (``broker``), a publisher, the
 ``monitorapp monitor`` program as a subprocess read through its JSON log lines, and a guard that
 fails a test leaving a paho thread or a broker connection behind."""
 from __future__ import annotations
@@ -63,14 +65,14 @@ def established_connections(port: int) -> int:
 
 
 class Certificates:
-    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate."""
+    """A CA and a server certificate for 127.0.0.1/localhost; ``client_for(cn)`` makes client
+    certificates (the locked broker takes the common name as the identity)."""
 
     def __init__(self, d: pathlib.Path):
         self.dir = d
         d.mkdir(parents=True, exist_ok=True)
         self.ca, self.ca_key = d / "ca.crt", d / "ca.key"
         self.server, self.server_key = d / "server.crt", d / "server.key"
-        self.client, self.client_key = d / "client.crt", d / "client.key"
         ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         self._run(["req", "-x509", *ec, "-keyout", self.ca_key, "-out", self.ca, "-days", "2",
                    "-subj", "/CN=monitorapp test CA",
@@ -78,7 +80,6 @@ class Certificates:
                    "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
         self._leaf("server", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
                    "extendedKeyUsage=serverAuth\n")
-        self._leaf("client", "workstation-1", "extendedKeyUsage=clientAuth\n")
 
     def _leaf(self, name: str, cn: str, ext: str):
         ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
@@ -88,20 +89,28 @@ class Certificates:
         self._run(["x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.ca_key, "-CAcreateserial",
                    "-out", self.dir / f"{name}.crt", "-days", "2", "-extfile", extfile])
 
+    def client_for(self, cn: str) -> tuple[pathlib.Path, pathlib.Path]:
+        """A client certificate and key whose common name is ``cn`` (made once, then reused)."""
+        crt, key = self.dir / f"client-{cn}.crt", self.dir / f"client-{cn}.key"
+        if not crt.exists():
+            self._leaf(f"client-{cn}", cn, "extendedKeyUsage=clientAuth\n")
+        return crt, key
+
     @staticmethod
     def _run(args):
         subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=60)
 
 
 class Broker:
-    """A Mosquitto process of our own, persistence in its own directory."""
+    """A plain, anonymous Mosquitto process of our own, persistence in its own directory. Live
+    tests use ``LockedBroker`` (the configuration ``monitorapp broker-config`` writes); this
+    one is for what the locked configuration cannot express."""
 
-    def __init__(self, workdir: pathlib.Path, certs: Certificates | None = None,
-                 passwords: dict[str, str] | None = None):
+    def __init__(self, workdir: pathlib.Path):
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.certs = certs
+        self.certs = None
         self.proc: subprocess.Popen | None = None
         lines = [f"listener {self.port} 127.0.0.1", "persistence true",
                  f"persistence_location {self.dir}/", f"log_dest file {self.dir / 'mosquitto.log'}",
@@ -109,24 +118,13 @@ class Broker:
                  "max_queued_messages 0", "persistent_client_expiration 1d"]
         if os.geteuid() == 0:
             lines.append("user root")
-        if passwords:
-            pwfile = self.dir / "passwords"
-            pwfile.touch()
-            for user, pw in passwords.items():
-                subprocess.run(["mosquitto_passwd", "-b", str(pwfile), user, pw], check=True,
-                               capture_output=True, timeout=30)
-            lines += [f"password_file {pwfile}", "allow_anonymous false"]
-        else:
-            lines.append("allow_anonymous true")
-        if certs:
-            lines += [f"cafile {certs.ca}", f"certfile {certs.server}", f"keyfile {certs.server_key}",
-                      "require_certificate true", "tls_version tlsv1.2"]
+        lines.append("allow_anonymous true")
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
 
     @property
     def url(self) -> str:
-        return f"{'mqtts' if self.certs else 'mqtt'}://127.0.0.1:{self.port}"
+        return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 15.0) -> "Broker":
         self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf)],
@@ -168,6 +166,89 @@ class Broker:
         return p.read_text(errors="replace") if p.exists() else ""
 
 
+LOCKED_IDENTITIES = {"gateway": "gateway", "monitor": "monitor", "console": "console", "console2": "console"}
+# what the tests' gateways also publish besides em/v1/{fix,event,heartbeat}/#: the Traccar and
+# OwnTracks topics the monitor can be told to read
+LOCKED_FEED_TOPICS = ("traccar/#", "owntracks/#")
+
+
+class LockedBroker(Broker):
+    """Mosquitto with exactly the configuration ``monitorapp broker-config`` writes (issue 15):
+    no anonymous access, hashed passwords, the ACL by role, the packet size limit; identities
+    ``gateway``, ``monitor``, ``console`` and ``console2``. With ``certs``, also its TLS
+    listener (client certificates whose CN is the identity). As root, the one line ``user
+    root`` is added to a copy (``mosquitto-run.conf``), as ``Broker`` does; nothing else."""
+
+    def __init__(self, workdir: pathlib.Path, certs: Certificates | None = None,
+                 feed_topics: tuple[str, ...] = LOCKED_FEED_TOPICS):
+        from monitorapp.cli import main as monitorapp_main
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.tls_port = free_port() if certs else None
+        self.certs = certs
+        self.proc = None
+        self.config_dir = self.dir / "config"
+        args = ["broker-config", "--out", str(self.config_dir), "--listen", f"127.0.0.1:{self.port}",
+                "--log-file", str(self.dir / "mosquitto.log")]
+        for name, role in LOCKED_IDENTITIES.items():
+            args += [f"--{role}", name]
+        for t in feed_topics:
+            args += ["--feed-topic", t]
+        if certs:
+            args += ["--tls-listen", f"127.0.0.1:{self.tls_port}", "--tls-ca", str(certs.ca),
+                     "--tls-cert", str(certs.server), "--tls-key", str(certs.server_key)]
+        rc = monitorapp_main(args)
+        assert rc == 0, f"monitorapp broker-config failed ({rc})"
+        self.written = self.config_dir / "mosquitto.conf"
+        self.conf = self.written
+        if os.geteuid() == 0:
+            self.conf = self.dir / "mosquitto-run.conf"
+            self.conf.write_text(self.written.read_text() + "user root\n")
+
+    @property
+    def url(self) -> str:
+        """The plain listener, without credentials (an anonymous client: refused)."""
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        assert self.tls_port, "this LockedBroker has no TLS listener (give certs)"
+        return f"mqtts://127.0.0.1:{self.tls_port}"
+
+    def password_file(self, identity: str) -> pathlib.Path:
+        """``credentials/IDENTITY.password`` as broker-config wrote it (for --password-file)."""
+        assert identity in LOCKED_IDENTITIES, identity
+        return self.config_dir / "credentials" / f"{identity}.password"
+
+    def password(self, identity: str) -> str:
+        return self.password_file(identity).read_text().strip()
+
+    def url_for(self, identity: str) -> str:
+        """``mqtt://identity:password@127.0.0.1:port``."""
+        from urllib.parse import quote
+        return f"mqtt://{identity}:{quote(self.password(identity), safe='')}@127.0.0.1:{self.port}"
+
+    def cert_for(self, identity: str) -> tuple[pathlib.Path, pathlib.Path]:
+        """A client certificate (CN = identity) and key for the TLS listener."""
+        assert self.certs and identity in LOCKED_IDENTITIES, identity
+        return self.certs.client_for(identity)
+
+    def settings_for(self, identity: str, client_id: str | None = None, tls: bool = False,
+                     protocol: int | None = None):
+        """MqttSettings for ``identity``: user name and password on the plain listener, or
+        (``tls=True``) the CA and the identity's client certificate on the TLS listener."""
+        import uuid
+        from monitorapp.feed.mqttconfig import MqttSettings
+        cid = client_id or f"t-{identity}-{uuid.uuid4().hex[:8]}"
+        if tls:
+            crt, key = self.cert_for(identity)
+            return MqttSettings.from_url(self.tls_url, client_id=cid, ca_file=str(self.certs.ca),
+                                         cert_file=str(crt), key_file=str(key), protocol=protocol)
+        return MqttSettings.from_url(self.url, client_id=cid, username=identity,
+                                     password=self.password(identity), protocol=protocol)
+
+
 def _paho_threads() -> set:
     return {t for t in threading.enumerate() if t.name.startswith("paho-mqtt")}
 
@@ -183,18 +264,33 @@ def no_leftovers():
         pytest.fail(f"test left MQTT threads running: {[t.name for t in _paho_threads() - before]}")
 
 
-def _broker_fixture(tmp_path, certs=None, passwords=None):
-    b = Broker(tmp_path / f"broker-{free_port()}", certs, passwords).start()
+def _broker_fixture(tmp_path, certs=None, locked=False):
+    where = tmp_path / f"broker-{free_port()}"
+    b = (LockedBroker(where, certs) if locked else Broker(where)).start()
+    ports = [b.port] + ([b.tls_port] if locked and b.tls_port else [])
     try:
         yield b
         if b.proc is not None:
             try:
-                wait_until(lambda: established_connections(b.port) == 0, 5,
+                wait_until(lambda: sum(established_connections(p) for p in ports) == 0, 5,
                            "clients to disconnect from the broker")
             except AssertionError:
-                pytest.fail(f"test left {established_connections(b.port)} connection(s) open to the broker")
+                pytest.fail(f"test left {sum(established_connections(p) for p in ports)} connection(s) "
+                            "open to the broker")
     finally:
         b.stop()
+
+
+@pytest.fixture
+def locked_broker(tmp_path, no_leftovers):
+    """``LockedBroker``: the configuration ``monitorapp broker-config`` writes, plain listener."""
+    yield from _broker_fixture(tmp_path, locked=True)
+
+
+@pytest.fixture
+def locked_tls_broker(tmp_path, certificates, no_leftovers):
+    """``LockedBroker`` with its TLS listener as well (``tls_url``, ``settings_for(id, tls=True)``)."""
+    yield from _broker_fixture(tmp_path, certs=certificates, locked=True)
 
 
 @pytest.fixture
@@ -208,26 +304,15 @@ def certificates(tmp_path) -> Certificates:
     return Certificates(tmp_path / "certs")
 
 
-@pytest.fixture
-def tls_broker(tmp_path, certificates, no_leftovers):
-    """An ``mqtts://`` Mosquitto requiring a client certificate signed by the test CA."""
-    yield from _broker_fixture(tmp_path, certs=certificates)
-
-
-@pytest.fixture
-def auth_broker(tmp_path, no_leftovers):
-    """A Mosquitto that requires user ``operator`` with password ``s3cret-pw``."""
-    yield from _broker_fixture(tmp_path, passwords={"operator": "s3cret-pw"})
-
-
 class Publisher:
     """A plain paho publisher (QoS 1) for tests: ``publish`` waits until the broker has it."""
 
-    def __init__(self, url: str, client_id: str = "test-publisher"):
+    def __init__(self, url, client_id: str = "test-publisher"):
+        """``url``: a broker URL (credentials may be in it) or MqttSettings."""
         import paho.mqtt.client as mqtt
         from monitorapp.feed.mqttconfig import MqttSettings
         from monitorapp.feed.mqttfeed import connect_async, make_client
-        self.settings = MqttSettings.from_url(url, client_id=client_id)
+        self.settings = url if isinstance(url, MqttSettings) else MqttSettings.from_url(url, client_id=client_id)
         self.client = make_client(self.settings, clean=True)
         self.client.max_inflight_messages_set(100)
         self._connected = threading.Event()

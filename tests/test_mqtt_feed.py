@@ -1,5 +1,7 @@
-"""The feed client against a real Mosquitto: batches, the persistent session, manual
-acknowledgement, a broker restart mid-stream, TLS with client certificates, passwords."""
+"""The feed client against a real Mosquitto with the locked configuration ``monitorapp
+broker-config`` writes (the feed read as the ``monitor`` identity, published as ``gateway``):
+batches, the persistent session, manual acknowledgement, a broker restart mid-stream, TLS with
+client certificates, passwords."""
 from __future__ import annotations
 
 import logging
@@ -59,7 +61,7 @@ def feeds():
     made = []
 
     def make(url, client_id="ws-test", **kw):
-        f = FeedClient(MqttSettings.from_url(url, client_id=client_id, **kw))
+        f = FeedClient(url if isinstance(url, MqttSettings) else MqttSettings.from_url(url, client_id=client_id, **kw))
         made.append(f)
         f.start()
         assert f.wait_subscribed(15), f"feed did not subscribe: {f.last_error}"
@@ -69,12 +71,13 @@ def feeds():
         f.stop()
 
 
-def test_messages_arrive_in_batches_with_topic_payload_and_arrival(broker, feeds):
-    feed = feeds(broker.url)
+def test_messages_arrive_in_batches_with_topic_payload_and_arrival(locked_broker, feeds):
+    broker = locked_broker
+    feed = feeds(broker.url_for("monitor"))
     col = Collector(feed)
     try:
         lines = fix_lines(600)
-        stats = publish_feed(lines, broker.url, speed=0)
+        stats = publish_feed(lines, broker.url_for("gateway"), speed=0)
         assert stats["published"] == 600
         wait_until(lambda: len(col.items) >= 600, 20, "600 messages")
     finally:
@@ -87,24 +90,27 @@ def test_messages_arrive_in_batches_with_topic_payload_and_arrival(broker, feeds
     assert feed.received == 600
 
 
-def test_workstation_topics_are_not_feed_messages(broker, feeds, publisher_factory):
-    feed = feeds(broker.url)
+def test_workstation_topics_are_not_feed_messages(locked_broker, feeds, publisher_factory):
+    """The monitor reads its own alert topic (the ACL lets it); the feed client skips it."""
+    broker = locked_broker
+    feed = feeds(broker.url_for("monitor"))
     col = Collector(feed)
     try:
-        pub = publisher_factory(broker.url)
-        pub.publish([("em/v1/ack/A-1", b'{"x":1}'), ("em/v1/alert/A-1", b"{}"),
-                     ("em/v1/fix/TAG-01001", fix_lines(1)[0][1])])
+        publisher_factory(broker.settings_for("monitor", client_id="alert-pub")).publish(
+            [("em/v1/alert/A-1", b"{}"), ("em/v1/alert/A-2", b"{}")])
+        publisher_factory(broker.url_for("gateway")).publish([("em/v1/fix/TAG-01001", fix_lines(1)[0][1])])
         wait_until(lambda: len(col.items) >= 1 and feed.control_skipped >= 2, 10, "the fix")
     finally:
         col.close()
     assert [d.topic for d in col.items] == ["em/v1/fix/TAG-01001"]
 
 
-def test_persistent_session_delivers_what_was_published_while_down(broker, feeds):
-    feed = feeds(broker.url, client_id="ws-persist")
+def test_persistent_session_delivers_what_was_published_while_down(locked_broker, feeds):
+    broker = locked_broker
+    feed = feeds(broker.url_for("monitor"), client_id="ws-persist")
     feed.stop()
-    publish_feed(fix_lines(300), broker.url, speed=0)       # the workstation is down
-    feed2 = feeds(broker.url, client_id="ws-persist")
+    publish_feed(fix_lines(300), broker.url_for("gateway"), speed=0)       # the monitor is down
+    feed2 = feeds(broker.url_for("monitor"), client_id="ws-persist")
     assert feed2.session_present
     col = Collector(feed2)
     try:
@@ -114,18 +120,19 @@ def test_persistent_session_delivers_what_was_published_while_down(broker, feeds
     assert col.seqs() == set(range(1, 301))
 
 
-def test_unacknowledged_messages_come_again_after_a_crash(broker, feeds):
+def test_unacknowledged_messages_come_again_after_a_crash(locked_broker, feeds):
     """Only what was acknowledged (committed) is gone from the broker."""
-    feed = feeds(broker.url, client_id="ws-crash")
+    broker = locked_broker
+    feed = feeds(broker.url_for("monitor"), client_id="ws-crash")
     col = Collector(feed, ack_limit=100)
     try:
-        publish_feed(fix_lines(250), broker.url, speed=0)
+        publish_feed(fix_lines(250), broker.url_for("gateway"), speed=0)
         wait_until(lambda: len(col.items) >= 250, 20, "250 messages")
     finally:
         col.close()
     acked = {orjson.loads(d.payload)["seq"] for d in col.items[:100]}
     feed.stop()
-    feed2 = feeds(broker.url, client_id="ws-crash")
+    feed2 = feeds(broker.url_for("monitor"), client_id="ws-crash")
     col2 = Collector(feed2)
     try:
         wait_until(lambda: col2.seqs() >= set(range(1, 251)) - acked, 20, "the 150 unacknowledged messages")
@@ -134,12 +141,14 @@ def test_unacknowledged_messages_come_again_after_a_crash(broker, feeds):
     assert not (col2.seqs() & acked), "acknowledged messages must not come again"
 
 
-def test_broker_restarted_mid_stream_loses_no_fix(broker, feeds):
-    feed = feeds(broker.url, client_id="ws-restart")
+def test_broker_restarted_mid_stream_loses_no_fix(locked_broker, feeds):
+    broker = locked_broker
+    feed = feeds(broker.url_for("monitor"), client_id="ws-restart")
     col = Collector(feed)
     result = {}
     lines = fix_lines(3000)
-    pub = threading.Thread(target=lambda: result.update(publish_feed(lines, broker.url, speed=1000)))
+    pub = threading.Thread(target=lambda: result.update(publish_feed(lines, broker.url_for("gateway"),
+                                                                     speed=1000)))
     pub.start()
     try:
         wait_until(lambda: len(col.items) >= 500, 30, "the first 500 messages")
@@ -154,46 +163,43 @@ def test_broker_restarted_mid_stream_loses_no_fix(broker, feeds):
     assert feed.connects >= 2 and result["reconnects"] >= 1
 
 
-def test_tls_with_ca_and_client_certificate(tls_broker, certificates, feeds):
-    c = certificates
-    feed = feeds(tls_broker.url, client_id="ws-tls", ca_file=str(c.ca), cert_file=str(c.client),
-                 key_file=str(c.client_key))
+def test_tls_with_ca_and_client_certificate(locked_tls_broker, feeds):
+    """The client certificate's CN is the identity (use_identity_as_username)."""
+    feed = feeds(locked_tls_broker.settings_for("monitor", client_id="ws-tls", tls=True))
     col = Collector(feed)
     try:
-        settings = MqttSettings.from_url(tls_broker.url, client_id="pub-tls", ca_file=str(c.ca),
-                                         cert_file=str(c.client), key_file=str(c.client_key))
-        publish_feed(fix_lines(20), settings, speed=0)
+        publish_feed(fix_lines(20), locked_tls_broker.settings_for("gateway", client_id="pub-tls", tls=True),
+                     speed=0)
         wait_until(lambda: len(col.items) >= 20, 20, "20 messages over TLS")
     finally:
         col.close()
     assert col.seqs() == set(range(1, 21))
 
 
-def test_tls_broker_refuses_a_client_without_certificate(tls_broker, certificates):
-    s = MqttSettings.from_url(tls_broker.url, client_id="no-cert", ca_file=str(certificates.ca))
+def test_tls_broker_refuses_a_client_without_certificate(locked_tls_broker, certificates):
+    s = MqttSettings.from_url(locked_tls_broker.tls_url, client_id="no-cert", ca_file=str(certificates.ca))
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="no-cert", protocol=mqtt.MQTTv5)
     client.tls_set_context(s.ssl_context())
     with pytest.raises(OSError):
-        client.connect("127.0.0.1", tls_broker.port)
+        client.connect("127.0.0.1", locked_tls_broker.tls_port)
         for _ in range(50):   # the broker's refusal arrives with the first read
             if client.loop(0.1) != mqtt.MQTT_ERR_SUCCESS:
                 raise OSError("connection closed by the broker")
     client.disconnect()
 
 
-def test_password_from_file_and_never_in_the_log(auth_broker, tmp_path, caplog):
-    pwfile = tmp_path / "pw"
-    pwfile.write_text("s3cret-pw\n")
+def test_password_from_file_and_never_in_the_log(locked_broker, tmp_path, caplog):
+    pwfile = locked_broker.password_file("monitor")
+    secret = locked_broker.password("monitor")
     caplog.set_level(logging.DEBUG)
-    s = MqttSettings.from_args(auth_broker.url, client_id="ws-auth", username="operator",
+    s = MqttSettings.from_args(locked_broker.url, client_id="ws-auth", username="monitor",
                                password_file=str(pwfile))
-    assert s.password == "s3cret-pw"
+    assert s.password == secret
     feed = FeedClient(s)
     feed.start()
     try:
         assert feed.wait_subscribed(15), feed.last_error
-        publish_feed(fix_lines(5), MqttSettings.from_url(
-            f"mqtt://operator:s3cret-pw@127.0.0.1:{auth_broker.port}", client_id="pub-auth"), speed=0)
+        publish_feed(fix_lines(5), locked_broker.url_for("gateway"), speed=0)
         col = Collector(feed)
         try:
             wait_until(lambda: len(col.items) >= 5, 20, "5 messages")
@@ -202,12 +208,12 @@ def test_password_from_file_and_never_in_the_log(auth_broker, tmp_path, caplog):
     finally:
         feed.stop()
     text = caplog.text + repr([r.__dict__ for r in caplog.records])
-    assert "s3cret-pw" not in text
+    assert secret not in text and locked_broker.password("gateway") not in text
     assert "password_set" in text
 
 
-def test_wrong_password_is_refused_and_reported(auth_broker):
-    s = MqttSettings.from_url(f"mqtt://operator:wrong@127.0.0.1:{auth_broker.port}", client_id="ws-bad")
+def test_wrong_password_is_refused_and_reported(locked_broker):
+    s = MqttSettings.from_url(f"mqtt://monitor:wrong@127.0.0.1:{locked_broker.port}", client_id="ws-bad")
     feed = FeedClient(s)
     feed.start()
     try:
@@ -247,7 +253,7 @@ def test_topics_for_replay_lines_and_subscriptions():
     assert topic_for(b'{"v":1,"kind":"event","device":"T-1"}') == "em/v1/event/T-1"
     assert topic_for(b'{"v":1,"kind":"heartbeat","gateway":"GW-1"}') == "em/v1/heartbeat/GW-1"
     assert topic_for(b'{"kind":"fix","device":"a/b#"}') == "em/v1/fix/a_b_"
-    assert topic_for(b"not json") == "em/v1/unknown"
+    assert topic_for(b"not json") == "em/v1/fix/unknown"
     subs = default_subscriptions(traccar_topic="traccar/positions", owntracks=True)
     assert [(s.topic, s.adapter) for s in subs] == [
         ("em/v1/#", "v1"), ("traccar/positions", "traccar"), ("owntracks/+/+", "owntracks")]

@@ -1,6 +1,9 @@
-"""``monitorapp monitor`` end to end, as a subprocess against a real Mosquitto: the replay's
-alerts through the broker, SIGKILL and restart, bad payloads, a fast publisher, two monitors
-sharing an acknowledgement, and the live (wall-clock) path."""
+"""``monitorapp monitor`` end to end, as a subprocess against a real Mosquitto running exactly
+the locked configuration ``monitorapp broker-config`` writes (the monitor, a gateway and a
+console each with their own identity), on a SQLite store: the replay's alerts through the
+broker, SIGKILL and restart, bad payloads, a fast publisher, handling written into the store by
+another process republished, nothing taken from em/v1/ack/ or em/v1/zone/, and the live
+(wall-clock) path."""
 from __future__ import annotations
 
 import json
@@ -10,17 +13,25 @@ import time
 import orjson
 import pytest
 
-from monitorapp.feed.mqttconfig import MqttSettings
 from monitorapp.feed.timeutil import parse_time
-from monitorapp.service.sharedstate import SharedState
 from monitorapp.sim.publish import publish_feed
 from tests.fixtures_mqtt import read_alert_lines, replay_alerts, scenario_lines, wait_until
 
 T0 = 1_795_000_000.0          # 2026-11-18T11:06:40Z, outside the curfews
 
 
+@pytest.fixture
+def broker(locked_broker):
+    """Every live test here runs on the locked broker (``LockedBroker``)."""
+    return locked_broker
+
+
+def gateway(broker) -> str:
+    return broker.url_for("gateway")
+
+
 def monitor_args(broker, tmp_path, name="mon", clock="feed", extra=()):
-    return ["--broker", broker.url, "--caseload", tmp_path / "caseload.json", "--db", tmp_path / f"{name}.db",
+    return ["--broker", broker.url_for("monitor"), "--instance", name, "--caseload", tmp_path / "caseload.json", "--db", tmp_path / f"{name}.db",
             "--alerts-out", tmp_path / f"{name}-alerts.ndjson", "--client-id", name, "--clock", clock,
             "--stats-interval", "0.5", *extra]
 
@@ -32,22 +43,14 @@ def caseload(tmp_path, example_caseload_path):
     return p
 
 
-def retained_alerts(url: str, expect: int) -> dict[str, dict]:
-    """The retained em/v1/alert/# records, read by a fresh client."""
-    import paho.mqtt.client as mqtt
-    got: dict[str, dict] = {}
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="alert-reader", protocol=mqtt.MQTTv5)
-    c.on_connect = lambda cl, u, f, rc, p: cl.subscribe("em/v1/alert/#", 1)
-    c.on_message = lambda cl, u, m: got.__setitem__(m.topic.rsplit("/", 1)[1], orjson.loads(m.payload))
-    s = MqttSettings.from_url(url, client_id="alert-reader")
-    c.connect(s.host, s.port)
-    c.loop_start()
-    try:
-        wait_until(lambda: len(got) >= expect, 10, f"{expect} retained alerts")
-    finally:
-        c.disconnect()
-        c.loop_stop()
-    return got
+def retained_alerts(broker, expect: int, cond=None) -> dict[str, dict]:
+    """The retained em/v1/alert/# records, read by a fresh console client (until ``cond`` of
+    them holds, when given)."""
+    from tests.decider_kit import StateReader
+    with StateReader(broker.settings_for("console"), "em/v1/alert/#") as r:
+        wait_until(lambda: len(r.alerts()) >= expect and (cond is None or cond(r.alerts())), 10,
+                   f"{expect} retained alerts")
+        return r.alerts()
 
 
 def test_simulated_feed_through_the_broker_gives_the_replays_alerts(broker, caseload, tmp_path, monitor_factory):
@@ -56,7 +59,7 @@ def test_simulated_feed_through_the_broker_gives_the_replays_alerts(broker, case
     assert {a["type"] for a in expected} == {"strap_tamper", "exclusion_entered", "battery_low"}
     mon = monitor_factory(monitor_args(broker, tmp_path))
     mon.wait_log("feed_subscribed")
-    stats = publish_feed(lines, broker.url, speed=1000)
+    stats = publish_feed(lines, gateway(broker), speed=1000)
     assert stats["published"] == len(lines)
     wait_until(lambda: len(read_alert_lines(tmp_path / "mon-alerts.ndjson")) >= len(expected), 30,
                "the replay's alerts from the monitor")
@@ -66,10 +69,11 @@ def test_simulated_feed_through_the_broker_gives_the_replays_alerts(broker, case
     final = mon.stats[-1]
     assert final.get("final") and final["messages"] == len(lines) and final["alerts"] == len(expected)
     assert {"fixes", "events", "heartbeats", "rejected", "duplicates", "seconds", "lag_s"} <= set(final)
-    retained = retained_alerts(broker.url, len(expected))
+    retained = retained_alerts(broker, len(expected))
     for a in expected:
         rec = retained[a["alert_id"]]
-        assert rec["type"] == a["type"] and rec["start"] == a["start"] and rec["handling"] == "unacknowledged"
+        assert rec["type"] == a["type"] and rec["start"] == a["start"]
+        assert rec["handling"]["state"] == "unacknowledged" and rec["handling"]["entries"] == []
     tamper = next(a for a in expected if a["type"] == "strap_tamper")
     assert retained[tamper["alert_id"]]["state"] == "cleared"      # restored: the change was published
 
@@ -81,7 +85,7 @@ def test_monitor_sigkilled_and_restarted_loses_and_doubles_no_alert(broker, case
     mon = monitor_factory(args)
     mon.wait_log("feed_subscribed")
     result = {}
-    pub = threading.Thread(target=lambda: result.update(publish_feed(lines, broker.url, speed=900)))
+    pub = threading.Thread(target=lambda: result.update(publish_feed(lines, gateway(broker), speed=900)))
     pub.start()
     try:
         mon.wait_log("alert_raised", timeout=30)
@@ -107,26 +111,27 @@ def test_monitor_sigkilled_and_restarted_loses_and_doubles_no_alert(broker, case
         assert store.counts()["fixes"] == sum(1 for _, ln in lines if b'"fix"' in ln)
 
 
-def test_malformed_and_oversize_payloads_are_rejected_counted_and_the_feed_goes_on(
+def test_malformed_payloads_are_rejected_counted_and_the_feed_goes_on(
         broker, caseload, tmp_path, monitor_factory, publisher_factory):
+    """(An oversize payload never reaches the monitor on the locked broker: its packet limit
+    refuses it.)"""
     mon = monitor_factory(monitor_args(broker, tmp_path, clock="wall"))
     mon.wait_log("feed_subscribed")
     now = time.time()
     good = {"v": 1, "kind": "fix", "device": "TAG-01001", "seq": 1, "t": _t(now - 1), "lat": 51.5,
             "lon": -0.1, "acc": 10, "src": "gps"}
     bad = [("em/v1/fix/TAG-01001", b"{not json"),
-           ("em/v1/fix/TAG-01001", b"x" * (70 * 1024)),                            # oversize
            ("em/v1/fix/TAG-99999", orjson.dumps(dict(good, device="TAG-99999"))),   # unknown device
            ("em/v1/fix/TAG-01001", orjson.dumps(dict(good, lat=123.0))),            # out of range
            ("em/v1/fix/TAG-01002", orjson.dumps(good))]                             # topic mismatch
-    pub = publisher_factory(broker.url)
+    pub = publisher_factory(gateway(broker))
     pub.publish(bad + [("em/v1/fix/TAG-01001", orjson.dumps(good))])
-    s = mon.wait_stats(lambda s: s["messages"] >= 6)
-    assert s["rejected"] == 5 and s["fixes"] == 1
+    s = mon.wait_stats(lambda s: s["messages"] >= 5)
+    assert s["rejected"] == 4 and s["fixes"] == 1
     assert mon.terminate() == 0
     from localdb.store import Store
     with Store(tmp_path / "mon.db", create=False) as store:
-        assert store.counts()["rejected"] == 5
+        assert store.counts()["rejected"] == 4
 
 
 def test_a_fast_publisher_is_kept_up_with_or_its_lag_reported(broker, caseload, tmp_path, monitor_factory):
@@ -135,7 +140,7 @@ def test_a_fast_publisher_is_kept_up_with_or_its_lag_reported(broker, caseload, 
     lines = scenario_lines(T0, minutes=240)
     mon = monitor_factory(monitor_args(broker, tmp_path))
     mon.wait_log("feed_subscribed")
-    publish_feed(lines, broker.url, speed=0)
+    publish_feed(lines, gateway(broker), speed=0)
     s = mon.wait_stats(lambda s: s["messages"] == len(lines), timeout=60)
     assert s["rejected"] == 0 and s["duplicates"] == 0
     assert mon.terminate() == 0
@@ -144,38 +149,72 @@ def test_a_fast_publisher_is_kept_up_with_or_its_lag_reported(broker, caseload, 
     assert read_alert_lines(tmp_path / "mon-alerts.ndjson") == replay_alerts(tmp_path, lines, caseload)
 
 
-def test_two_monitors_on_one_broker_share_an_acknowledgement(broker, caseload, tmp_path, monitor_factory):
+def test_handling_recorded_in_the_store_by_another_process_is_republished(
+        broker, caseload, tmp_path, monitor_factory):
+    """A single workstation's SQLite store: a step another process records in the same file
+    (here the test, as the console would) reaches the retained alert through the monitor's
+    2-second poll of the ack log."""
     lines = scenario_lines(T0)
-    m1 = monitor_factory(monitor_args(broker, tmp_path, "mon-a"))
-    m2 = monitor_factory(monitor_args(broker, tmp_path, "mon-b"))
-    m1.wait_log("feed_subscribed")
-    m2.wait_log("feed_subscribed")
-    publish_feed(lines, broker.url, speed=0)
-    wait_until(lambda: len(read_alert_lines(tmp_path / "mon-a-alerts.ndjson")) >= 3
-               and len(read_alert_lines(tmp_path / "mon-b-alerts.ndjson")) >= 3, 30, "alerts on both")
-    tamper = next(a for a in read_alert_lines(tmp_path / "mon-a-alerts.ndjson") if a["type"] == "strap_tamper")
-    desk = SharedState(MqttSettings.from_url(broker.url, client_id="desk-1"), "desk-1")
-    desk.start()
-    try:
-        assert desk.wait_ready(10)
-        desk.publish_ack(tamper["alert_id"], "alice", "contacted_subject", "called him")
-        for m in (m1, m2):
-            rec = m.wait_log("remote_handling_applied", timeout=10)
-            assert rec["alert_id"] == tamper["alert_id"] and rec["operator"] == "alice"
-        wait_until(lambda: desk.handling(tamper["alert_id"])["state"] == "acknowledged", 5, "the ack echoed")
-        res = desk.publish_ack(tamper["alert_id"], "bob", "police_informed")
-        assert not res["published"] and res["conflict"]["operator"] == "alice"
-    finally:
-        desk.stop()
-    retained = retained_alerts(broker.url, 3)
-    assert retained[tamper["alert_id"]]["handling"] == "acknowledged"
-    assert retained[tamper["alert_id"]]["handled_by"]["operator"] == "alice"
-    assert m1.terminate() == 0 and m2.terminate() == 0
+    mon = monitor_factory(monitor_args(broker, tmp_path))
+    mon.wait_log("feed_subscribed")
+    publish_feed(lines, gateway(broker), speed=0)
+    wait_until(lambda: len(read_alert_lines(tmp_path / "mon-alerts.ndjson")) >= 3, 30, "the alerts")
+    tamper = next(a for a in read_alert_lines(tmp_path / "mon-alerts.ndjson") if a["type"] == "strap_tamper")
     from localdb.store import Store
-    for name in ("mon-a", "mon-b"):
-        with Store(tmp_path / f"{name}.db", create=False) as store:
-            log = store.ack_log(tamper["alert_id"])
-            assert [(r["operator"], r["action"]) for r in log] == [("alice", "acknowledge")]
+    with Store(tmp_path / "mon.db", create=False) as store:
+        wait_until(lambda: any(a["alert_id"] == tamper["alert_id"] for a in store.alerts()), 10, "stored")
+        store.acknowledge(tamper["alert_id"], "alice", "contacted_subject", "called him")
+    rec = mon.wait_log("record_handling", timeout=10)
+    assert (rec["alert_id"], rec["operator"], rec["step"]) == (tamper["alert_id"], "alice", "acknowledge")
+    got = retained_alerts(broker, 3, lambda al: al[tamper["alert_id"]]["handling"]["state"] == "acknowledged")
+    h = got[tamper["alert_id"]]["handling"]
+    assert h["owner"] == "alice" and h["action_code"] == "contacted_subject" and h["note"] == "called him"
+    assert [(e["step"], e["operator"]) for e in h["entries"]] == [("acknowledge", "alice")]
+    assert mon.terminate() == 0
+
+
+def test_messages_on_the_retired_ack_and_zone_topics_change_nothing(broker, caseload, tmp_path,
+                                                                    monitor_factory):
+    """em/v1/ack/ and em/v1/zone/: the locked broker lets no identity write them (a gateway,
+    a console, the monitor's own), and the monitor reads neither: the alert stays
+    unacknowledged, the zone is not touched, the store has no handling step."""
+    from tests.decider_kit import fixes_at, try_publish
+    lines = scenario_lines(T0)
+    mon = monitor_factory(monitor_args(broker, tmp_path))
+    mon.wait_log("feed_subscribed")
+    publish_feed(lines, gateway(broker), speed=0)
+    mon.wait_stats(lambda s: s["messages"] == len(lines))
+    tamper = next(a for a in read_alert_lines(tmp_path / "mon-alerts.ndjson") if a["type"] == "strap_tamper")
+    ack = {"alert_id": tamper["alert_id"], "entries": [
+        {"id": "x1", "step": "acknowledge", "operator": "mallory", "workstation": "ws-evil",
+         "at": T0 + 2000, "action": "false_alarm_gps"},
+        {"id": "x2", "step": "close", "operator": "mallory", "workstation": "ws-evil", "at": T0 + 2001}]}
+    zone = {"zone_id": "Z-EXCL-0002", "feature": None, "removed": True, "operator": "mallory",
+            "workstation": "ws-evil", "at": 4e9}
+    for who in ("gateway", "console", "monitor"):
+        try_publish(broker.settings_for(who), [
+            (f"em/v1/ack/{tamper['alert_id']}", orjson.dumps(ack)),
+            ("em/v1/zone/Z-EXCL-0002", orjson.dumps(zone))])
+    # a fix inside the exclusion zone still raises: the zone was not removed
+    from tests.fixtures_mqtt import ROOT
+    z = next(f for f in json.loads((ROOT / "examples" / "caseload.json").read_text())["zones"]["features"]
+             if f["id"] == "Z-EXCL-0002")
+    from shapely.geometry import shape
+    c = shape(z["geometry"]).centroid
+    def breaches():
+        return [a for a in read_alert_lines(tmp_path / "mon-alerts.ndjson") if a["type"] == "exclusion_entered"]
+    assert len(breaches()) == 1
+    publish_feed(fixes_at("TAG-01002", c.y, c.x, T0 + 3600), gateway(broker), speed=0)
+    wait_until(lambda: len(breaches()) == 2, 20, "the breach of the untouched zone")
+    got = retained_alerts(broker, 4)
+    assert got[tamper["alert_id"]]["handling"]["state"] == "unacknowledged"
+    assert not [r for r in mon.logs if r.get("event") == "record_handling"]
+    applied = [r for r in mon.logs if r.get("event") == "zone_version_applied"]
+    assert applied and all(r["version"] == 1 and not r["removed"] for r in applied)   # the caseload's, at start
+    assert mon.terminate() == 0
+    from localdb.store import Store
+    with Store(tmp_path / "mon.db", create=False) as store:
+        assert store.ack_log() == []
 
 
 def test_live_wall_clock_alert_arrives_and_sigterm_checkpoints(broker, caseload, tmp_path, monitor_factory,
@@ -185,7 +224,7 @@ def test_live_wall_clock_alert_arrives_and_sigterm_checkpoints(broker, caseload,
     mon.wait_log("feed_subscribed")
     now = time.time()
     ev = {"v": 1, "kind": "event", "device": "TAG-01001", "seq": 1, "t": _t(now - 0.2), "type": "strap_tamper"}
-    publisher_factory(broker.url).publish([("em/v1/event/TAG-01001", orjson.dumps(ev))])
+    publisher_factory(gateway(broker)).publish([("em/v1/event/TAG-01001", orjson.dumps(ev))])
     wait_until(lambda: read_alert_lines(tmp_path / "mon-alerts.ndjson"), 10, "the tamper alert")
     a = read_alert_lines(tmp_path / "mon-alerts.ndjson")[0]
     assert a["type"] == "strap_tamper" and a["late"] is False and a["start"] == ev["t"]
@@ -239,7 +278,7 @@ def test_traccar_and_owntracks_subscriptions_feed_the_engine(broker, tmp_path, e
     shielded = {"event": traccar_event(type_="alarm", event_t=now - 1, alarm="removing"),
                 "device": traccar_device("TAG-01001")}
     owntracks = owntracks_location(tst=int(now - 1), lat=51.59, lon=-0.016, acc=12, batt=9, vel=-1)
-    publisher_factory(broker.url).publish([
+    publisher_factory(gateway(broker)).publish([
         ("traccar/positions", orjson.dumps(gt06)), ("traccar/events", orjson.dumps(shielded)),
         ("owntracks/alice/phone", orjson.dumps(owntracks)),
         ("owntracks/alice/phone", b'{"_type":"encrypted","data":"3q2+7w=="}'),
@@ -276,7 +315,7 @@ def test_the_simulators_feed_through_the_broker_gives_the_replays_alerts(broker,
     assert expected, "the simulated six hours should raise alerts"
     mon = monitor_factory(monitor_args(broker, tmp_path))
     mon.wait_log("feed_subscribed")
-    assert publish_feed(lines, broker.url, speed=0)["published"] == len(lines)
+    assert publish_feed(lines, gateway(broker), speed=0)["published"] == len(lines)
     mon.wait_stats(lambda s: s["messages"] == len(lines), timeout=60)
     assert mon.terminate() == 0
     assert read_alert_lines(tmp_path / "mon-alerts.ndjson") == expected

@@ -1,4 +1,5 @@
-"""The issue's live case end to end: ``monitorapp monitor`` as a subprocess on a real Mosquitto,
+"""The issue's live case end to end: ``monitorapp monitor`` as a subprocess on a real Mosquitto
+(the locked configuration of ``monitorapp broker-config``),
 the issue's poison messages published in the middle of a real scenario (an event timed
 ``0001-01-01T00:30:00+01:00``, a fix and a heartbeat near year 9999, a ``seq`` of 2^63, a
 replay ``rx`` in year 9999), the monitor SIGKILLed while they are in flight and restarted.
@@ -34,17 +35,22 @@ def poisoned(lines):
     return out, len(poison), topics
 
 
-def test_poison_in_flight_sigkill_restart_carries_on(broker, caseload, tmp_path, monitor_factory):  # noqa: F811
+def test_poison_in_flight_sigkill_restart_carries_on(locked_broker, caseload, tmp_path,  # noqa: F811
+                                                     monitor_factory):
+    """On the locked broker: the monitor signs in as ``monitor`` (password file), the feed is
+    published as ``gateway``."""
+    broker = locked_broker
     clean = scenario_lines(T0, minutes=60)
     lines, n_poison, _ = poisoned(clean)
     expected = replay_alerts(tmp_path, lines, caseload)
     assert expected == replay_alerts(tmp_path, clean, caseload)      # the poison changes nothing
     assert "strap_tamper" in {a["type"] for a in expected}
-    args = monitor_args(broker, tmp_path, extra=["--commit-interval", "0.2"])
+    args = monitor_args(broker, tmp_path, extra=["--commit-interval", "0.2", "--username", "monitor",
+                                                 "--password-file", broker.password_file("monitor")])
     mon = monitor_factory(args)
     mon.wait_log("feed_subscribed")
     result = {}
-    pub = threading.Thread(target=lambda: result.update(publish_feed(lines, broker.url, speed=900)))
+    pub = threading.Thread(target=lambda: result.update(publish_feed(lines, broker.url_for("gateway"), speed=900)))
     pub.start()
     try:
         mon.wait_stats(lambda s: s["rejected"] >= 1, timeout=60)     # the poison has reached it

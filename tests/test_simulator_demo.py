@@ -5,6 +5,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 
 import pytest
 from shapely.geometry import Point, shape
@@ -162,8 +163,10 @@ def test_deliberate_bad_input_is_rejected_by_the_decoder(sim_caseload):
     assert len({r.reason for r in rejected}) >= 4
 
 
-def test_cli_publishes_the_feed_to_a_real_broker(broker):
-    """``monitorapp simulate --broker URL`` puts every line on its v1 topic (real Mosquitto)."""
+def test_cli_publishes_the_feed_to_a_real_broker(locked_broker):
+    """``monitorapp simulate --broker URL --username GATEWAY --password-file F`` puts every line
+    on its v1 topic (real Mosquitto with the locked configuration; the reader is the monitor)."""
+    broker = locked_broker
     import threading
 
     import paho.mqtt.client as mqtt
@@ -181,12 +184,14 @@ def test_cli_publishes_the_feed_to_a_real_broker(broker):
         if len(got) >= len(expect):
             done.set()
     sub.on_message = on_message
+    sub.username_pw_set("monitor", broker.password("monitor"))
     sub.connect("127.0.0.1", broker.port)
     sub.loop_start()
     try:
         assert subscribed.wait(15)
         assert cli_main(["--caseload", "demo", "--tags", "3", "--hours", "0.25", "--seed", "1",
-                         "--broker", broker.url, "--speed", "0"]) == 0
+                         "--broker", broker.url, "--username", "gateway",
+                         "--password-file", str(broker.password_file("gateway")), "--speed", "0"]) == 0
         assert done.wait(30), f"{len(got)} of {len(expect)} arrived"
     finally:
         sub.disconnect()
@@ -196,3 +201,27 @@ def test_cli_publishes_the_feed_to_a_real_broker(broker):
         m = json.loads(payload)
         assert topic == (f"em/v1/heartbeat/{m['gateway']}" if m["kind"] == "heartbeat"
                          else f"em/v1/{m['kind']}/{m['device']}")
+
+
+def test_cli_on_the_locked_broker_says_when_it_is_refused(locked_broker, capsys):
+    """A console's identity may publish nothing: the first message refused (MQTT 5), exit 1
+    and one line, at once; a wrong password: refused at once; no credentials: likewise."""
+    b = locked_broker
+    base = ["--caseload", "demo", "--tags", "2", "--hours", "0.05", "--seed", "1", "--speed", "0",
+            "--broker", b.url]
+    t0 = time.monotonic()
+    assert cli_main([*base, "--username", "console", "--password-file", str(b.password_file("console"))]) == 1
+    assert time.monotonic() - t0 < 20
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refused to take messages from console" in err[0], err
+    assert b.password("console") not in err[0]
+    wrong = b.dir / "wrong.pw"
+    wrong.write_text("not-it\n")
+    t0 = time.monotonic()
+    assert cli_main([*base, "--username", "gateway", "--password-file", str(wrong)]) == 1
+    err = capsys.readouterr().err
+    assert "refused the connection as gateway" in err and time.monotonic() - t0 < 20, err
+    assert cli_main(base) == 1
+    assert "refused the connection as anonymous" in capsys.readouterr().err
+    assert cli_main(["--caseload", "demo", "--out", str(b.dir / "x.ndjson"), "--username", "gateway"]) == 2
+    assert "need --broker" in capsys.readouterr().err

@@ -1,6 +1,8 @@
-"""Live mode end to end: ``main.py --broker URL --caseload FILE --db FILE`` against a real
-Mosquitto; a tamper published on the broker reaches the console's queue (structured log line)
-and its store; another workstation's acknowledgement, shared through the broker, reaches it."""
+"""Single-workstation live mode end to end: ``main.py --broker URL --caseload FILE --db FILE``
+(a SQLite store: the console is its own decider, with its embedded engine) against the locked
+Mosquitto of ``monitorapp broker-config``; a tamper published by the gateway identity reaches
+the console's queue (structured log line) and its store; a restart carries on from the store's
+checkpoint. (Consoles of a centre are clients of its decider: tests/test_ui_client_*.py.)"""
 from __future__ import annotations
 
 import json
@@ -30,23 +32,16 @@ def signed_in(db, tmp_path, user: str) -> list[str]:
     return ["--user", user, "--password-file", str(pw)]
 
 
-def test_live_console_raises_alert_from_broker_and_shares_handling(tmp_path, broker):
+def test_single_workstation_live_console_raises_alert_from_the_locked_broker(tmp_path, locked_broker):
+    """A single workstation with its own SQLite store is its own decider: it reads the feed with
+    the monitor identity of the locked broker and raises the alert itself; nothing is shared
+    through the broker (handling is shared only through the centre's record, client mode)."""
     caseload = tmp_path / "caseload.json"
     caseload.write_text(json.dumps(ui_caseload_doc(3)))
     db = tmp_path / "live.sqlite"
-    url = f"mqtt://127.0.0.1:{broker.port}"
     published = {}
-    from monitorapp.feed.mqttconfig import MqttSettings
-    from monitorapp.service.sharedstate import SharedState
-    other = SharedState(MqttSettings.from_url(url, client_id="em-test-other-ws"), "other-ws")
-    other.start()
-    assert other.wait_ready(10)
-    acked = {}
 
     def publish_when_connected(events):
-        raised = [e for e in events if e["event"] == "alert_raised" and e["type"] == "strap_tamper"]
-        if raised and not acked:      # another workstation takes the alert
-            acked.update(other.publish_ack(raised[0]["alert_id"], "other.op", "contacted_subject", "on the phone"))
         if published or not any(e["event"] == "map_ready" for e in events):
             return
         now = time.time()
@@ -58,32 +53,28 @@ def test_live_console_raises_alert_from_broker_and_shares_handling(tmp_path, bro
             else:
                 msg.update(type="strap_tamper")
             lines.append((now, json.dumps(msg).encode()))
-        published.update(publish_feed(lines, url, speed=1000.0, drain_timeout=20))
+        published.update(publish_feed(lines, locked_broker.url_for("gateway"), speed=1000.0, drain_timeout=20))
 
-    rc, events, err = run_console(["--broker", url, "--caseload", str(caseload), "--db", str(db),
-                                   *signed_in(db, tmp_path, "live.op"), "--quit-after", "60"],
-                                  ["map_ready", "alert_raised", "remote_handling"], timeout=60,
-                                  on_event=publish_when_connected)
-    other.stop()
+    rc, events, err = run_console(["--broker", locked_broker.url_for("monitor"), "--caseload", str(caseload),
+                                   "--db", str(db), *signed_in(db, tmp_path, "live.op"), "--quit-after", "60"],
+                                  ["map_ready", "alert_raised"], timeout=60, on_event=publish_when_connected)
     names = [e["event"] for e in events]
     assert published.get("published") == 2, (published, names, err[-1500:])
     raised = [e for e in events if e["event"] == "alert_raised"]
     assert any(e["type"] == "strap_tamper" and e["offender"] == "OFF-2" for e in raised), (names, err[-1500:])
-    remote = next(e for e in events if e["event"] == "remote_handling")
-    assert remote["operator"] == "other.op" and remote["step"] == "acknowledge"
     started = next(e for e in events if e["event"] == "console_started")
     assert started["mode"] == "live" and started["store"] == str(db)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM alerts WHERE type='strap_tamper'").fetchone()[0] == 1
 
 
-def test_live_console_restarts_from_its_checkpoint(tmp_path, broker):
+def test_live_console_restarts_from_its_checkpoint(tmp_path, locked_broker):
     """A restarted live console carries on from the store's checkpoint: the open alert is back
     in the queue (same id, not raised again)."""
     caseload = tmp_path / "caseload.json"
     caseload.write_text(json.dumps(ui_caseload_doc(3)))
     db = tmp_path / "live.sqlite"
-    url = f"mqtt://127.0.0.1:{broker.port}"
+    url = locked_broker.url_for("monitor")
     sent = {}
 
     def tamper_when_ready(events):
@@ -91,7 +82,8 @@ def test_live_console_restarts_from_its_checkpoint(tmp_path, broker):
             return
         now = time.time()
         msg = {"v": 1, "kind": "event", "device": "TAG-3", "seq": 1, "t": fmt_time(now - 1), "type": "strap_tamper"}
-        sent.update(publish_feed([(now, json.dumps(msg).encode())], url, speed=1000.0, drain_timeout=20))
+        sent.update(publish_feed([(now, json.dumps(msg).encode())], locked_broker.url_for("gateway"),
+                                 speed=1000.0, drain_timeout=20))
 
     args = ["--broker", url, "--caseload", str(caseload), "--db", str(db), *signed_in(db, tmp_path, "op1"),
             "--quit-after", "60"]

@@ -15,9 +15,10 @@ Acknowledgements are only sent on the connection that received the message (a re
 new *generation*; the broker re-sends what was in flight, and those copies are acknowledged).
 
 Subscriptions name their adapter: ``v1`` (``em/v1/#``), ``traccar`` (configured topics: position
-and event forwarding) and ``owntracks`` (``owntracks/+/+`` or a configured layout). The workstation topics under ``em/v1/`` (``alert``, ``ack``,
-``zone``) are not feed messages: the feed acknowledges and skips them (``SharedState`` reads them
-on its own connection). With MQTT 5 and Receive Maximum 65535 the broker may have that many
+and event forwarding) and ``owntracks`` (``owntracks/+/+`` or a configured layout). The decider's
+own topics under ``em/v1/`` (``alert``, ``state``) and the retired workstation topics (``ack``,
+``zone``, which the locked broker lets nobody write) are not feed messages: the feed
+acknowledges and skips them. With MQTT 5 and Receive Maximum 65535 the broker may have that many
 messages in flight to us, which bounds the queue; the broker holds the rest.
 """
 from __future__ import annotations
@@ -42,7 +43,7 @@ V1, TRACCAR, OWNTRACKS = "v1", "traccar", "owntracks"
 ADAPTERS = (V1, TRACCAR, OWNTRACKS)
 V1_TOPIC = "em/v1/#"
 OWNTRACKS_TOPIC = "owntracks/+/+"
-CONTROL_PREFIXES = ("em/v1/alert/", "em/v1/ack/", "em/v1/zone/")
+CONTROL_PREFIXES = ("em/v1/alert/", "em/v1/state/", "em/v1/ack/", "em/v1/zone/")
 RECEIVE_MAXIMUM = 65535
 
 

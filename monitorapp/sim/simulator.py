@@ -19,6 +19,7 @@ import argparse
 import datetime as dt
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -346,6 +347,14 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--out", help="replay file to write (NDJSON, arrival order)")
     out.add_argument("--broker", help="MQTT broker URL to publish to, e.g. mqtt://localhost:1883")
     p.add_argument("--speed", type=float, default=1.0, help="publishing speed factor (broker only)")
+    p.add_argument("--client-id", help="broker client id (default: per host and run)")
+    p.add_argument("--ca", help="CA file for mqtts://")
+    p.add_argument("--cert", help="client certificate for mqtts:// (a gateway identity's)")
+    p.add_argument("--key", help="client certificate's key")
+    p.add_argument("--username", help="broker user name (a gateway identity: monitorapp broker-config --gateway)")
+    p.add_argument("--password-file", help="file whose first line is the broker password "
+                   "(or set MONITORAPP_MQTT_PASSWORD)")
+    p.add_argument("--mqtt-version", choices=("5", "3.1.1"), default="5")
     p.add_argument("--hours", type=float, default=DEFAULT_HOURS, help="simulated period (default 24)")
     p.add_argument("--start", default=DEFAULT_START, help=f"RFC 3339 start (default {DEFAULT_START})")
     p.add_argument("--seed", type=int, default=1)
@@ -420,6 +429,20 @@ def cli_main(argv: list[str]) -> int:
     if not args.out and not args.broker:
         print("monitorapp simulate: give --out FILE or --broker URL", file=sys.stderr)
         return 2
+    settings = None
+    if args.broker:           # the same broker options as the monitor, checked before simulating
+        from monitorapp.feed.mqttconfig import MqttConfigError, MqttSettings, default_client_id
+        try:
+            settings = MqttSettings.from_args(
+                args.broker, client_id=args.client_id or f"{default_client_id('simulator')}-{os.getpid()}",
+                ca=args.ca, cert=args.cert, key=args.key, username=args.username,
+                password_file=args.password_file, protocol=5 if args.mqtt_version == "5" else 4)
+        except MqttConfigError as e:
+            print(f"monitorapp simulate: {e}", file=sys.stderr)
+            return 2
+    elif any((args.client_id, args.ca, args.cert, args.key, args.username, args.password_file)):
+        print("monitorapp simulate: the broker options need --broker URL", file=sys.stderr)
+        return 2
     if args.caseload in (None, "demo") or args.write_demo_caseload:
         from monitorapp.sim.demo import demo_caseload
         caseload = demo_caseload(args.tags or 100, seed=args.seed, start=start, hours=args.hours)
@@ -463,11 +486,11 @@ def cli_main(argv: list[str]) -> int:
         with open(args.truth, "w", encoding="utf-8") as f:
             json.dump(truth, f, indent=1)
     try:
-        summary = publish_feed(lines, args.broker, args.speed)
+        summary = publish_feed(lines, settings, args.speed)
     except KeyboardInterrupt:
         return 130
     except Exception as e:        # PublishError, a bad URL: one line, not a traceback
-        print(f"monitorapp simulate: {args.broker}: {e}", file=sys.stderr)
+        print(f"monitorapp simulate: {settings.url()}: {e}", file=sys.stderr)   # no password
         return 1
     summary = dict(summary or {})
     summary["breaches"] = len(truth["breaches"])
