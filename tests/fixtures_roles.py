@@ -101,7 +101,8 @@ CRIME_DEVICES = {"OFF-A": "TAG-A", "OFF-B": "TAG-B", "OFF-C": "TAG-C", "OFF-D": 
 
 class CrimeStore:
     """Four tracks around a scene near Bank (tests.fixtures_store's place), one hour window:
-    OFF-A walks straight through it (present), OFF-B passes 300 m away (not present), OFF-C
+    OFF-A walks straight through it (present), OFF-B passes 1.2 km away, too far to have
+    reached it between fixes a minute apart at 15 m/s (not present), OFF-C
     waits 150 m away with a poor 80 m accuracy (possible), OFF-D reported only hours before
     (no data). Accounts for every role."""
 
@@ -122,7 +123,7 @@ class CrimeStore:
                                                   for o, d in CRIME_DEVICES.items()]})
         w = TrackWriter(self.store)
         w.line("TAG-A", T0 - 1800, T0 + 5400, 60, (-3000, 0), (3000, 0))
-        w.line("TAG-B", T0 - 600, T0 + 4200, 60, (-2000, 300), (2000, 300))
+        w.line("TAG-B", T0 - 600, T0 + 4200, 60, (-2000, 1200), (2000, 1200))
         w.line("TAG-C", T0 - 600, T0 + 4200, 120, (150, 0), (150, 0), acc=80)
         w.line("TAG-D", T0 - 4 * 3600, T0 - 3 * 3600, 60, (0, 0), (500, 0))
         self.store.flush()

@@ -60,5 +60,6 @@ def test_pdf_prints_the_addresses(qapp, tmp_path):
     assert "Scene address Camden High Street, Camden (nearest named street, from OpenStreetMap data)" in flat
     assert "Street (closest" in flat
     assert flat.count("Camden High") >= 2            # the scene and OFF-1's closest fix
-    assert "Royal College" in flat
+    # OFF-2 (not present) is not named, nor where it was: data minimisation
+    assert "Royal College" not in flat and "OFF-2" not in flat and "TAG-2" not in flat
     assert data_digest(a) == digest_before           # the answer itself is untouched

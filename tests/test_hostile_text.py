@@ -364,7 +364,8 @@ def test_crime_view_and_evidential_pdf_show_references_and_ids_literally(qtbot, 
     for item in labels:
         assert markup_made(item.document()) == []
     pdf = tmp_path / f"{HOSTILE_NAME}.pdf"
-    assert panel.export("pdf", str(pdf))
+    with qtbot.waitSignal(panel.exported, timeout=60_000):     # written on the query thread
+        assert panel.export("pdf", str(pdf))
     assert_literal(panel, f"PDF written to {pdf}")
     if shutil.which("pdftotext") is None:
         pytest.skip("pdftotext (poppler-utils) is not installed: the PDF's text is not read back")

@@ -71,13 +71,14 @@ def test_verdicts_chart_and_map(qtbot, crime_store, map_view, own):
     assert d.min() < crime_store.RADIUS < d.max()
     assert panel.radius_line.value() == crime_store.RADIUS
     assert panel.radius_line in panel.chart.getPlotItem().items
+    assert panel.radius_line.label.toPlainText() == f"radius {crime_store.RADIUS:.0f} m"    # as the line says
     # audited with who, ref and reason
     q = [r for r in crime_store.store.audit_log() if r["action"] == "crime_query"][-1]
     assert q["who"] == "pc.smith" and q["detail"]["ref"] == "MET/2026/0415"
     assert q["detail"]["reason"].startswith("Burglary")
     # the scene and the closest fixes on the map; a selected row shows that person's track
-    # closest in-window fix of everyone near the scene: OFF-A, OFF-B (300 m) and OFF-C
-    state = wait_state(qtbot, map_view, lambda s: s["markers"] == 3 and s["zones"] and s["zoom"] == 16)
+    # closest in-window fix of everyone near the scene: OFF-A and OFF-C (OFF-B is 1.2 km off)
+    state = wait_state(qtbot, map_view, lambda s: s["markers"] == 2 and s["zones"] and s["zoom"] == 16)
     assert "crime-scene" in json.dumps(state["zones"])
     panel.table.selectRow(0)
     state = wait_state(qtbot, map_view, lambda s: "TAG-A" in json.dumps(s.get("selected")))
@@ -115,7 +116,9 @@ def test_exports_pdf_geojson_csv(qtbot, crime_store, tmp_path, own):
     assert float(rows[0]["closest_m"]) <= crime_store.RADIUS
     # PDF: produced, renders, and carries the digest
     ppath = tmp_path / "crime.pdf"
-    assert panel.export("pdf", str(ppath)) == digest
+    with qtbot.waitSignal(panel.exported, timeout=60_000) as written:    # drawn off the GUI thread
+        assert panel.export("pdf", str(ppath)) == digest
+    assert written.args == ["pdf", str(ppath), digest]
     assert ppath.read_bytes()[:5] == b"%PDF-"
     exports = [r["detail"] for r in crime_store.store.audit_log() if r["action"] == "evidence_export"]
     assert [e["kind"] for e in exports] == ["geojson", "csv", "pdf"]

@@ -6,45 +6,29 @@ an evidential report rests on. ``data_digest(answer)`` is the SHA-256 of its can
 export carries the answer unchanged under ``"evidence"``) and compare it with the digest printed
 on the PDF and written to the audit log. ``write_geojson`` and ``write_csv`` write the exports;
 ``export`` writes one and records it (who, what, where, the reference and the digest) in the
-store's hash-chained audit log. The PDF itself is drawn by ``ui.views.report`` (it needs Qt); this
-module stays Qt-free.
+store's hash-chained audit log. The evidential PDF (``write_pdf`` for one answer,
+``write_batch_pdf`` for a batch's hits report) is drawn by ``monitorapp.crime.evidencepdf``
+without Qt, so the command line writes the same document as the application.
 """
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 from pathlib import Path
 
-VERDICT_TEXT = {"present": "PRESENT", "possible": "POSSIBLE", "not_present": "not present",
-                "no_data": "no data"}
+from monitorapp.crime.answer import (INVOLVED, VERDICT_TEXT, EvidenceError, canonical, check_answer,
+                                     data_digest, digest_of)
+from monitorapp.crime.evidencepdf import write_batch_pdf, write_pdf
+
+__all__ = ["INVOLVED", "VERDICT_TEXT", "EvidenceError", "canonical", "data_digest", "digest_of",
+           "write_pdf", "write_batch_pdf", "to_geojson", "write_geojson", "write_csv", "export",
+           "audit_export", "summary_lines"]
 CSV_FIELDS = ("offender", "device", "verdict", "closest_m", "closest_at", "closest_acc_m",
               "fixes_near", "gaps", "basis")
 FIX_CSV_FIELDS = ("offender", "device", "t", "lat", "lon", "acc", "distance_m", "in_window",
                   "inside", "jump")
-
-
-class EvidenceError(ValueError):
-    """An export that cannot be made (not a crime-mapping answer, unwritable path)."""
-
-
-def _check(answer) -> None:
-    if not isinstance(answer, dict) or not isinstance(answer.get("query"), dict) \
-            or not isinstance(answer.get("results"), list):
-        raise EvidenceError("an evidential export needs a crime-mapping answer {query, results}")
-
-
-def canonical(answer: dict) -> bytes:
-    _check(answer)
-    doc = {"query": answer["query"], "results": answer["results"]}
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
-
-
-def data_digest(answer: dict) -> str:
-    """SHA-256 (hex) of the answer's canonical JSON."""
-    return hashlib.sha256(canonical(answer)).hexdigest()
+_check = check_answer
 
 
 def to_geojson(answer: dict) -> dict:
@@ -118,13 +102,15 @@ def audit_export(store, who: str, kind: str, path, answer: dict, digest: str | N
 
 
 def export(store, who: str, kind: str, path, answer: dict) -> str:
-    """Write a GeoJSON or CSV export and audit it; returns the data's SHA-256."""
+    """Write a GeoJSON, CSV or PDF export and audit it; returns the data's SHA-256."""
     if kind == "geojson":
         digest = write_geojson(path, answer)
     elif kind == "csv":
         digest = write_csv(path, answer)
+    elif kind == "pdf":
+        digest = write_pdf(path, answer, who, produced_at=store.clock() if hasattr(store, "clock") else None)
     else:
-        raise EvidenceError(f"unknown export kind {kind!r}; geojson or csv (the PDF: ui.views.report)")
+        raise EvidenceError(f"unknown export kind {kind!r}; geojson, csv or pdf")
     audit_export(store, who, kind, path, answer, digest)
     return digest
 
@@ -136,6 +122,6 @@ def summary_lines(answer: dict) -> list[tuple[str, str]]:
             ("Asked at", q.get("asked_at", "")),
             ("Place", f"{q['lat']:.6f}, {q['lon']:.6f} (WGS84)"),
             ("Radius", f"{q['radius_m']:.0f} m"), ("Window", f"{q['from']} to {q['to']}"),
-            ("Read around the window", f"{q.get('margin_s', 600) / 60:.0f} minutes either side"),
+            ("Speed bound", f"{q.get('speed_ms', 15.0):g} m/s (space-time prisms between fixes)"),
             ("Results", ", ".join(f"{sum(1 for r in answer['results'] if r['verdict'] == v)} "
                                   f"{VERDICT_TEXT[v]}" for v in VERDICT_TEXT))]

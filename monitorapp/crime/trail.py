@@ -48,26 +48,46 @@ def single_fix_jumps(t: np.ndarray, x: np.ndarray, y: np.ndarray, acc: np.ndarra
     return mask
 
 
-def subjects(conn, lo: float, hi: float, who: str | None = None) -> list[tuple]:
-    """(offender or None, device, from, to) whose assignment or data touches [lo, hi].
-
-    ``who`` limits it to one offender id or one device id.
-    """
-    out: list[tuple] = []
-    assigned: dict[str, list[tuple[float, float]]] = {}
+def subject_rows(conn, lo: float, hi: float) -> tuple[list[tuple], list[tuple]]:
+    """The assignments (offender, device, from, to) and the tags (device, first seen, last
+    seen) whose span touches [lo, hi]: what ``subjects_of`` picks the subjects from."""
     sql = ("SELECT offender_id, device, valid_from, coalesce(valid_to, 1e300) FROM assignments"
            " WHERE valid_from <= ? AND coalesce(valid_to, 1e300) >= ?")
-    for oid, dev, a, b in conn.execute(sql, (hi, lo)):
-        if who is None or who in (oid, dev):
-            out.append((oid, dev, max(a, lo), min(b, hi)))
-        assigned.setdefault(dev, []).append((a, b))
-    sql = "SELECT device FROM tags WHERE first_seen <= ? AND last_seen >= ?"
-    for (dev,) in conn.execute(sql, (hi, lo)):
-        if dev in assigned or (who is not None and who != dev):
+    assignments = [tuple(r) for r in conn.execute(sql, (hi, lo))]
+    sql = "SELECT device, first_seen, last_seen FROM tags WHERE first_seen <= ? AND last_seen >= ?"
+    return assignments, [tuple(r) for r in conn.execute(sql, (hi, lo))]
+
+
+def subjects_of(assignments, tags, lo: float, hi: float, who: str | None = None,
+                clip: bool = True) -> list[tuple]:
+    """``subjects`` from rows read once for a range containing [lo, hi] (a batch reads them
+    once for its day and picks each incident's subjects from them)."""
+    out: list[tuple] = []
+    assigned: set[str] = set()
+    for oid, dev, a, b in assignments:
+        b = 1e300 if b is None else b
+        if a > hi or b < lo:
             continue
-        out.append((None, dev, lo, hi))
+        if who is None or who in (oid, dev):
+            out.append((oid, dev, max(a, lo), min(b, hi)) if clip else (oid, dev, a, b))
+        assigned.add(dev)
+    for dev, first, last in tags:
+        if first > hi or last < lo or dev in assigned or (who is not None and who != dev):
+            continue
+        out.append((None, dev, lo, hi) if clip else (None, dev, -1e300, 1e300))
     out.sort(key=lambda s: (s[0] or "~", s[1], s[2]))
     return out
+
+
+def subjects(conn, lo: float, hi: float, who: str | None = None, clip: bool = True) -> list[tuple]:
+    """(offender or None, device, from, to) whose assignment or data touches [lo, hi].
+
+    ``who`` limits it to one offender id or one device id. With ``clip`` (the default) from
+    and to are clipped to [lo, hi]; without, they are the whole assignment (a tag that was
+    nobody's: unbounded), which is where crime mapping may look for the fixes bracketing a
+    window.
+    """
+    return subjects_of(*subject_rows(conn, lo, hi), lo, hi, who, clip)
 
 
 def read_track(conn, device: str, t1: float, t2: float, full: bool = False) -> dict | None:
@@ -111,14 +131,30 @@ def neighbour_fix(conn, device: str, t: float, before: bool):
     return conn.execute(sql, (device, t)).fetchone()
 
 
-def trail(store, offender_or_device: str, t1: float, t2: float) -> list[dict]:
+def latest_fix_time(store) -> float:
+    """When the store's data ends, for a view's default window: the newest fix (SQLite), the
+    tags' last-seen time on the PostgreSQL record (no scan of its months of fixes), or, for a
+    login that may not read positions there (a police analyst, a supervisor), the record's
+    clock."""
+    conn = store.reader()
+    if hasattr(store, "crime_reader"):                  # the PostgreSQL record
+        sql = ("SELECT max(last_seen) FROM tags" if store.reads_fixes else "SELECT record_now()")
+    else:
+        sql = "SELECT max(t) FROM fixes"
+    return float(conn.execute(sql).fetchone()[0] or 0.0)
+
+
+def trail(store, offender_or_device: str, t1: float, t2: float, *, ref: str | None = None,
+          reason: str | None = None) -> list[dict]:
     """Every stored fix of an offender (through their tags' assignments) or of a tag, in time
     order, each with ``jump`` marked. Times are epoch seconds; ``time`` is RFC 3339."""
     if not (isinstance(t1, (int, float)) and isinstance(t2, (int, float))
             and math.isfinite(t1) and math.isfinite(t2) and t1 <= t2):
         raise ValueError("a trail needs a time range with t1 <= t2")
     # the PostgreSQL record hands over the window's slice (centraldb.crime), SQLite itself
-    conn = store.crime_reader(t1, t2) if hasattr(store, "crime_reader") else store.reader()
+    # (a login that may not read positions reads through the audited path: ref and reason)
+    conn = (store.crime_reader(t1, t2, ref=ref, reason=reason) if hasattr(store, "crime_reader")
+            else store.reader())
     out: list[dict] = []
     for oid, dev, a, b in subjects(conn, t1, t2, offender_or_device):
         tr = read_track(conn, dev, a, b, full=True)

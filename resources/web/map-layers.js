@@ -23,6 +23,7 @@
     exclusion: { dashArray: '7 5', fillOpacity: 0.07, word: 'EXCLUSION' },
     curfew: { dashArray: null, fillOpacity: 0.04, word: 'CURFEW' },
     appointment: { dashArray: '2 5', fillOpacity: 0.04, word: 'APPOINTMENT' },
+    scene: { dashArray: '10 4', fillOpacity: 0.08, word: 'SCENE' },   // a crime-mapping query's place
   };
 
   // A canvas marker drawn as a circle, triangle, diamond or square, with an optional glyph.

@@ -60,7 +60,7 @@ def _release_pages() -> None:
         except RuntimeError:
             pass
 PRIORITIES = (None, "critical", "high", "medium", "low")
-ZONE_KINDS = ("exclusion", "curfew", "appointment")
+ZONE_KINDS = ("exclusion", "curfew", "appointment", "scene")   # scene: a crime-mapping query's place
 DRAW_SHAPES = ("polygon", "rectangle", "circle")
 
 

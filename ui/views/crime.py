@@ -1,13 +1,18 @@
 """The police analyst's crime-mapping view: where was who, when (spec §5), in the application.
 
-The analyst picks the place on the map (or types its coordinates), a radius and a time window,
-and must give a reference number and a reason: without them the query is refused before it
-runs. The query runs on a worker thread through ``monitorapp.crime.query.crime_check`` (which
+The analyst picks the place on the map or types it (latitude and longitude, a British National
+Grid grid reference or easting and northing, or a street or address: ``monitorapp.crime.place``),
+a radius and a time window (typed digits go in: ``ui.console.formdialog``), and must give a
+reference number and a reason: without them the query is refused before it runs. The query runs on a worker thread through ``monitorapp.crime.query.crime_check`` (which
 writes it to the audit log); the answer comes back to the GUI thread as a signal. The view shows
 every person's verdict in a table (``CrimeResultModel``), a distance-to-scene over time chart
 per person with the radius as a line (pyqtgraph), and on the map the scene circle, the closest
-fix of each person near it and the selected person's track. Exports (PDF via ``ui.views.report``,
-GeoJSON and CSV via ``monitorapp.crime.evidence``) are audited with the data's SHA-256.
+fix of each person near it and the selected person's track. Exports (the evidential PDF, GeoJSON
+and CSV, all ``monitorapp.crime.evidence``) are audited with the data's SHA-256.
+
+A second tab, *Incidents file*, is the batch (``ui.views.crimebatch``): a day's incidents
+checked against every track; each hit opens here with its incident's place, radius, window and
+reference filled in, and runs.
 """
 from __future__ import annotations
 
@@ -20,13 +25,17 @@ from PySide6.QtCore import QDateTime, Qt, QTimeZone, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QPushButton, QSpinBox, QSplitter, QTableView, QVBoxLayout, QWidget)
+                               QPushButton, QSpinBox, QSplitter, QTableView, QTabWidget, QVBoxLayout,
+                               QWidget)
 
 from monitorapp.crime import evidence as evidence_report
-from monitorapp.crime.query import MARGIN_S, CrimeQueryError, crime_check, scene_xy
+from monitorapp.crime.query import MARGIN_S, CrimeQueryError, crime_check, scene_xy, window_reader
 from monitorapp.crime.evidence import VERDICT_TEXT
-from monitorapp.crime.trail import read_track
+from monitorapp.crime.evidencepdf import shipped_places
+from monitorapp.crime.place import PlaceError, bng, grid_reference, in_grid, parse_place
+from monitorapp.crime.trail import latest_fix_time, read_track
 from ui.console.formdialog import utc_datetime_edit
+from ui.views.crimebatch import BatchPanel
 from ui.views.tablemodel import ColumnsModel
 from ui.roles import RoleRefused, can, require
 from ui.text import escape, plain_label
@@ -90,13 +99,13 @@ class CrimeResultModel(ColumnsModel):
         return None
 
 
-def _distance_series(store, answer: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """device -> (t, metres from the scene) over the window and its margin, for the chart."""
+def _distance_series(conn, answer: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """device -> (t, metres from the scene) over the window and its margin, for the chart
+    (``conn``: the store's reader, or the record's slice the query read)."""
     q = answer["query"]
     cx, cy = scene_xy(q["lon"], q["lat"])
     from monitorapp.feed.timeutil import parse_time
     lo, hi = parse_time(q["from"]) - MARGIN_S, parse_time(q["to"]) + MARGIN_S
-    conn = store.reader()
     out = {}
     for r in answer["results"]:
         if r["verdict"] not in ("present", "possible") or len(out) >= CHART_MAX:
@@ -115,6 +124,8 @@ class CrimePanel(QWidget):
     refused = Signal(str)          # a query refused before it ran (the reason)
     failed = Signal(str)
     _done = Signal(int)            # a finished job's number (its result waits in _results)
+    exported = Signal(str, str, str)   # kind, path, SHA-256: an export written and audited
+    _written = Signal(int)         # a finished PDF job's number
 
     def __init__(self, store, session, *, map_view=None, embed_map: bool = True, parent=None):
         super().__init__(parent)
@@ -130,7 +141,8 @@ class CrimePanel(QWidget):
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="crime-query")
         self.setObjectName("crimePanel")
         self.setWindowTitle("Crime mapping")
-        last = store.reader().execute("SELECT max(t) FROM fixes").fetchone()[0] or 0.0
+        last = latest_fix_time(store)
+        self._reader = None        # the last query's window (the record's slice), for its tracks
 
         form = QFormLayout()
         self.lat, self.lon = QDoubleSpinBox(), QDoubleSpinBox()
@@ -150,6 +162,16 @@ class CrimePanel(QWidget):
         place.addWidget(self.lon)
         place.addWidget(self.pick)
         form.addRow("Place", place)
+        self.place_text = QLineEdit()
+        self.place_text.setObjectName("placeText")
+        self.place_text.setPlaceholderText("or type: 51.5131, -0.0890 · TQ 29970 81740 · 529970 181740 · "
+                                           "a street or address")
+        self.find_place = QPushButton("Find")
+        typed = QHBoxLayout()
+        typed.addWidget(self.place_text, 1)
+        typed.addWidget(self.find_place)
+        form.addRow("", typed)
+        self._places = None
         self.radius = QSpinBox()
         self.radius.setRange(1, 50_000)
         self.radius.setValue(200)
@@ -184,6 +206,7 @@ class CrimePanel(QWidget):
 
         self.model = CrimeResultModel(self)
         self.table = QTableView()
+        self.table.setTabKeyNavigation(False)      # Tab leaves the table (arrows move in it)
         self.table.setObjectName("crimeTable")
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -213,16 +236,20 @@ class CrimePanel(QWidget):
             self.chart.addItem(item)
             item.hide()
 
-        left = QWidget()
-        ll = QVBoxLayout(left)
+        single = QWidget()
+        ll = QVBoxLayout(single)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addLayout(form)
         ll.addLayout(buttons)
         ll.addWidget(self.message)
         ll.addWidget(self.table, 1)
+        self.batch = BatchPanel(store, session)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(single, "One incident")
+        self.tabs.addTab(self.batch, "Incidents file (batch)")
         split = QSplitter(Qt.Orientation.Vertical)
         top = QSplitter(Qt.Orientation.Horizontal)
-        top.addWidget(left)
+        top.addWidget(self.tabs)
         if map_view is not None and embed_map:
             top.addWidget(map_view)
             top.setStretchFactor(1, 1)
@@ -234,13 +261,22 @@ class CrimePanel(QWidget):
         lay.addWidget(split)
 
         self.run_button.clicked.connect(self.run_query)
+        # Return in the reference or the reason runs it (a view is no dialog: no default button)
+        for field in (self.ref, self.reason):
+            field.returnPressed.connect(self.run_button.click)
         self.pdf_button.clicked.connect(lambda: self.export("pdf"))
         self.geojson_button.clicked.connect(lambda: self.export("geojson"))
         self.csv_button.clicked.connect(lambda: self.export("csv"))
         self.table.selectionModel().selectionChanged.connect(self._row_selected)
         self._done.connect(self._on_done)
+        self.place_text.returnPressed.connect(self.find_place.click)
+        self.find_place.clicked.connect(lambda: self.set_place_text(self.place_text.text()))
+        self.batch.openHit.connect(self.open_hit)
+        self._written.connect(self._on_written)
+        self._open_device: str | None = None
         if map_view is not None:
             map_view.mapClicked.connect(self._map_clicked)
+            map_view.set_zone_tools(False)      # an analyst's map draws no zones: no toolbars
 
     # ---- the query ------------------------------------------------------------------------------
     def set_place(self, lat: float, lon: float) -> None:
@@ -250,6 +286,35 @@ class CrimePanel(QWidget):
     def set_window(self, t_from: float, t_to: float) -> None:
         self.t_from.setDateTime(QDateTime.fromSecsSinceEpoch(int(t_from), QTimeZone.utc()))
         self.t_to.setDateTime(QDateTime.fromSecsSinceEpoch(int(t_to), QTimeZone.utc()))
+
+    def set_place_text(self, text: str) -> bool:
+        """The place as typed (lat/lon, grid reference, easting/northing, street or address)."""
+        if self._places is None:
+            self._places = shipped_places() or False
+        try:
+            found = parse_place(text, self._places or None)
+        except PlaceError as e:
+            self.message.setText(f"Place not set: {e}")
+            return False
+        self.set_place(found.lat, found.lon)
+        e, n = bng(found.lat, found.lon)
+        grid = f", grid reference {grid_reference(e, n)}" if in_grid(e, n) else ""
+        self.message.setText(f"Place set from the {found.how}: {found.text} ({found.lat:.6f}, {found.lon:.6f}{grid}).")
+        return True
+
+    def open_hit(self, incident: dict, hit: dict) -> bool:
+        """A batch's hit in this view: its incident's place, radius, window and reference, run
+        with the batch's reason; the person's row is selected when the answer comes."""
+        from monitorapp.feed.timeutil import parse_time
+        self.tabs.setCurrentIndex(0)
+        self.set_place(float(incident["lat"]), float(incident["lon"]))
+        self.radius.setValue(int(round(float(incident["radius_m"]))))
+        self.set_window(parse_time(incident["from"]), parse_time(incident["to"]))
+        self.ref.setText(str(incident["reference"]))
+        if self.batch.report is not None:
+            self.reason.setText(self.batch.report["query"].get("reason", ""))
+        self._open_device = hit.get("device")
+        return self.run_query()
 
     def _map_clicked(self, lat: float, lon: float) -> None:
         if self.pick.isChecked():
@@ -285,8 +350,16 @@ class CrimePanel(QWidget):
         self._done.emit(job)
 
     def _work(self, args):
-        answer = crime_check(self.store, *args)
-        return answer, _distance_series(self.store, answer)
+        # on the record, the window is read once (audited with the query's ref and reason) and
+        # the chart and the tracks on the map come from that same read; SQLite reads itself
+        lat, lon, radius, t0, t1, ref, reason = args[:7]
+        reader = None
+        if hasattr(self.store, "crime_reader"):
+            reader = window_reader(self.store, t0, t1, ref.strip(), reason.strip(),
+                                   {"lat": lat, "lon": lon, "radius_m": radius})
+        answer = crime_check(self.store, *args, reader=reader)
+        self._reader = reader
+        return answer, _distance_series(reader if reader is not None else self.store.reader(), answer)
 
     def _refuse(self, text: str) -> bool:
         self.message.setText(text)
@@ -317,6 +390,11 @@ class CrimePanel(QWidget):
             b.setEnabled(allowed)
         self._draw_chart()
         self._draw_map()
+        if self._open_device is not None:
+            rows = [i for i, r in enumerate(self.answer["results"]) if r["device"] == self._open_device]
+            self._open_device = None
+            if rows:
+                self.table.selectRow(rows[0])
         self.answered.emit(self.answer)
 
     # ---- showing the answer ---------------------------------------------------------------------
@@ -332,8 +410,8 @@ class CrimePanel(QWidget):
             self._curves.append(self.chart.plot(t, d, pen=pg.mkPen(colours[i % len(colours)], width=2), symbol="o", symbolSize=5,
                             symbolBrush=colours[i % len(colours)],
                             name=escape(f"{names.get(dev, dev)} ({dev})")))     # pyqtgraph legends are HTML
+        self.radius_line.show()      # first: pyqtgraph does not update a hidden line's label
         self.radius_line.setValue(q["radius_m"])
-        self.radius_line.show()
         self.window_region.setRegion((parse_time(q["from"]), parse_time(q["to"])))
         self.window_region.show()
 
@@ -343,8 +421,8 @@ class CrimePanel(QWidget):
         q = self.answer["query"]
         self.map.set_zones([{"type": "Feature", "id": SCENE_ZONE,
                              "geometry": {"type": "Point", "coordinates": [q["lon"], q["lat"]]},
-                             "properties": {"kind": "appointment", "radius_m": q["radius_m"],
-                                            "name": f"Scene {q['ref']} ({q['radius_m']:.0f} m)"}}])
+                             "properties": {"kind": "scene", "radius_m": q["radius_m"],
+                                            "name": f"{q['ref']} ({q['radius_m']:.0f} m)"}}])
         self.map.remove_markers(sorted(self._markers))
         markers = []
         for r in self.answer["results"]:
@@ -369,7 +447,8 @@ class CrimePanel(QWidget):
         """The person's track over the window and its margin, on the map."""
         from monitorapp.feed.timeutil import parse_time
         q = self.answer["query"]
-        tr = read_track(self.store.reader(), device, parse_time(q["from"]) - MARGIN_S,
+        conn = self._reader if self._reader is not None else self.store.reader()
+        tr = read_track(conn, device, parse_time(q["from"]) - MARGIN_S,
                         parse_time(q["to"]) + MARGIN_S, full=True)
         if tr is None or self.map is None:
             return
@@ -391,18 +470,48 @@ class CrimePanel(QWidget):
         if not path:
             return None
         if kind == "pdf":
+            # drawn on the query thread (a report of many hits takes seconds: the console keeps
+            # running); the map is drawn from the data, not grabbed from the screen
             from ui.views.report import write_pdf
-            image = self.map.grab().toImage() if self.map is not None and self.map.isVisible() else None
-            digest = write_pdf(path, self.answer, self.session.username, map_image=image,
-                               produced_at=self.store.clock())
-            evidence_report.audit_export(self.store, self.session.username, "pdf", path, self.answer, digest)
-        else:
-            digest = evidence_report.export(self.store, self.session.username, kind, path, self.answer)
+            answer, who, at = self.answer, self.session.username, self.store.clock()
+
+            def work():
+                digest = write_pdf(path, answer, who, produced_at=at)
+                evidence_report.audit_export(self.store, who, "pdf", path, answer, digest)
+                return path, digest
+            self.pdf_button.setEnabled(False)
+            self.message.setText(f"Writing the evidential report to {path}…")
+            self._job += 1
+            job = self._job
+            self._pool.submit(work).add_done_callback(lambda f: self._park(job, f, self._written))
+            return evidence_report.data_digest(answer)
+        digest = evidence_report.export(self.store, self.session.username, kind, path, self.answer)
         self.message.setText(f"{kind.upper()} written to {path} (SHA-256 {digest[:16]}…); recorded in the audit log.")
+        self.exported.emit(kind, str(path), digest)
         return digest
 
+    def _park(self, job: int, fut, signal) -> None:
+        with self._lock:
+            self._results[job] = fut
+        signal.emit(job)
+
+    def _on_written(self, job: int) -> None:
+        with self._lock:
+            fut = self._results.pop(job, None)
+        if fut is None:
+            return
+        self.pdf_button.setEnabled(self.answer is not None and can(self.session.role, "evidence_export"))
+        if fut.exception() is not None:
+            self.message.setText(f"The report was not written: {fut.exception()}")
+            self.failed.emit(str(fut.exception()))
+            return
+        path, digest = fut.result()
+        self.message.setText(f"PDF written to {path} (SHA-256 {digest[:16]}…); recorded in the audit log.")
+        self.exported.emit("pdf", str(path), digest)
+
     def shutdown(self) -> None:
-        """Stop the query thread (waits for a running query)."""
+        """Stop the query and batch threads (waits for a running query)."""
+        self.batch.shutdown()
         self._pool.shutdown(wait=True)
         if self.map is not None and not self._stopped:
             self.map.mapClicked.disconnect(self._map_clicked)
