@@ -35,8 +35,9 @@ $(WEBSTAMP): resources/web/package.json resources/web/package-lock.json
 web: $(WEBSTAMP)
 
 # System packages the tests use, from Debian's packages when missing: Mosquitto (the MQTT tests
-# start their own brokers), poppler-utils (the evidential PDF is rendered with pdftoppm) and
-# desktop-file-utils (the workstation's .desktop entry is validated).
+# start their own brokers), poppler-utils (the evidential PDF is rendered with pdftoppm),
+# desktop-file-utils (the workstation's .desktop entry is validated) and an X server with a
+# window manager (xvfb, openbox, xdotool, x11-utils: tests/test_ui_wm_close.py clicks the ×).
 broker:
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null)
@@ -44,6 +45,8 @@ broker:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null)
 	@command -v desktop-file-validate >/dev/null 2>&1 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq desktop-file-utils >/dev/null)
+	@(command -v Xvfb && command -v openbox && command -v xdotool && command -v xwininfo) >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb openbox xdotool x11-utils >/dev/null)
 
 # PostgreSQL 15 and PostGIS 3 (the centre's record, centraldb), from Debian's packages when
 # missing: the tests start a throw-away cluster of their own with these binaries (initdb and

@@ -11,8 +11,16 @@ def parse_args(argv: list[str]):
     p = argparse.ArgumentParser(prog="main.py", description="GPS electronic-monitoring operator console")
     p.add_argument("--demo", action="store_true", help="training mode: simulated feed, its own store, no broker")
     p.add_argument("--broker", help="MQTT broker URL of the live feed (live mode)")
+    p.add_argument("--broker-ca", metavar="FILE", help="CA file for an mqtts:// broker (as the monitor's --ca)")
+    p.add_argument("--broker-cert", metavar="FILE", help="this console's client certificate for mqtts:// (--cert)")
+    p.add_argument("--broker-key", metavar="FILE", help="that certificate's private key (--key)")
+    p.add_argument("--broker-username", metavar="NAME", help="this console's broker identity (--username)")
+    p.add_argument("--broker-password-file", metavar="FILE",
+                   help="file whose first line is the broker password (or set MONITORAPP_MQTT_PASSWORD); "
+                        "--password-file is the sign-in password")
     p.add_argument("--caseload", help="caseload file (live mode)")
-    p.add_argument("--db", help="SQLite store file")
+    p.add_argument("--db", help="SQLite store file, or the centre's record postgresql://host/db (live: the "
+                                "console is then a client of the centre; sign in with your own login)")
     p.add_argument("--operator", help="operator name for the acknowledgement log")
     p.add_argument("--speed", type=int, choices=(1, 10, 60), help="training speed")
     p.add_argument("--scenario", help="training: a trainers' preset (exclusion_breach_camden, exclusion_breach_hackney, "
@@ -55,7 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.demo and args.broker:
         print("main.py: training mode (--demo) cannot use a live broker; drop --broker", file=sys.stderr)
         return 2
-    if args.db:                    # a store of the other mode, empty, or not ours: say so now
+    broker_opts = {k: getattr(args, k) for k in ("broker_ca", "broker_cert", "broker_key", "broker_username",
+                                                 "broker_password_file")}
+    if args.demo and any(broker_opts.values()):
+        print("main.py: training mode (--demo) uses no broker; drop the --broker-* options", file=sys.stderr)
+        return 2
+    centre = bool(args.db) and args.db.startswith(("postgresql://", "postgres://"))
+    if centre and args.demo:
+        print("main.py: training mode (--demo) has its own store; the centre's record is live", file=sys.stderr)
+        return 2
+    if args.db and not centre:     # a store of the other mode, empty, or not ours: say so now
         from localdb.schema import StoreError, check_store_file
         try:
             check_store_file(args.db, "training" if args.demo else "live")
@@ -75,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                        operator=args.operator, speed=args.speed, offenders=args.offenders, scenario=args.scenario,
                        quit_after=args.quit_after, screenshot=args.screenshot,
                        user=args.user, password_file=args.password_file,
-                       force_sign_in=args.sign_in))
+                       force_sign_in=args.sign_in, **broker_opts))
 
 
 if __name__ == "__main__":

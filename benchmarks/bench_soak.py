@@ -4,22 +4,37 @@ week at full speed; the process's resident memory sampled every simulated hour.
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_soak.py --tags 5000 --days 7
 
 "Full speed": the feed's clock advances only as fast as the engine takes the messages (one
-simulated minute of the simulator's feed at a time), so the console sees a week of real
-traffic (fixes, heartbeats, incidents, alerts, marker batches, the queue's ticks) in as little
-wall time as this machine allows. The main window's clock is the feed's. One JSON line per
-simulated hour (``{"hour", "rss_mb", "renderer_mb", "msgs", "alerts", "wall_s"}``), then a
-summary: the growth of the main process per simulated day after the first (the target is flat),
-and of the map page's renderer process. ``--trace`` also prints the top growing allocation sites
-(tracemalloc) and object types (``gc``) between the end of day 1 and the end of the run.
+simulated minute of the simulator's feed at a time), and the engine takes them only as fast as
+the store's writer commits them (the worker waits once the writer has 20,000 items queued), so
+the console sees a week of real traffic (fixes, heartbeats, incidents, alerts, marker batches,
+the queue's ticks) in as little wall time as this machine allows. The main window's clock is
+the feed's. An operator (``SoakOperator``) acknowledges every alert and closes the cleared ones
+once a simulated hour; ``--unattended`` leaves them all in the queue (which then grows by
+design: an unacknowledged alert never leaves it).
+
+One JSON line per simulated hour: ``rss_mb`` (this process), ``renderer_mb`` (the map page's
+QtWebEngine processes), ``heap_mb``/``heap_free_mb`` (glibc malloc: in use / free inside its
+arenas), ``sqlite_mb`` (SQLite's own heap: its page caches, 64 MB at most per connection),
+``py_blocks``/``py_arenas_mb`` (Python's small objects: how many / the arenas they occupy),
+``alerts`` (rows in the queue), ``engine_alerts``, ``writer_backlog``, ``msgs``, ``wall_s``.
+Then a summary: the growth per simulated day after the first (the target is flat) and after
+the second (once every 24-h window and the SQLite cache have filled, at 100 tags), the same for
+the heap, SQLite and Python, the renderer's, and where resident memory grew between the end of
+day 1 and the end (``mappings_growth_kb``, from /proc/self/smaps). ``--trace`` also prints the
+top growing allocation sites (tracemalloc) and object types (``gc``) over that span; ``--trim``
+calls malloc_trim before each sample (try it with MALLOC_ARENA_MAX=2 to tell fragmentation
+from leaks). The store's file is deleted at the end (its size is in ``store_mb``).
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import ctypes
 import gc
 import json
 import os
 import pathlib
+import shutil
 import sys
 import tempfile
 import time
@@ -42,6 +57,48 @@ def rss_mb(pid: int | str = "self") -> float:
     except OSError:
         pass
     return 0.0
+
+
+class _Native:
+    """glibc's and SQLite's own accounts of the heap, to tell a leak from a cache or from
+    fragmentation: ``heap_mb`` is what malloc has handed out and not had back (mallinfo2's
+    in-use arena bytes plus mmapped blocks), ``heap_free_mb`` what it holds free inside its
+    arenas (fragmentation, or memory not yet returned), ``sqlite_mb`` SQLite's own heap (page
+    caches, statements). ``trim()`` gives free arena memory back to the system (malloc_trim)."""
+
+    class _MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                     "usmblks", "fsmblks", "uordblks", "fordblks",
+                                                     "keepcost")]
+
+    def __init__(self):
+        self.libc = self.sqlite = None
+        try:
+            self.libc = ctypes.CDLL("libc.so.6")
+            self.libc.mallinfo2.restype = self._MallInfo2
+            self.libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            self.libc = None
+        try:
+            import sqlite3  # noqa: F401  (loads the library this process uses)
+            self.sqlite = ctypes.CDLL("libsqlite3.so.0")
+            self.sqlite.sqlite3_memory_used.restype = ctypes.c_int64
+        except (OSError, AttributeError):
+            self.sqlite = None
+
+    def sample(self) -> dict:
+        out = {}
+        if self.libc is not None:
+            mi = self.libc.mallinfo2()
+            out["heap_mb"] = round((mi.uordblks + mi.hblkhd) / 2**20, 1)
+            out["heap_free_mb"] = round(mi.fordblks / 2**20, 1)
+        if self.sqlite is not None:
+            out["sqlite_mb"] = round(self.sqlite.sqlite3_memory_used() / 2**20, 1)
+        return out
+
+    def trim(self) -> None:
+        if self.libc is not None:
+            self.libc.malloc_trim(0)
 
 
 def children_rss_mb() -> float:
@@ -99,7 +156,8 @@ class FullSpeedFeed:
         pass
 
 
-def soak(tags: int, days: float, trace: bool, seed: int = 1) -> dict:
+def soak(tags: int, days: float, trace: bool, seed: int = 1, trim: bool = False,
+         unattended: bool = False) -> dict:
     import ui.map.view  # noqa: F401  (QtWebEngine before the QApplication)
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
@@ -156,19 +214,30 @@ def soak(tags: int, days: float, trace: bool, seed: int = 1) -> dict:
     samples: list[dict] = []
     next_hour = start + 3600
     end = start + days * 86400
-    snap_day1 = types_day1 = None
+    snap_day1 = types_day1 = maps_day1 = None
+    native = _Native()
+    operator = None if unattended else SoakOperator(ctl)
     while feed.now() < end:
         spin(100)
         if not worker.running:
             raise SystemExit(f"engine thread stopped: {worker.died}")
         while feed.now() >= next_hour and next_hour <= end:
             hour = round((next_hour - start) / 3600)
+            if operator is not None:
+                operator.work()
             gc.collect()
+            if trim:
+                native.trim()
             s = {"hour": hour, "rss_mb": round(rss_mb(), 1), "renderer_mb": round(children_rss_mb(), 1),
+                 **native.sample(), "py_objects": len(gc.get_objects()), "py_blocks": sys.getallocatedblocks(),
+                 "py_arenas_mb": _py_arenas_mb(),
                  "msgs": worker.engine.counters.messages, "alerts": ctl.model.rowCount(),
+                 "engine_alerts": len(worker.engine.alerts), "writer_backlog": store.writer.backlog,
                  "wall_s": round(time.perf_counter() - wall0, 1)}
             samples.append(s)
             print(json.dumps(s), flush=True)
+            if hour == 24:
+                maps_day1 = _mappings()
             if trace and hour == 24:
                 import tracemalloc
                 snap_day1 = tracemalloc.take_snapshot()
@@ -177,9 +246,17 @@ def soak(tags: int, days: float, trace: bool, seed: int = 1) -> dict:
     result = {"tags": tags, "days": days, "plan_s": round(plan_s, 1),
               "wall_s": round(time.perf_counter() - wall0, 1),
               "messages": worker.engine.counters.messages, "alerts_in_queue": ctl.model.rowCount(),
-              "markers": mv.marker_count}
+              "markers": mv.marker_count, "operator": "unattended" if operator is None else
+              {"acknowledged": operator.acked, "closed": operator.closed}}
     result.update(_growth(samples, "rss_mb"))
     result.update({f"renderer_{k}": v for k, v in _growth(samples, "renderer_mb").items()})
+    for key in ("heap_mb", "sqlite_mb", "py_arenas_mb", "py_objects"):
+        if samples and key in samples[-1]:
+            result[f"{key}_growth_per_day_after_day1"] = _growth(samples, key).get("growth_mb_per_day_after_day1")
+    if days >= 3:        # after the fill-up: every 24-h window (history, caches) is full by day 2
+        result["growth_mb_per_day_after_day2"] = _growth(samples, "rss_mb", 48).get("growth_mb_per_day_after_day1")
+    if maps_day1 is not None:
+        result["mappings_growth_kb"] = _mappings_growth(maps_day1, _mappings())
     if trace and snap_day1 is not None:
         import tracemalloc
         top = tracemalloc.take_snapshot().compare_to(snap_day1, "lineno")[:15]
@@ -190,7 +267,88 @@ def soak(tags: int, days: float, trace: bool, seed: int = 1) -> dict:
     w.close()
     worker.stop()
     store.close()
+    result["store_mb"] = round(sum(f.stat().st_size for f in tmp.glob("soak.sqlite*")) / 2**20, 1)
+    shutil.rmtree(tmp, ignore_errors=True)
     return result
+
+
+def _mappings() -> dict[tuple, int]:
+    """This process's memory mappings: (start, size, what) -> resident kB, from /proc/self/smaps."""
+    out: dict[tuple, int] = {}
+    key = None
+    try:
+        with open("/proc/self/smaps") as f:
+            for line in f:
+                first = line.split(None, 1)[0]
+                if "-" in first and not first.endswith(":"):
+                    parts = line.split()
+                    a, b = (int(x, 16) for x in first.split("-"))
+                    key = (a, b - a, parts[5] if len(parts) > 5 else "")
+                elif first == "Rss:" and key is not None:
+                    out[key] = int(line.split()[1])
+    except OSError:
+        pass
+    return out
+
+
+def _mappings_growth(before: dict, after: dict) -> list[str]:
+    """Where resident memory grew between two ``_mappings``: per file, [heap] (glibc's main
+    arena), and anonymous maps (glibc's thread arenas, Python's small-object arenas, Chromium's
+    partitions, thread stacks)."""
+    def label(k):
+        path = k[2]
+        return path.rsplit("/", 1)[-1] if path else "[anonymous]"
+    total: collections.Counter = collections.Counter()
+    for k, kb in after.items():
+        total[label(k)] += kb
+    for k, kb in before.items():
+        total[label(k)] -= kb
+    return [f"{name}: {kb / 1024:+.1f} MB" for name, kb in total.most_common(6) if abs(kb) > 256]
+
+
+def _py_arenas_mb() -> float | None:
+    """Python's small-object allocator: memory in its arenas (sys._debugmallocstats)."""
+    import re
+    try:
+        with tempfile.TemporaryFile("w+") as f:
+            saved = os.dup(2)
+            try:
+                sys.stderr.flush()
+                os.dup2(f.fileno(), 2)
+                sys._debugmallocstats()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            f.seek(0)
+            text = f.read()
+    except (OSError, AttributeError):
+        return None
+    m = re.search(r"(\d[\d,]*) arenas \* (\d+) bytes/arena", text)
+    return round(int(m.group(1).replace(",", "")) * int(m.group(2)) / 2**20, 1) if m else None
+
+
+class SoakOperator:
+    """An operator who does the job: every simulated hour acknowledges what waits (action
+    "other", a note) and closes what has cleared, so the queue lives as it does in a centre.
+    ``--unattended`` leaves every alert in the queue instead (nobody acknowledges: the queue
+    then grows by design, as an unacknowledged alert never leaves it)."""
+
+    def __init__(self, ctl):
+        self.ctl = ctl
+        self.acked = self.closed = 0
+
+    def work(self) -> None:
+        for row in list(self.ctl.model.rows()):
+            aid = row.alert.alert_id
+            try:
+                if row.handling.state == "unacknowledged":
+                    self.ctl.acknowledge(aid, "other", "soak benchmark operator")
+                    self.acked += 1
+                if row.alert.state == "cleared" and self.ctl.model.row(aid).handling.state == "acknowledged":
+                    self.ctl.close(aid, "soak benchmark operator")
+                    self.closed += 1
+            except Exception:      # noqa: BLE001 - refused (e.g. a row just changed): next hour
+                continue
 
 
 def _type_counts() -> dict[str, int]:
@@ -199,9 +357,9 @@ def _type_counts() -> dict[str, int]:
     return dict(c)
 
 
-def _growth(samples: list[dict], key: str) -> dict:
+def _growth(samples: list[dict], key: str, from_hour: int = 24) -> dict:
     """Growth per simulated day after the first: a least-squares slope over hours 24.. ."""
-    pts = [(s["hour"], s[key]) for s in samples if s["hour"] >= 24]
+    pts = [(s["hour"], s[key]) for s in samples if s["hour"] >= from_hour]
     out = {"day1_" + key: next((s[key] for s in samples if s["hour"] == 24), None),
            "end_" + key: samples[-1][key] if samples else None}
     if len(pts) >= 2:
@@ -219,8 +377,13 @@ def main() -> int:
     ap.add_argument("--tags", type=int, default=5000)
     ap.add_argument("--days", type=float, default=7.0)
     ap.add_argument("--trace", action="store_true", help="tracemalloc and gc growth after day 1")
+    ap.add_argument("--trim", action="store_true",
+                    help="malloc_trim before each sample: RSS without the free memory glibc keeps")
+    ap.add_argument("--unattended", action="store_true",
+                    help="nobody acknowledges or closes an alert (the queue grows by design)")
     args = ap.parse_args()
-    print(json.dumps(soak(args.tags, args.days, args.trace)), flush=True)
+    print(json.dumps(soak(args.tags, args.days, args.trace, trim=args.trim, unattended=args.unattended)),
+          flush=True)
     return 0
 
 

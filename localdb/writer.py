@@ -155,6 +155,12 @@ class StoreWriter:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def backlog(self) -> int:
+        """Items queued and not yet taken by the writer thread (a producer that outruns the
+        disk can wait on it: ``ui.console.engineworker`` does)."""
+        return self._q.qsize()
+
     # ---- the writer thread ------------------------------------------------------------------
     def _main(self) -> None:
         try:

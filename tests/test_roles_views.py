@@ -34,7 +34,7 @@ def console(ui_rig, qtbot, own):
     return w, rig, accounts
 
 
-def _menu(window, title="&Views"):
+def _menu(window, title="Vie&ws"):
     return next(a.menu() for a in window.menuBar().actions() if a.text() == title)
 
 

@@ -46,15 +46,23 @@ class Options:
     password_file: str | None = None
     sign_in: bool = True
     force_sign_in: bool = False          # training: the dialog even without accounts
+    broker_ca: str | None = None         # the broker options, as the monitor's (ui.settings.broker_settings)
+    broker_cert: str | None = None
+    broker_key: str | None = None
+    broker_username: str | None = None
+    broker_password_file: str | None = None
 
 
 class Console:
-    """Everything one running console owns; ``shutdown()`` stops it in order."""
+    """Everything one running console owns; ``shutdown()`` stops it in order. With the centre's
+    record on PostgreSQL (``--db postgresql://…``, setting ``store/url``) the console is a client
+    of the centre (``ui.console.clientmode``): ``accounts`` is where the person signed in."""
 
-    def __init__(self, opts: Options, settings: Settings | None = None):
+    def __init__(self, opts: Options, settings: Settings | None = None, accounts=None):
         from monitorapp.engine.engine import Engine
         from localdb.store import Store
         from ui.console.alertqueue import AlarmSound, AlertQueueController
+        from ui.console.clientmode import build_client, centre_dsn
         from ui.console.engineworker import EngineWorker
         from ui.console.mainwindow import MainWindow
 
@@ -64,18 +72,29 @@ class Console:
             self.settings.set("operator/name", opts.operator)
         self.operator = self.settings.operator()
         self.training = opts.demo
+        self.centre = None
+        self.accounts = accounts
+        self._stopped = False
+        self.centre_dsn = centre_dsn(opts, self.settings)
+        if self.centre_dsn:            # client mode: no engine, no store file of its own
+            build_client(self, opts, accounts, log_event=log_event, make_map=_make_map,
+                         places=_places, zone=_zone)
+            log_event("console_started", mode="client", operator=self.operator, store=self.store_path,
+                      caseload=self.caseload_source, offenders=len(self.caseload.offenders),
+                      sound=self.controller.sound.backend)
+            return
         if self.training:
             from ui.console.training import SPEEDS, TrainingSession, check_training_args, training_store_path
             check_training_args(opts.broker, opts.db, self.settings.get("store/db_path") or None)
             speed = opts.speed or self.settings.get("training/speed")
-            session = TrainingSession(n_offenders=opts.offenders, speed=speed, scenario=opts.scenario)
+            session = TrainingSession(n_offenders=opts.offenders, speed=speed, scenario=opts.scenario,
+                                      db=opts.db)     # a rerun moves on past what the store holds
             self.caseload, source, speeds = session.caseload, session.feed, SPEEDS
             self.store_path = training_store_path(opts.db)
             start = session.start
             self.training_text = f"TRAINING MODE — {session.description.rstrip('. ')}. Simulated feed, not live."
         else:
             from monitorapp.engine.caseload import load_caseload
-            from monitorapp.feed.mqttconfig import MqttSettings
             from monitorapp.feed.mqttfeed import FeedClient
             from ui.console.engineworker import MqttFeed
             broker = opts.broker or self.settings.get("feed/broker_url")
@@ -86,8 +105,13 @@ class Console:
             if not cpath:
                 raise ConsoleError("live mode needs a caseload: --caseload FILE (or feed/caseload_path)")
             self.caseload = load_caseload(cpath)
-            from monitorapp.feed.mqttconfig import default_client_id
-            source = MqttFeed(FeedClient(MqttSettings.from_url(broker, client_id=default_client_id("console"))))
+            from monitorapp.feed.mqttconfig import MqttConfigError, default_client_id
+            from ui.settings import broker_settings
+            try:
+                mqtt_settings = broker_settings(opts, self.settings, client_id=default_client_id("console"))
+            except MqttConfigError as e:
+                raise ConsoleError(str(e)) from None
+            source = MqttFeed(FeedClient(mqtt_settings))
             self.broker_url = broker
             speeds = ()
             self.store_path = pathlib.Path(opts.db or self.settings.get("store/db_path")
@@ -134,15 +158,6 @@ class Console:
         # the watchdog's word: an engine thread that died and was started again (spec §4)
         self.worker.restarted.connect(lambda text: (log_event("engine_restarted", text=text),
                                                     self.window.statusBar().showMessage(text, 15000)))
-        self.sync = None
-        if not self.training:
-            from monitorapp.feed.mqttconfig import MqttSettings, default_client_id
-            from monitorapp.service.sharedstate import SharedState
-            from ui.console.brokersync import BrokerSync
-            import os
-            ws = f"{default_client_id('workstation')}-{os.getpid()}"   # one per running console
-            shared = SharedState(MqttSettings.from_url(self.broker_url, client_id=ws), ws)
-            self.sync = BrokerSync(shared, self.controller, self.window)
         log_event("console_started", mode="training" if self.training else "live",
                   scenario=opts.scenario if self.training else None,
                   operator=self.operator, store=str(self.store_path), offenders=len(self.caseload.offenders),
@@ -150,8 +165,6 @@ class Console:
         self._stopped = False
 
     def start(self) -> None:
-        if self.sync is not None:
-            self.sync.start()
         self.worker.start()
         if getattr(self.window, "start_maximised", False):
             self.window.showMaximized()
@@ -162,9 +175,11 @@ class Console:
         if self._stopped:
             return
         self._stopped = True
-        if self.sync is not None:
-            self.sync.stop()
         self.worker.stop()
+        if self.centre is not None:      # client mode: the record is the signed-in person's
+            if self.accounts is not None:
+                self.accounts.close()
+            return
         try:
             self.store.flush()
         finally:
@@ -218,6 +233,12 @@ def _live_config_error(opts: Options, settings: Settings) -> str | None:
                 "use --demo for training")
     if not (opts.caseload or settings.get("feed/caseload_path")):
         return "live mode needs a caseload: --caseload FILE (or feed/caseload_path)"
+    from monitorapp.feed.mqttconfig import MqttConfigError
+    from ui.settings import broker_settings
+    try:                 # a CA or password file that cannot work: said before the sign-in
+        broker_settings(opts, settings)
+    except MqttConfigError as e:
+        return str(e)
     return None
 
 
@@ -232,9 +253,47 @@ def _sign_in(opts: Options):
     if not opts.sign_in:
         return None, None
     from localdb.schema import StoreError
+    from ui.console.clientmode import centre_dsn
     from ui.roles import RoleRefused
     from ui.session.signin import sign_in_for_console
     settings = Settings()
+    dsn = centre_dsn(opts, settings)
+    if dsn:       # client mode: the person's own login of the centre's record
+        from ui.session.centresignin import sign_in_to_centre
+        if not (opts.broker or settings.get("feed/broker_url")):
+            problem = "client mode needs the centre's broker: --broker URL (or feed/broker_url in settings)"
+            log_event("error", text=problem)
+            print(f"main.py: {problem}", file=sys.stderr)
+            return 2
+        from ui.session.centresignin import CentreAccounts, centre_reachable
+        if not centre_reachable(dsn):
+            # cut off at start: nobody can sign in (the server establishes who); the console
+            # opens on this workstation's cached picture, marked stale, refusing every action,
+            # and asks for a sign-in as soon as the record answers again
+            from localdb.cache import ConsoleCache
+            from ui.console.clientmode import cache_path
+            cached = ConsoleCache(cache_path(dsn))
+            try:
+                saved = cached.load()["saved_at"]
+            finally:
+                cached.close()
+            if saved is None:
+                problem = "the centre's record cannot be reached and this workstation has no cached picture"
+                log_event("error", text=problem)
+                print(f"main.py: {problem}", file=sys.stderr)
+                return 2
+            log_event("centre_unreachable_at_start", picture_from=saved)
+            return None, CentreAccounts(dsn)
+        try:
+            signed = sign_in_to_centre(dsn, user=opts.user, password_file=opts.password_file)
+        except (RoleRefused, ValueError, OSError, StoreError) as e:
+            log_event("error", text=str(e))
+            print(f"main.py: {e}", file=sys.stderr)
+            return 2
+        if signed is None:
+            log_event("quit", code=0, reason="sign-in cancelled")
+            return 0
+        return signed
     if opts.demo:
         from ui.console.training import training_store_path
         accounts_db = training_store_path(opts.db)
@@ -268,6 +327,23 @@ def _sign_in(opts: Options):
     return signed
 
 
+def _sign_in_when_the_centre_answers(console, accounts) -> None:
+    """Client mode started cut off: the cached picture is shown with nobody signed in; when the
+    record answers again the sign-in cover asks for the next person (whose sign-in starts the
+    centre's picture again)."""
+    from ui.session.signin import IDLE_LOCK_S
+    from ui.session.wiring import RoleViews
+    w = console.window
+    w.status.operator.setText("Nobody signed in — centre unreachable")
+    rv = w.role_views = RoleViews(w, None, console.worker, console.map, IDLE_LOCK_S, accounts, False)
+
+    def back():
+        if rv.session is None and rv.cover is None:
+            log_event("centre_reachable_again")
+            rv.show_signed_out()
+    console.centre.centreBack.connect(back)
+
+
 def run(opts: Options) -> int:
     import gc
     gc.disable()     # start-up allocates ~400,000 long-lived objects: no collections meanwhile
@@ -293,7 +369,7 @@ def run(opts: Options) -> int:
         opts.operator = session.username          # the acknowledgement log's name
         log_event("signed_in", user=session.username, role=session.role, built_in=accounts is None)
     try:
-        console = Console(opts)
+        console = Console(opts, accounts=accounts)
     except ConsoleError as e:
         gc.enable()
         log_event("error", text=str(e))
@@ -308,8 +384,10 @@ def run(opts: Options) -> int:
         from ui.session.wiring import install_role_views
         install_role_views(console.window, console.store, console.worker, console.map, session,
                            accounts=accounts)
-        if accounts is not None:
+        if accounts is not None and console.centre is None:
             app.aboutToQuit.connect(accounts.store.close)
+    elif console.centre is not None:       # client mode, started cut off: nobody signed in
+        _sign_in_when_the_centre_answers(console, accounts)
     settle_heap()
     console.start()
     if opts.quit_after:

@@ -43,8 +43,17 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("operator/name", str, "", "Operator name written to the acknowledgement log; empty: the login name"),
     Setting("feed/broker_url", str, "", "MQTT broker URL of the live feed, e.g. mqtt://gateway:1883 (live mode only)"),
+    Setting("feed/broker_ca", str, "", "CA file that signs the broker's certificate (mqtts:// URLs); empty: the system's CAs"),
+    Setting("feed/broker_cert", str, "", "This console's client certificate for the broker (mqtts://, mutual TLS); empty: none"),
+    Setting("feed/broker_key", str, "", "The private key of feed/broker_cert"),
+    Setting("feed/broker_username", str, "", "This console's broker identity (monitorapp broker-config --console NAME); "
+            "empty: the user in the URL, or none"),
+    Setting("feed/broker_password_file", str, "", "File whose first line is the broker password of that identity "
+            "(never the password itself); empty: the MONITORAPP_MQTT_PASSWORD variable, or none"),
     Setting("feed/caseload_path", str, "", "Caseload file (spec §3) used in live mode"),
     Setting("store/db_path", str, "", "SQLite store used in live mode; empty: monitor.sqlite in the data directory"),
+    Setting("store/url", str, "", "The centre's record, postgresql://host/db (no password: each person signs in with their own "
+            "login); set, the live console is a client of the centre (no engine of its own)"),
     Setting("alarm/escalate_critical_s", int, 60, "Seconds a critical alert may stay unacknowledged before it is escalated", minimum=5, maximum=3600),
     Setting("alarm/escalate_high_s", int, 180, "Seconds a high alert may stay unacknowledged before it is escalated", minimum=5, maximum=7200),
     Setting("alarm/escalate_medium_s", int, 900, "Seconds a medium alert may stay unacknowledged before it is escalated", minimum=5, maximum=86400),
@@ -203,6 +212,25 @@ class Settings:
         return {"critical": self.get("alarm/escalate_critical_s"),
                 "high": self.get("alarm/escalate_high_s"),
                 "medium": self.get("alarm/escalate_medium_s")}
+
+
+BROKER_OPTIONS = {"broker_ca": "feed/broker_ca", "broker_cert": "feed/broker_cert",
+                  "broker_key": "feed/broker_key", "broker_username": "feed/broker_username",
+                  "broker_password_file": "feed/broker_password_file"}
+
+
+def broker_settings(opts: Any, settings: "Settings", client_id: str | None = None, role: str = "console"):
+    """The console's ``MqttSettings``: the URL (``--broker`` or feed/broker_url) with the same
+    TLS, CA, client-certificate, user and password-file options as the monitor, each from its
+    ``--broker-*`` option or else its setting, built by ``MqttSettings.from_args`` as the monitor
+    does. Raises ``MqttConfigError`` (one sentence) for settings that cannot work."""
+    from monitorapp.feed.mqttconfig import MqttSettings
+    url = getattr(opts, "broker", None) or settings.get("feed/broker_url")
+    given = {name: getattr(opts, name, None) or settings.get(key) or None
+             for name, key in BROKER_OPTIONS.items()}
+    return MqttSettings.from_args(url, client_id=client_id, ca=given["broker_ca"], cert=given["broker_cert"],
+                                  key=given["broker_key"], username=given["broker_username"],
+                                  password_file=given["broker_password_file"], role=role)
 
 
 def window_state(path: pathlib.Path | None = None) -> QSettings:

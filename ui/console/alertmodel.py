@@ -184,6 +184,35 @@ class AlertTableModel(QAbstractTableModel):
             self.generation += 1
             self.dataChanged.emit(self.index(min(changed), COL_LOCATION), self.index(max(changed), COL_LOCATION))
 
+    def forget_closed(self, before: float) -> list[str]:
+        """Take out of the model the alerts closed before ``before`` (the store keeps their
+        record; the review and the acknowledgement log show them): a console that runs for
+        weeks keeps the recent closed ones for the "Closed" filter, not every one of them.
+        Rows go in contiguous runs, each with beginRemoveRows, never a reset. Returns the ids."""
+        def closed_at(row: QueueRow) -> float:      # restored closed: as of when the queue saw it
+            return row.handling.closed_at if row.handling.closed_at is not None else row.seen_at
+        gone = [i for i, aid in enumerate(self._ids)
+                if self._rows[aid].handling.state == "closed" and closed_at(self._rows[aid]) < before]
+        if not gone:
+            return []
+        ids = [self._ids[i] for i in gone]
+        runs: list[list[int]] = []
+        for i in gone:
+            if runs and runs[-1][1] == i - 1:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i])
+        self.generation += 1
+        for first, last in reversed(runs):       # from the bottom: earlier indexes stay valid
+            self.beginRemoveRows(QModelIndex(), first, last)
+            for aid in self._ids[first:last + 1]:
+                del self._rows[aid]
+                self._locations.pop(aid, None)
+            del self._ids[first:last + 1]
+            self._index = {aid: i for i, aid in enumerate(self._ids)}
+            self.endRemoveRows()
+        return ids
+
     def tick(self, now: float, flash_on: bool) -> None:
         """Clock-driven refresh: one dataChanged for the whole table."""
         self.now = now

@@ -43,15 +43,19 @@ import numpy as np
 import shapely
 from shapely.geometry import shape
 
+from ui.console.fixhistory import FixHistory
+
 HISTORY_S = 24 * 3600
 HISTORY_MAX = 3000          # fixes kept per tag for the details charts
 WATCHDOG_MS = 1000          # the main thread checks the engine thread this often
 HEALTH_S = 1.0              # the engine thread checks the store and the broker this often
 BROKER_UNREACHABLE_S = 60.0
+FORGET_CLEARED_S = 12 * 3600   # the engine forgets alerts cleared this long ago (the queue keeps its rows)
 TICK_MS = 100               # drain the feed this often
 EMIT_MS = 250               # ... and hand results to the GUI this often
 CHUNK = 400                 # messages submitted between checks of the time budget
 BUDGET_S = 0.040            # longest stretch of ingestion before yielding to the event loop
+WRITER_BACKLOG_MAX = 20_000  # items the store writer may have queued before the feed waits for it
 
 
 class _ScaledClock:
@@ -87,6 +91,15 @@ class SimulatedFeed(_ScaledClock):
             self._pending.extend((rx, raw, None) for rx, raw in self.sim.step_until(self.now()))
         n = min(max_items, len(self._pending))
         return [self._pending.popleft() for _ in range(n)]
+
+    @property
+    def ended_at(self) -> float | None:
+        """The simulated time the simulator's feed ends by design (its period over, every message
+        given out), or None while it runs: the worker stops the engine's clock there, so a
+        scenario's end is "scenario ended", never a ``feed_lost`` alert."""
+        if self._pending or not getattr(self.sim, "finished", False):
+            return None
+        return float(getattr(self.sim, "end", None) or self.sim.now)
 
     def ack(self, items) -> None:
         pass
@@ -227,7 +240,7 @@ class EngineWorker(QObject):
         self.store = store
         self._alerts: list = []
         self._moved: dict[str, dict] = {}
-        self._history: dict[str, collections.deque] = {}
+        self._history: dict[str, FixHistory] = {}
         self._msgs_window: collections.deque = collections.deque()
         self._lag_s = 0.0
         self._last_emit = 0.0
@@ -245,6 +258,7 @@ class EngineWorker(QObject):
         self._died_at: float | None = None
         self.restarts = 0
         self._next_health = 0.0
+        self._next_forget = 0.0
         self._disconnected_since: float | None = None
         self._engine_error_at: float | None = None
         self._last_stats: dict = {}
@@ -443,11 +457,9 @@ class EngineWorker(QObject):
         self._moved[device] = {"device": device, "lat": fix.lat, "lon": fix.lon, "acc": fix.acc,
                                "t": fix.t, "batt": fix.batt}
         h = self._history.get(device)
-        if h is None:
-            h = self._history[device] = collections.deque(maxlen=HISTORY_MAX)
-        h.append((fix.t, fix.lat, fix.lon, fix.acc, fix.spd, fix.batt))
-        while h[0][0] < fix.t - HISTORY_S:      # the details charts show 24 h: keep no more
-            h.popleft()
+        if h is None:      # the details charts show 24 h: keep no more (ui/console/fixhistory.py)
+            h = self._history[device] = FixHistory(HISTORY_MAX, HISTORY_S)
+        h.append(fix.t, fix.lat, fix.lon, fix.acc, fix.spd, fix.batt)
 
     def _fault(self, component: str, kind: str, error) -> None:
         text = error if isinstance(error, str) else f"{error.__class__.__name__}: {error}"
@@ -456,8 +468,26 @@ class EngineWorker(QObject):
     def _ok(self, component: str, kind: str) -> None:
         self.engine.clear_system_fault(component, kind, self.source.now())
 
+    def _writer_behind(self) -> bool:
+        """The store's writer has more than WRITER_BACKLOG_MAX items queued and is healthy: the
+        feed waits (the broker, or the simulator, holds the messages) rather than this process
+        holding an ever longer queue of fixes in memory, and an acknowledgement (which commits
+        after everything queued before it) never waits long. A writer that cannot write is not
+        waited for: monitoring goes on and the writer holds what it was given (its health says
+        so)."""
+        w = getattr(self.store, "writer", None) if self.store is not None else None
+        if w is None or getattr(w, "error", None) is not None or not getattr(w, "alive", False):
+            return False
+        return getattr(w, "backlog", 0) > WRITER_BACKLOG_MAX
+
     def _check_health(self) -> None:
-        """Once a second, in the engine thread: the store writer, the broker, engine timers."""
+        """Once a second, in the engine thread: the store writer, the broker, engine timers;
+        every 10 minutes of the processing clock, the engine forgets alerts cleared more than
+        12 h ago (weeks of them would otherwise stay in memory and in every checkpoint)."""
+        now = self.engine.now
+        if now is not None and now >= self._next_forget:
+            self._next_forget = now + 600.0
+            self.engine.forget_cleared(now - FORGET_CLEARED_S)
         if self.store is not None:
             w = self.store.writer
             problem = w.health()
@@ -502,6 +532,12 @@ class EngineWorker(QObject):
         if t0 >= self._next_health:
             self._next_health = t0 + HEALTH_S
             self._check_health()
+        if self._writer_behind():       # nothing new taken, the clock held; the GUI still hears
+            mono = time.monotonic()
+            if mono - self._last_emit >= EMIT_MS / 1000:
+                self._last_emit = mono
+                self._emit()
+            return
         submit = self.engine.submit
         n = 0
         while True:
@@ -522,9 +558,11 @@ class EngineWorker(QObject):
                 rx = getattr(last, "arrival", None) or last[0]
                 if rx:
                     self._lag_s = max(0.0, self.source.now() - rx)
-            if len(batch) < CHUNK or time.monotonic() - t0 > BUDGET_S:
+            if len(batch) < CHUNK or time.monotonic() - t0 > BUDGET_S or self._writer_behind():
                 break
-        self.engine.advance(self.source.now())
+        now = self.source.now()
+        ended = getattr(self.source, "ended_at", None)     # a training feed over by design
+        self.engine.advance(now if ended is None else min(now, ended))
         mono = time.monotonic()
         if self.checkpoint_s and mono - self._last_checkpoint >= self.checkpoint_s:
             self._checkpoint()
@@ -555,7 +593,8 @@ class EngineWorker(QObject):
         self._last_stats = {"now": now, "connected": bool(self.source.connected) and not silent, "msgs_per_s": rate,
                             "lag_s": self._lag_s, "messages": c.messages, "rejected": c.rejected,
                             "alerts": c.alerts, "speed": getattr(self.source, "speed", 1.0),
-                            "faults": faults, "engine_down": None, "last_msg_at": self._last_msg_at}
+                            "faults": faults, "engine_down": None, "last_msg_at": self._last_msg_at,
+                            "ended_at": getattr(self.source, "ended_at", None)}
         self.stats.emit(dict(self._last_stats))
 
     # ----- addresses (reverse geocoding, in this thread) ---------------------------------------
@@ -676,7 +715,8 @@ class EngineWorker(QObject):
             self.details.emit({"offender": offender_id, "error": "unknown offender"})
             return
         now = self.source.now()
-        hist = [h for h in self._history.get(o.device, ()) if h[0] >= now - HISTORY_S]
+        h = self._history.get(o.device)
+        hist = h.rows(since=now - HISTORY_S) if h is not None else []
         ts = [h[0] for h in hist]
         lons = np.fromiter((h[2] for h in hist), float, len(hist))
         lats = np.fromiter((h[1] for h in hist), float, len(hist))

@@ -5,7 +5,9 @@ The window wires the pieces together and owns nothing clever: the engine worker 
 batches (alerts, positions, feed stats) through queued signals; a 500 ms tick refreshes the
 clock-driven columns and the status bar; the map widget throttles its own marker batches.
 Operator actions go through ``AlertQueueController`` (which writes the acknowledgement log)
-and zone edits through the store (a new zone version) and the engine worker.
+and zone edits through the store (a new zone version) and the engine worker. In client mode
+(``window.centre``, ``ui.console.clientmode``) the "worker" is the ``CentreClient``, the
+controller a ``CentreQueueController``, and actions and zone edits go to the centre's record.
 """
 from __future__ import annotations
 
@@ -104,7 +106,7 @@ class MainWindow(QMainWindow):
         self._extra_zones: dict[str, dict] = {}
         self._pending_zones: dict[str, collections.deque] = {}   # edits the engine has not answered
         self._zone_seq = 0
-        self.share = None        # live mode: ui.console.brokersync.BrokerSync
+        self.centre = None       # client mode: ui.console.centreclient.CentreClient
         self._ticks = 0
         self._stale_sent: dict[str, bool] = {}    # device -> stale as the map shows it
         self.wallboard = None
@@ -419,7 +421,14 @@ class MainWindow(QMainWindow):
     def acknowledge(self, alert_id: str) -> None:
         row = self.ctl.model.row(alert_id)
         if row is None or row.handling.state != "unacknowledged":
-            self.statusBar().showMessage("This alert is not waiting for acknowledgement", 4000)
+            text = "This alert is not waiting for acknowledgement"
+            if row is not None and row.handling.acked_by:      # who took it, and when
+                at = self.ctl.model._clock(row.handling.acked_at) if row.handling.acked_at else ""
+                text += f": {row.handling.state} by {row.handling.acked_by}" + (f" at {at}" if at else "")
+            self.statusBar().showMessage(text, 6000)
+            if row is not None:
+                self.event.emit("handling_refused", {"alert_id": alert_id, "what": "acknowledged",
+                                                     "reason": text})
             return
         # The dialog names the alert it will acknowledge (who, what, when it started): the
         # operator confirms the identity of what was aimed at, whatever moved meanwhile.
@@ -494,6 +503,12 @@ class MainWindow(QMainWindow):
             fn()
         except (HandlingRefused, ValueError) as e:   # HandlingError from the store is a ValueError
             self._warn(f"Alert not {what}: {e}")
+            self.event.emit("handling_refused", {"alert_id": alert_id, "what": what, "reason": str(e)})
+            return
+        if self.centre is not None and not self.centre.local_fault(alert_id):
+            # client mode: on its way to the record; ``centre_recorded``/``centre_refused`` follow
+            self.event.emit(f"alert_{what}_sent", {"alert_id": alert_id, "operator": self.operator, **fields})
+            self.statusBar().showMessage(f"Alert {what}: sent to the centre…", 4000)
             return
         self.event.emit(f"alert_{what}", {"alert_id": alert_id, "operator": self.operator, **fields})
         self.statusBar().showMessage(f"Alert {what} — recorded in the acknowledgement log", 4000)
@@ -559,41 +574,55 @@ class MainWindow(QMainWindow):
             self.map.clear_drafts()
 
     # A zone edit is the engine's to accept: it is sent to the engine first and recorded in the
-    # store (a new version, audited, with the engine's version number) and shared with other
-    # workstations only when the engine has applied it. An edit the engine refuses is not
-    # recorded; the operator sees the engine's reason (the worker's ``failed``). If the store
-    # cannot record an applied edit, the operator is told that too.
+    # store (a new version, audited, with the engine's version number) only when the engine has
+    # applied it. An edit the engine refuses is not recorded; the operator sees the engine's
+    # reason (the worker's ``failed``). If the store cannot record an applied edit, the operator
+    # is told that too. In client mode the record takes the edit first (``_to_centre``) and the
+    # decider applies it from the record.
     def _send_zone(self, zid: str, edit: dict) -> None:
         self._pending_zones.setdefault(zid, collections.deque()).append(edit)
 
     def save_zone(self, zone: dict, offender_id: str, requirement: dict) -> None:
         """A new zone for an offender: to the engine, then (if applied) a version in the store."""
+        if self.centre is not None:      # client mode: to the record; the decider applies it
+            props = dict(zone.get("properties") or {}, offender=offender_id, requirement=requirement,
+                         kind=requirement["type"])
+            self._zone_kinds[zone["id"]] = requirement["type"]
+            self._to_centre(dict(zone, properties=props))
+            return
         self._send_zone(zone["id"], {"feature": zone, "who": self.operator, "removed": False,
-                                     "share": True, "offender": offender_id,
-                                     "kind": requirement["type"]})
+                                     "offender": offender_id, "kind": requirement["type"]})
         self.worker.attach_zone(zone, offender_id, requirement)
 
     def _zone_edited(self, feature: dict) -> None:
+        if self.centre is not None:
+            self._to_centre(feature)
+            return
         self._send_zone(str(feature.get("id")), {"feature": feature, "who": self.operator,
-                                                 "removed": False, "share": True})
+                                                 "removed": False})
         self.worker.update_zone(feature)
 
     def _zone_deleted(self, zone_id: str) -> None:
         gone = {"type": "Feature", "id": zone_id, "geometry": None, "properties": {}}
-        self._send_zone(zone_id, {"feature": gone, "who": self.operator, "removed": True,
-                                  "share": True})
+        if self.centre is not None:
+            self._to_centre(gone, removed=True)
+            return
+        self._send_zone(zone_id, {"feature": gone, "who": self.operator, "removed": True})
         self.worker.remove_zone(zone_id)
 
-    def apply_remote_zone(self, feature: dict, removed: bool) -> None:
-        """A zone edited at another workstation (live mode): apply it, record it, show it."""
+    def _to_centre(self, feature: dict, removed: bool = False) -> None:
+        """Client mode: a zone version to the record, on the version this console shows (the
+        record refuses it if someone saved another meanwhile); the map changes when the
+        decider has applied it, and goes back to the zones in force if it is refused."""
         zid = str(feature.get("id"))
-        self._send_zone(zid, {"feature": feature, "who": "remote", "removed": removed,
-                              "share": False,
-                              "kind": (feature.get("properties") or {}).get("kind", "exclusion")})
-        if removed:
-            self.worker.remove_zone(zid)
-        else:
-            self.worker.update_zone(feature)
+        try:
+            self.centre.save_zone(feature, self.operator, removed=removed)
+        except ValueError as e:          # the centre cannot be reached: nothing was recorded
+            self._on_zone_refused(zid, str(e))
+            return
+        self.event.emit("zone_sent", {"zone": zid, "removed": removed,
+                                      "base_version": self.centre.zone_versions.get(zid)})
+        self.statusBar().showMessage(f"Zone {zid}: sent to the centre…", 6000)
 
     def _on_zone_applied(self, zone_id: str, version: int) -> None:
         self.event.emit("zone_applied", {"zone": zone_id, "version": version})
@@ -609,6 +638,10 @@ class MainWindow(QMainWindow):
         if queue:
             queue.popleft()
         self.event.emit("zone_refused", {"zone": zone_id, "reason": reason})
+        if self.centre is not None:       # client mode: say why; the map shows what is in force
+            self._warn(f"Zone {zone_id} not saved: {reason}")
+            if hasattr(self.map, "set_zones"):
+                QTimer.singleShot(0, lambda: self.map.set_zones(self.zone_features()))
 
     def _record_applied_zone(self, zone_id: str, version: int, edit: dict) -> None:
         feature, removed = edit["feature"], edit["removed"]
@@ -627,8 +660,6 @@ class MainWindow(QMainWindow):
                 self._extra_zones[zone_id] = feature
             else:
                 self._zone_kinds.setdefault(zone_id, edit["kind"])
-        if edit["share"] and self.share is not None:
-            self.share.zone(feature, removed=removed)
         self.event.emit("zone_recorded", {"zone": zone_id, "version": stored, "removed": removed})
         if edit.get("offender"):
             self.event.emit("zone_saved", {"zone": zone_id, "offender": edit["offender"],

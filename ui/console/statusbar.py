@@ -2,11 +2,18 @@
 name, training speed and the clock. Grey and quiet while all is well; the feed state turns to
 ``▲ FEED LOST`` (shape, word and colour) when the feed is down, ``▲ SYSTEM FAULT — …`` naming
 the part that cannot do its job, and ``▲ ENGINE STOPPED — …`` when the engine thread died:
-never "feed connected" over a dead engine (spec §4 ``system_fault``).
+never "feed connected" over a dead engine (spec §4 ``system_fault``). A console that is a client
+of the centre says ``▲ SYSTEM FAULT — decider unreachable …`` (or ``record unreachable``) while
+the decider is silent, lost or stopped, and names the active decider when all is well.
 
 Nor over silence: when nothing has arrived for ``NO_DATA_S`` (the feed's own clock) the label says
 ``▲ NO DATA for 5 min`` however connected the broker claims to be, and when the engine's
 statistics themselves stop coming (``STATS_SILENT_S`` of wall time) it says ``▲ NO STATUS``.
+
+A training feed that ends by design (a scenario's period is over: ``ended_at`` in the statistics)
+is not a lost feed: the label says ``■ SCENARIO ENDED at 12:30`` (the simulated local time), quiet
+grey, and its tool tip says how to run it again or choose another; the engine's clock stopped
+there, so no ``feed_lost`` alert is raised for it.
 
 Feed health, the operator's name and the clock are permanent widgets in a large bold font,
 readable from two metres; transient messages (``showMessage``) appear in the space left of
@@ -23,6 +30,9 @@ from ui.text import plain_label, tooltip
 
 NO_DATA_S = 60.0          # spec §4: no message for 60 s is a lost feed
 STATS_SILENT_S = 10.0     # wall seconds without statistics from the engine thread
+ENDED_HELP = ("The training scenario's feed ended at {at} (simulated time), as planned: not a fault, and no "
+              "feed_lost alert. The queue stays open for the trainee. To run it again or choose another: "
+              "Views ▸ Training scenarios (trainers), or start main.py --demo again.")
 
 
 class ConsoleStatusBar(QStatusBar):
@@ -58,6 +68,7 @@ class ConsoleStatusBar(QStatusBar):
         self.clock.setAccessibleName("Clock")
         self.connected: bool | None = None
         self.no_data_s: float | None = None      # how long nothing has arrived, when it matters
+        self.ended_at: float | None = None       # training: when the scenario's feed ended
         self._stats_at: float | None = None      # wall clock of the last statistics
         self._first_now: float | None = None
 
@@ -73,6 +84,10 @@ class ConsoleStatusBar(QStatusBar):
             self._first_now = float(now)
         last = s.get("last_msg_at") or self._first_now
         idle = (float(now) - float(last)) if now is not None and last is not None else None
+        ended = s.get("ended_at")
+        self.ended_at = float(ended) if ended is not None else None
+        if self.ended_at is not None:           # over by design: its silence is not "no data"
+            idle = None
         self.no_data_s = idle if idle is not None and idle >= NO_DATA_S else None
         silent = f" — no data for {fmt_span(idle)}" if self.no_data_s is not None else ""
         if down:
@@ -80,14 +95,19 @@ class ConsoleStatusBar(QStatusBar):
         elif faults:
             more = f" (+{len(faults) - 1} more)" if len(faults) > 1 else ""
             text, bad = f"▲ SYSTEM FAULT — {faults[0]}{more}", True
+        elif self.ended_at is not None:
+            text, bad = f"■ SCENARIO ENDED at {self.ended_text()}", False
         elif not connected:
             text, bad = "▲ FEED LOST" + silent, True
         elif silent:
             text, bad = f"▲ NO DATA for {fmt_span(idle)}", True
-        else:
-            text, bad = "● feed connected", False
-        self.connected = connected and not bad
-        self._set_feed(text, bad, "\n".join([down] if down else faults))
+        else:     # a client of the centre names the decider, not a feed it does not have
+            text, bad = s.get("ok_text") or "● feed connected", False
+        self.connected = connected and not bad and self.ended_at is None
+        why = "\n".join([down] if down else faults)
+        if self.ended_at is not None and not why:
+            why = ENDED_HELP.format(at=self.ended_text())
+        self._set_feed(text, bad, why, "feedEnded" if self.ended_at is not None and not bad else None)
         self.rate.setText(f"{s.get('msgs_per_s', 0):,.0f} msg/s")
         lag = s.get("lag_s", 0.0)
         self.lag.setText(f"lag {lag:.1f} s")
@@ -96,11 +116,15 @@ class ConsoleStatusBar(QStatusBar):
         if "speed" in s and self.mode.text().startswith("TRAINING"):
             self.mode.setText(f"TRAINING ×{s['speed']:g}")
 
-    def _set_feed(self, text: str, bad: bool, why: str) -> None:
+    def ended_text(self) -> str:
+        """The simulated local time the training feed ended, "12:30"."""
+        return dt.datetime.fromtimestamp(self.ended_at, self.tz).strftime("%H:%M") if self.ended_at else ""
+
+    def _set_feed(self, text: str, bad: bool, why: str, name: str | None = None) -> None:
         if text != self.feed.text():
             self.feed.setText(text[:200])
             self.feed.setToolTip(tooltip("\n".join(x for x in (text, why) if x)))   # errors are data
-            name = "feedLost" if bad else ""
+            name = name or ("feedLost" if bad else "")
             if self.feed.objectName() != name:
                 self.feed.setObjectName(name)
                 self.feed.style().unpolish(self.feed)

@@ -14,6 +14,13 @@ the shipped basemap has every street, so the trainee's first alert is on a real 
 queue's Location reads "Camden High Street, Camden"). The rest of the day is the simulator's
 own script.
 
+A rerun never meets the last run: alert ids are made from the alert's type, offender and start
+(``monitorapp.engine.alerts.alert_id``), and the training store is kept between runs (it holds the
+training accounts), so a run that replayed the same simulated hours would raise alerts the store
+already holds acknowledged, and the trainee's acknowledgement would be refused. When the store
+already holds anything at or after the planned start (``last_recorded``), the run moves on by
+whole days (``days_after``): the same story at the same local times, on the next free day.
+
 Training is sealed (spec v2 §8): the training store is opened with ``mode="training"``
 (``localdb.schema``), which refuses a live store before writing anything; ``check_training_args``
 reads the mark of a ``--db`` first, so the refusal comes before anything is built.
@@ -58,6 +65,34 @@ def training_store_path(db: str | None = None) -> pathlib.Path:
     else:
         p = private_dir(data_dir()) / "training.sqlite"
     return p
+
+
+def last_recorded(path) -> float | None:
+    """The latest time a training store holds (an alert raised, a fix), read only; None for a
+    store that does not exist yet or holds neither."""
+    import sqlite3
+    p = pathlib.Path(path)
+    if not p.is_file():
+        return None
+    try:
+        con = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            times = [con.execute(q).fetchone()[0] for q in ("SELECT max(raised_at) FROM alerts",
+                                                            "SELECT max(t) FROM fixes")]
+        finally:
+            con.close()
+    except sqlite3.Error:        # not a store (yet): the store itself says what is wrong
+        return None
+    times = [float(t) for t in times if t is not None]
+    return max(times) if times else None
+
+
+def days_after(start: float, after: float | None) -> int:
+    """Whole days to move a run planned from ``start`` so that it begins after ``after`` (what
+    the store already holds): 0 when nothing is recorded at or after ``start``."""
+    if after is None or after < start:
+        return 0
+    return int((after - start) // 86400) + 1
 
 
 FIRST_BREACH_S = 480     # the opening exclusion breach: its alert about 10 simulated min in
@@ -110,24 +145,33 @@ class TrainingSession:
     """The demo caseload, the simulator and its feed source, for one run of training mode."""
 
     def __init__(self, *, n_offenders: int = 100, seed: int = 1, speed: int = 10,
-                 start: float | None = None, scenario: str | None = None):
+                 start: float | None = None, scenario: str | None = None, db: str | None = None):
         if speed not in SPEEDS:
             raise TrainingError(f"training speed must be one of {', '.join(map(str, SPEEDS))}, not {speed}")
         from monitorapp.engine.caseload import parse_caseload
         from monitorapp.sim.demo import demo_caseload
         from monitorapp.sim.simulator import LiveSimulator
         self.scenario = scenario
+        # what the training store already holds: a rerun moves on by whole days (module docstring)
+        after = last_recorded(training_store_path(db))
+        self.days_on = 0
         if scenario:
-            from monitorapp.sim.scenarios import SCENARIOS, scenario as make_scenario
+            from monitorapp.feed.timeutil import fmt_time, parse_time
+            from monitorapp.sim.scenarios import SCENARIO_DATE, SCENARIOS, scenario as make_scenario
             if scenario not in SCENARIOS:
                 raise TrainingError(f"unknown training scenario {scenario!r}; one of {', '.join(SCENARIOS)}")
-            sc = make_scenario(scenario, seed=seed)
+            day0 = parse_time(SCENARIO_DATE) - 12 * 3600          # the scenario day's 00:00 UTC
+            self.days_on = days_after(day0, after)
+            sc = make_scenario(scenario, seed=seed, date=fmt_time(parse_time(SCENARIO_DATE) + 86400 * self.days_on))
             self.description = sc.description
             self.start, self.doc = float(sc.start), sc.caseload
             self.simulator = sc.live()
         else:
             self.description = "a full simulated day of the eight boroughs from 10:00"
-            self.start = float(start if start is not None else training_start())
+            planned = float(start if start is not None else training_start())
+            self.days_on = days_after(planned, after)
+            self.start = (planned + 86400 * self.days_on if start is not None      # 10:00 local, days on
+                          else training_start(time.time() + 86400 * self.days_on))
             self.doc = demo_caseload(n_offenders=n_offenders, seed=seed, start=self.start)
             self.simulator = training_day(self.doc, self.start, seed)
         self.caseload = parse_caseload(self.doc, "demo caseload")

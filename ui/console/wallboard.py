@@ -3,7 +3,8 @@ monitor (View ▸ Wall board, Ctrl+Shift+W).
 
 Read from across the room, so large and few: per priority the number of unacknowledged alerts
 (and how many are open), the feed health as the status bar says it, and the oldest alert still
-waiting for acknowledgement with how long it has waited. No names, no notes, no map: a wall
+waiting for acknowledgement with how long it has waited (in training, "■ SCENARIO ENDED at 12:30"
+in grey once the scenario's feed is over). No names, no notes, no map: a wall
 screen is seen by visitors too (data minimisation), and the console is where alerts are handled.
 Nothing on it is interactive; it is refreshed by the main window's tick.
 """
@@ -104,7 +105,8 @@ class WallBoard(QWidget):
                         f"font-size: 30pt; font-weight: bold; color: {p.priority[a.priority]};")
         text = status_bar.feed.text()
         self.feed.setText(text)
-        bad = not text.startswith("●")
+        # a training scenario that ended by design is said in grey, like a healthy feed
+        bad = not text.startswith("●") and getattr(status_bar, "ended_at", None) is None
         self._style("feed", self.feed, f"font-size: 30pt; font-weight: bold; color: "
                                        f"{p.priority['critical'] if bad else p.dim_text};")
         self.clock.setText(status_bar.clock.text())

@@ -323,10 +323,36 @@ class ZoneChanges(QObject):
             raise ChangeRefused("the approver's user name is needed")
         if username == self.w.operator:
             raise ChangeRefused("the approver must be another person")
-        session = Accounts(self.w.store).sign_in(username, password)
+        if getattr(self.w, "centre", None) is not None:
+            session = self._verify_at_centre(username, password)
+        else:
+            session = Accounts(self.w.store).sign_in(username, password)
         if not can(session.role, "edit_zones"):
             raise ChangeRefused(f"{username} ({session.role_text}) may not approve zone changes")
         return session
+
+    def _verify_at_centre(self, username: str, password: str):
+        """Client mode: the approver's own login of the centre's record; the server checks the
+        password and says the role (nothing is kept: the connection is closed at once)."""
+        import time
+        from centraldb.store import PgStore
+        from localdb.accounts import Session
+        from localdb.schema import StoreError
+        if self.w.store is None:
+            raise ChangeRefused("the centre cannot be reached: nothing can be approved or recorded")
+        try:
+            probe = PgStore(self.w.store.dsn, credentials=(username, password), create=False, anchor=False)
+        except Exception as e:     # noqa: BLE001 - refused at connect: wrong password, locked, unreachable
+            why = "wrong user name or password" if "authentication" in str(e) else str(e).splitlines()[0]
+            raise ChangeRefused(f"approval not given: {why}") from None
+        try:
+            roles = sorted(probe.roles)
+        finally:
+            try:
+                probe.close()
+            except StoreError:
+                pass
+        return Session(username, roles[0] if roles else "", time.time())
 
     def needs_approval(self, zone_id: str) -> bool:
         return self.approval == "all" or (self.approval == "court" and zone_id in self.court_ids)

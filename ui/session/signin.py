@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QCursor
+from PySide6.QtGui import QCursor, QFontDatabase
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout,
                                QLabel, QLineEdit, QPlainTextEdit, QPushButton, QStackedWidget,
                                QVBoxLayout, QWidget)
@@ -650,6 +650,8 @@ class AccountsDialog(QDialog):
         lay = QVBoxLayout(self)
         self.listing = QPlainTextEdit()
         self.listing.setReadOnly(True)
+        self.listing.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))   # columns line up
+        self.listing.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         lay.addWidget(self.listing, 1)
         form = QFormLayout()
         self.user, self.password = QLineEdit(), QLineEdit()
@@ -673,13 +675,14 @@ class AccountsDialog(QDialog):
         self.refresh()
 
     def refresh(self) -> None:
-        lines = []
+        from localdb.accounts import ROLE_TEXT
+        lines = [f"{'User name':<20} {'Role':<15} {'State':<8} Last sign-in"]
         for a in self.accounts.list():
             state = "LOCKED" if a["locked"] else ("disabled" if a["disabled"] else "active")
             if a["locked"] and a.get("locked_until"):
                 state = f"LOCKED until {fmt_time(a['locked_until'])}"
             last = fmt_time(a["last_sign_in"]) if a["last_sign_in"] else "never"
-            lines.append(f"{a['username']:<20} {a['role']:<16} {state:<8} last sign-in {last}")
+            lines.append(f"{a['username']:<20} {ROLE_TEXT.get(a['role'], a['role']):<15} {state:<8} {last}")
         self.listing.setPlainText("\n".join(lines))
 
     def create(self) -> bool:

@@ -27,7 +27,7 @@ crime-mapping window opens the playback over the query's window.
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from localdb.accounts import Accounts
@@ -145,7 +145,7 @@ class RoleViews(QObject):
 
     def _build_menu(self) -> None:
         w, session = self.window, self.session
-        self.menu = menu = w.menuBar().addMenu("&Views")
+        self.menu = menu = w.menuBar().addMenu("Vie&ws")      # Alt+W: Alt+V is the View menu
         for name in views_for(session.role):
             act = QAction(TITLES[name], w)
             act.setShortcut(QKeySequence(SHORTCUTS[name]))
@@ -282,6 +282,7 @@ class RoleViews(QObject):
         self._home.show()
 
     def _analyst_home(self) -> QWidget:
+        from ui.session.signin import Button
         home = QWidget()
         home.setObjectName("analystHome")
         lay = QVBoxLayout(home)
@@ -294,7 +295,7 @@ class RoleViews(QObject):
         self.home_buttons = {}
         for name, text in (("crime", "Crime mapping  (Ctrl+Shift+3)"),
                            ("playback", "Trail playback  (Ctrl+Shift+4)")):
-            b = QPushButton(text)
+            b = Button(text)            # Return on the focused button opens it, as Space does
             b.setObjectName(f"home_{name}")
             b.setMinimumHeight(48)
             b.clicked.connect(lambda _=False, n=name: self.open(n))
@@ -369,7 +370,11 @@ class RoleViews(QObject):
             lay.addWidget(view)
             if name == "crime" and can(self.session.role, "playback"):
                 lay.addLayout(self._playback_row(view))
-            frame.resize(1500, 950)
+            # 1500×950 where it fits; on a smaller screen (1366×768) maximised, never past its edges
+            avail = (self.window.screen() or QGuiApplication.primaryScreen()).availableGeometry()
+            frame.resize(min(1500, avail.width()), min(950, avail.height()))
+            if avail.width() < 1540 or avail.height() < 1000:
+                frame.setWindowState(frame.windowState() | Qt.WindowState.WindowMaximized)
             self.views[name] = view
             if self.idle_lock is not None:
                 self.idle_lock.watch(frame)
@@ -415,7 +420,8 @@ class RoleViews(QObject):
         q = answer["query"]
         for r in answer["results"]:
             if r.get("verdict") in PLAYBACK_VERDICTS and r.get("offender"):
-                self.returned[r["offender"]] = {"ref": q.get("ref"), "from": parse_time(q["from"]),
+                self.returned[r["offender"]] = {"ref": q.get("ref"), "reason": q.get("reason"),
+                                                "from": parse_time(q["from"]),
                                                 "to": parse_time(q["to"])}
         panel = self.views.get("playback")
         if panel is not None and self.session is not None and self.session.role == POLICE:
@@ -455,6 +461,9 @@ class RoleViews(QObject):
                     panel.position.setText("A police analyst plays back only the people a crime-mapping "
                                            "query placed at or near the scene: run the query first.")
                     return 0
+                if not panel.ref.text().strip():      # the query's own ref and reason
+                    panel.ref.setText(self.returned[who].get("ref") or "")
+                    panel.reason.setText(self.returned[who].get("reason") or "")
                 return original(who, t_from, t_to)
             panel.load = load
         keep = combo.currentData()

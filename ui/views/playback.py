@@ -16,11 +16,11 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton,
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QSlider, QSplitter, QVBoxLayout, QWidget)
 
 from monitorapp.feed.timeutil import fmt_time
-from monitorapp.crime.trail import trail as read_trail
+from monitorapp.crime.trail import latest_fix_time, trail as read_trail
 from ui.console.formdialog import utc_datetime_edit
 from ui.roles import require
 from ui.text import plain_label
@@ -74,19 +74,34 @@ class PlaybackPanel(QWidget):
         self.setObjectName("playbackPanel")
         self.setWindowTitle("Trail playback")
         conn = store.reader()
-        last = conn.execute("SELECT max(t) FROM fixes").fetchone()[0] or 0.0
+        last = latest_fix_time(store)
 
         self.who = QComboBox()
-        for oid, name, dev in conn.execute(
+        try:
+            rows = conn.execute(
                 "SELECT o.offender_id, o.name, a.device FROM offenders o LEFT JOIN assignments a"
-                " ON a.offender_id = o.offender_id AND a.valid_to IS NULL ORDER BY o.offender_id"):
-            self.who.addItem(f"{oid} {name or ''} ({dev or 'no tag'})", oid)
+                " ON a.offender_id = o.offender_id AND a.valid_to IS NULL ORDER BY o.offender_id").fetchall()
+        except Exception:      # noqa: BLE001 - a login that may not see tag assignments (police)
+            rows = [(oid, name, None) for oid, name in conn.execute(
+                "SELECT offender_id, name FROM offenders ORDER BY offender_id")]
+        for oid, name, dev in rows:
+            self.who.addItem(f"{oid} {name or ''} ({dev or 'tag not shown'})", oid)
         self.t_from, self.t_to = utc_datetime_edit(last - 6 * 3600), utc_datetime_edit(last)
         self.load_button = QPushButton("Load trail")
+        # on the centre's record a login that may not read positions (a police analyst, a
+        # supervisor) reads a trail through the server's audited path: a reference and a reason
+        self.needs_reason = hasattr(store, "crime_reader") and not store.reads_fixes
+        self.ref, self.reason = QLineEdit(), QLineEdit()
+        self.ref.setPlaceholderText("reference (e.g. MET/2026/0415)")
+        self.reason.setPlaceholderText("reason for looking at this trail")
         top = QHBoxLayout()
-        for w in (QLabel("Offender"), self.who, QLabel("from"), self.t_from, QLabel("to"), self.t_to,
-                  self.load_button):
+        for w in (QLabel("Offender"), self.who, QLabel("from"), self.t_from, QLabel("to"), self.t_to):
             top.addWidget(w)
+        if self.needs_reason:
+            for w in (QLabel("Ref"), self.ref, QLabel("Reason"), self.reason):
+                top.addWidget(w)
+            self.reason.returnPressed.connect(lambda: self.load())
+        top.addWidget(self.load_button)
         top.addStretch(1)
 
         self.play_button = QPushButton("▶ Play")
@@ -158,8 +173,13 @@ class PlaybackPanel(QWidget):
         t0 = float(self.t_from.dateTime().toSecsSinceEpoch() if t_from is None else t_from)
         t1 = float(self.t_to.dateTime().toSecsSinceEpoch() if t_to is None else t_to)
         self.set_playing(False)
+        ref, reason = self.ref.text().strip(), self.reason.text().strip()
+        if self.needs_reason and not (ref and reason):
+            self.position.setText("A reference number and a reason are required to load a trail "
+                                  "(they are recorded with the read in the centre's audit log).")
+            return 0
         try:
-            self.fixes = read_trail(self.store, who, t0, t1)
+            self.fixes = read_trail(self.store, who, t0, t1, ref=ref or None, reason=reason or None)
         except ValueError as e:
             self.position.setText(f"Cannot load: {e}")
             return 0

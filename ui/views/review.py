@@ -279,6 +279,7 @@ class ReviewPanel(QWidget):
         lay.addLayout(bar)
 
         self.table = QTableView()
+        self.table.setTabKeyNavigation(False)      # Tab leaves the table (arrows move in it)
         self.table.setObjectName("reviewTable")
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
@@ -315,6 +316,7 @@ class ReviewPanel(QWidget):
         self.f_to.dateChanged.connect(self.apply_filters)
         self.f_late.toggled.connect(self.apply_filters)
         self.review_button.clicked.connect(self._review_selected)
+        self.comment.returnPressed.connect(self.review_button.click)     # Return records it too
         self.export_button.clicked.connect(lambda: self.export_csv())
         self.check_chain()
         self.refresh()

@@ -301,7 +301,7 @@ class TrainerPanel(QWidget):
             self.speed.addItem(f"×{s}", s)
         self.speed.setCurrentIndex(1)        # ×10, as training mode starts
         self.start_button, self.pause_button = QPushButton("Start"), QPushButton("Pause")
-        self.reset_button, self.report_button = QPushButton("Reset"), QPushButton("Trainee report")
+        self.reset_button, self.report_button = QPushButton("Reset"), QPushButton("Trainee &report")   # Alt+R
         self.pause_button.setCheckable(True)
         bar = QHBoxLayout()
         for w in (QLabel("Scenario"), self.scenario, QLabel("Trainee"), self.trainee, self.trainee_button,
@@ -314,12 +314,14 @@ class TrainerPanel(QWidget):
         self.clock = plain_label("Not running.")
         self.clock.setObjectName("trainerClock")
         self.clock.setStyleSheet("font-size: 15pt; font-weight: bold;")
+        self.clock.setWordWrap(True)          # a long line wraps, never widens the window past the screen
         self.console_holder = QVBoxLayout()
         self.console_holder.setContentsMargins(0, 0, 0, 0)
         console_box = QWidget()
         console_box.setLayout(self.console_holder)
         self.report = TraineeReportModel(self)
         self.report_table = QTableView()
+        self.report_table.setTabKeyNavigation(False)      # Tab leaves the table
         self.report_table.setObjectName("traineeReport")
         self.report_table.setModel(self.report)
         self.report_table.verticalHeader().setVisible(False)
@@ -455,10 +457,17 @@ class TrainerPanel(QWidget):
         now = run.feed.now()
         local = dt.datetime.fromtimestamp(now, run.tz)
         state = "PAUSED" if run.paused else f"×{run.speed:g}"
-        self.clock.setText(f"{SCENARIO_TEXT.get(run.name, run.name)} · {_rel(now, run.start)} of "
-                           f"{fmt_duration(run.end - run.start)} simulated · {fmt_duration(run.feed.real_s(now))}"
-                           f" real · {state} · {len(run.controller.model.rows())} alerts"
-                           + f" · {local:%H:%M:%S} local")
+        ended = run.feed.ended_at
+        if ended is not None:       # over by design: say so, and what the trainer can do next
+            self.clock.setText(f"{SCENARIO_TEXT.get(run.name, run.name)} · SCENARIO ENDED at "
+                               f"{dt.datetime.fromtimestamp(ended, run.tz):%H:%M} ({_rel(ended, run.start)})"
+                               f" · {len(run.controller.model.rows())} alerts · Start runs it again,"
+                               f" or choose another scenario")
+        else:
+            self.clock.setText(f"{SCENARIO_TEXT.get(run.name, run.name)} · {_rel(now, run.start)} of "
+                               f"{fmt_duration(run.end - run.start)} simulated · {fmt_duration(run.feed.real_s(now))}"
+                               f" real · {state} · {len(run.controller.model.rows())} alerts"
+                               + f" · {local:%H:%M:%S} local")
         self._ticks += 1
         if self._ticks % REPORT_EVERY == 0 and self.report.row_count():
             self.report.set_rows(self.report_rows())       # a shown report keeps scoring
