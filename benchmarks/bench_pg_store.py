@@ -8,11 +8,14 @@ synchronous_commit on; unlike the test cluster):
    ``Store`` on the same fixes (``bench_store_ingest.make_fixes``);
 2. size on disk per million fixes (heap + indexes of the partitions);
 3. crime query 500 m / 2 h over ``--crime-fixes`` (100 tags, one fix a minute, loaded with
-   COPY): the whole PostgreSQL path (``centraldb.crime.crime_slice`` + the crime query's own
-   ``subjects``/``assess_all`` + the audit record), p50/p95, and the GiST area read alone;
+   COPY): the whole path of a query (``monitorapp.crime.query.crime_check`` on the record: the
+   window's slice from ``centraldb.crime``, the prism verdicts, the audit record), p50/p95,
+   and the GiST area read alone;
 4. the time to drop a month (``purge_fixes``: detach and drop one monthly partition).
 
     .venv/bin/python benchmarks/bench_pg_store.py [--fixes 1000000] [--crime-fixes 10000000]
+    .venv/bin/python benchmarks/bench_pg_store.py --fixes 0 --crime-fixes 100000000 --keep --dir D
+    .venv/bin/python benchmarks/bench_pg_store.py --crime-dsn DSN    # again, on the kept data
 """
 from __future__ import annotations
 
@@ -33,10 +36,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_store_ingest import bench_store, make_fixes  # noqa: E402
-from centraldb.crime import crime_slice, devices_near  # noqa: E402
+from centraldb.crime import devices_near  # noqa: E402
 from centraldb.store import PgStore  # noqa: E402
-from monitorapp.crime.query import MARGIN_S, assess_all  # noqa: E402
-from monitorapp.crime.trail import subjects  # noqa: E402
+from monitorapp.crime.query import crime_check  # noqa: E402
 from tests.fixtures_pg import start_cluster, stop_cluster  # noqa: E402
 
 T0 = 1_767_225_600.0          # 2026-01-01T00:00:00Z
@@ -137,7 +139,11 @@ def load_crime_data(dsn: str, n_fixes: int, tags: int = 100, seed: int = 7) -> i
 
 
 def bench_crime(dsn: str, n: int, radius: float, window_s: float, seed: int = 11) -> None:
+    """``n`` crime queries through the whole path a user's query takes (``crime_check`` on the
+    record: the window's slice, the prism verdicts, the audit record), at random places near a
+    random tag's position at a random time in the data."""
     rng = np.random.default_rng(seed)
+    to_wgs = pyproj.Transformer.from_crs(27700, 4326, always_xy=True)
     with PgStore(dsn) as store:
         conn = store.reader()
         t_lo, t_hi = conn.execute("SELECT min(first_seen), max(last_seen) FROM tags").fetchone()
@@ -149,26 +155,23 @@ def bench_crime(dsn: str, n: int, radius: float, window_s: float, seed: int = 11
             row = conn.execute("SELECT x, y FROM fixes WHERE device=%s AND t >= %s ORDER BY t"
                                " LIMIT 1", (tag, at)).fetchone()
             cx, cy = row[0] + rng.normal(0, 300), row[1] + rng.normal(0, 300)
+            lon, lat = to_wgs.transform(cx, cy)
             tf, tt = at - window_s / 2, at + window_s / 2
             start = time.perf_counter()
-            sl = crime_slice(conn, tf - MARGIN_S, tt + MARGIN_S)
-            subs = subjects(sl, tf - MARGIN_S, tt + MARGIN_S)
-            out = assess_all(sl, subs, cx, cy, radius, tf, tt)
-            store.audit("bench", "crime_query", {"ref": f"BENCH-{q}", "results": len(out)})
+            out = crime_check(store, lat, lon, radius, tf, tt, f"BENCH-{q}", "benchmark", "bench")
             elapsed = time.perf_counter() - start
-            sl.close()
             t1 = time.perf_counter()
-            devices_near(conn, cx, cy, radius + max(radius, 250.0), tf - MARGIN_S, tt + MARGIN_S)
+            devices_near(conn, cx, cy, radius + max(radius, 250.0), tf, tt)
             if q >= 3:
                 times.append(elapsed)
                 near_times.append(time.perf_counter() - t1)
-                for r in out:
+                for r in out["results"]:
                     verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
         size = _fix_bytes(conn)
     print(f"postgresql crime query {radius:.0f} m / {window_s / 3600:.1f} h over {total:,} fixes, "
           f"{n} queries: p50 {statistics.median(times) * 1000:.1f} ms, p95 "
           f"{_pct(times, 0.95) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms "
-          f"(slice + verdicts + audit)")
+          f"(crime_check: slice + prism verdicts + audit)")
     print(f"  GiST area read alone (devices within reach): p50 "
           f"{statistics.median(near_times) * 1000:.1f} ms, p95 {_pct(near_times, 0.95) * 1000:.1f} ms;"
           f" verdicts seen: {verdicts}; load average {os.getloadavg()[0]:.1f}")
@@ -197,7 +200,17 @@ def main() -> int:
     p.add_argument("--queries", type=int, default=100)
     p.add_argument("--skip-sqlite", action="store_true")
     p.add_argument("--dir", default=None, help="where the throw-away cluster goes (default: /tmp)")
+    p.add_argument("--crime-dsn", default=None, metavar="DSN",
+                   help="measure the crime query (only) on a database loaded before by this "
+                        "script's loader (--keep), instead of loading one: 100 M fixes take "
+                        "about 45 minutes to load here")
+    p.add_argument("--keep", action="store_true",
+                   help="leave the cluster running after the run and print its crime database's "
+                        "DSN (for --crime-dsn; stop it with pg_ctl -D DIR/data stop)")
     args = p.parse_args()
+    if args.crime_dsn:
+        bench_crime(args.crime_dsn, args.queries, 500.0, 7200.0)
+        return 0
     cluster, root = start_cluster(Path(args.dir) if args.dir else None,
                                   settings={"shared_buffers": "'1GB'", "max_wal_size": "'4GB'",
                                             "checkpoint_timeout": "'15min'"})
@@ -223,9 +236,13 @@ def main() -> int:
             print(f"loading {args.crime_fixes:,} fixes for the crime query ...", flush=True)
             load_crime_data(cluster.dsn("crime"), args.crime_fixes)
             bench_crime(cluster.dsn("crime"), args.queries, 500.0, 7200.0)
-            bench_drop_month(cluster.dsn("crime"))
+            if args.keep:
+                print(f"kept: --crime-dsn '{cluster.dsn('crime')}' (cluster in {root})")
+            else:
+                bench_drop_month(cluster.dsn("crime"))
     finally:
-        stop_cluster(cluster, root)
+        if not args.keep:
+            stop_cluster(cluster, root)
     return 0
 
 

@@ -1,9 +1,10 @@
 """Crime mapping (spec §5) on the PostgreSQL record: the slice of the record a query needs.
 
 ``window_rows(conn, lo, hi)`` reads exactly what ``monitorapp.crime.query`` reads from a SQLite
-store for a window widened to ``[lo, hi]`` (``lo = from - MARGIN_S``, ``hi = to + MARGIN_S``):
-the tag assignments and the tags whose span touches it (the subjects), and, per tag, every fix
-in it plus the last fix before ``lo`` and the first after ``hi`` ("last seen", "next seen"),
+store for a window ``[lo, hi]`` (``monitorapp.crime.tracks``): the tag assignments and the tags
+whose span touches it (the subjects), and, per tag, every fix in it plus the last two fixes
+before ``lo`` and the first two after ``hi`` (the bracketing fixes and, for each, the neighbour
+that decides whether it is a single-fix jump),
 as arrays: the server's ``crime_tracks_of`` (migration 5) returns one row per tag, so a
 hundred rows cross the wire instead of tens of thousands. The fix read is one index scan of
 ``(device, t)`` per partition of the window's months (partition pruning); the neighbour reads
@@ -23,10 +24,13 @@ narrow the full read.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 
 import numpy as np
+
+BRACKET = 2    # fixes either side of the window: migration 5's LIMIT, = monitorapp.crime.tracks.BRACKET
 
 _SUBJECT_SQL = (
     "SELECT offender_id, device, valid_from, valid_to FROM assignments"
@@ -113,15 +117,19 @@ class WindowSlice(sqlite3.Connection):
         self._start = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
         dev = np.repeat(np.arange(len(tracks)), sizes)
 
-        def column(k: int, dtype) -> np.ndarray:
-            return (np.concatenate([np.asarray(r[k], dtype=dtype) for r in tracks])
-                    if tracks else np.zeros(0, dtype=dtype))
+        def column(k: int, dtype) -> np.ndarray:      # one conversion per column, not per tag
+            flat = list(itertools.chain.from_iterable(r[k] for r in tracks))
+            return np.array(flat, dtype=dtype) if flat else np.zeros(0, dtype=dtype)
         fix_id, t, acc, x, y = (column(1, np.int64), column(3, float), column(6, float),
                                 column(7, float), column(8, float))
+        seq, lat, lon = column(2, object), column(4, float), column(5, float)
         # per tag by t, ties as the SQLite slice's (device, t, x, y, acc) index orders them
         order = np.lexsort((fix_id, acc, y, x, t, dev))
         self._fix_id, self._t, self._acc = fix_id[order], t[order], acc[order]
         self._x, self._y = x[order], y[order]
+        self._seq, self._lat, self._lon = seq[order], lat[order], lon[order]
+        self._ids_order = np.argsort(self._fix_id, kind="stable")
+        self._ids_sorted = self._fix_id[self._ids_order]
         self._tracks, self._filled = tracks, False
 
     def _fill(self) -> None:
@@ -146,20 +154,27 @@ class WindowSlice(sqlite3.Connection):
         k = self._code.get(device)
         return (0, 0) if k is None else (int(self._start[k]), int(self._start[k + 1]))
 
-    def track_rows(self, subs: list[tuple], lo: float, hi: float) -> np.ndarray:
-        """(subject index, fix_id, t, x, y, acc) of every subject's fixes in its span within
-        [lo, hi], as the crime query's SQL would return them."""
+    def track_rows(self, subs: list[tuple], lo: float, hi: float, lonlat: bool = False) -> np.ndarray:
+        """(subject index, fix_id, t, x, y, acc[, lat, lon]) of every subject's fixes in its
+        span within [lo, hi] and the ``BRACKET`` either side still within its span, as
+        ``monitorapp.crime.tracks`` reads them from a SQLite store."""
         parts = []
         for i, (_, dev, a, b) in enumerate(subs):
             first, last = self._bounds(dev)
             ts = self._t[first:last]
-            j = first + int(np.searchsorted(ts, max(a, lo), "left"))
-            k = first + int(np.searchsorted(ts, min(b, hi), "right"))
+            j0 = int(np.searchsorted(ts, max(a, lo), "left"))
+            k0 = int(np.searchsorted(ts, min(b, hi), "right"))
+            if max(a, lo) > min(b, hi):
+                continue
+            j = first + max(j0 - BRACKET, int(np.searchsorted(ts, a, "left")))
+            k = first + min(k0 + BRACKET, int(np.searchsorted(ts, b, "right")))
             if k > j:
-                parts.append(np.column_stack([np.full(k - j, float(i)), self._fix_id[j:k],
-                                              self._t[j:k], self._x[j:k], self._y[j:k],
-                                              self._acc[j:k]]))
-        return np.concatenate(parts) if parts else np.zeros((0, 6))
+                cols = [np.full(k - j, float(i)), self._fix_id[j:k], self._t[j:k], self._x[j:k],
+                        self._y[j:k], self._acc[j:k]]
+                if lonlat:
+                    cols += [self._lat[j:k], self._lon[j:k]]
+                parts.append(np.column_stack(cols))
+        return np.concatenate(parts) if parts else np.zeros((0, 8 if lonlat else 6))
 
     def neighbour(self, device: str, t: float, before: bool):
         """The tag's last fix before ``t`` (or first after it) as (t, x, y, acc), or None."""
@@ -178,12 +193,14 @@ class WindowSlice(sqlite3.Connection):
     def fix_details(self, fix_ids) -> dict:
         """fix_id -> (seq, lat, lon) for the given fixes."""
         want = np.asarray(sorted({int(f) for f in fix_ids}), dtype=np.int64)
-        out = {}
-        for r in self._tracks:
-            ids = np.asarray(r[1], dtype=np.int64)
-            for k in np.flatnonzero(np.isin(ids, want)):
-                out[int(ids[k])] = (r[2][k], r[4][k], r[5][k])
-        return out
+        if not len(want) or not len(self._ids_sorted):
+            return {}
+        k = np.clip(np.searchsorted(self._ids_sorted, want), 0, len(self._ids_sorted) - 1)
+        found = self._ids_sorted[k] == want
+        rows = self._ids_order[k[found]]
+        return {int(f): (q, float(la), float(lo)) for f, q, la, lo in
+                zip(want[found].tolist(), self._seq[rows].tolist(), self._lat[rows].tolist(),
+                    self._lon[rows].tolist())}
 
 
 def slice_of(rows: dict) -> sqlite3.Connection:
