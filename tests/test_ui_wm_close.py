@@ -147,14 +147,16 @@ def test_the_window_managers_close_asks_while_a_critical_waits_and_no_keeps_moni
         desktop.run("xdotool", "windowactivate", "--sync", box[0], "key", "Escape")
         wait_for(lambda: app.seen("quit_asked", quit=False), 20, "the refusal after Escape")
         wait_for(lambda: not desktop.windows(CONFIRM), 20, "the confirmation to go")
-        assert desktop.windows(f"^{TITLE}$") == [win] and app.proc.poll() is None
+        wait_for(lambda: desktop.windows(f"^{TITLE}$") == [win], 20, "the console window, still there")
+        assert app.proc.poll() is None
 
         # 2. Alt+F4 on the console, then Return on the default button (No)
         desktop.run("xdotool", "windowactivate", "--sync", win, "key", "alt+F4")
         box = wait_for(lambda: desktop.windows(CONFIRM), 20, "the confirmation after Alt+F4")
         desktop.run("xdotool", "windowactivate", "--sync", box[0], "key", "Return")
         wait_for(lambda: len(app.seen("quit_asked", quit=False)) == 2, 20, "the refusal after Return")
-        assert desktop.windows(f"^{TITLE}$") == [win] and app.proc.poll() is None
+        wait_for(lambda: desktop.windows(f"^{TITLE}$") == [win], 20, "the console window, still there")
+        assert app.proc.poll() is None
         asked = app.seen("quit_asked")
         assert all(e["unacknowledged_critical"] == 1 for e in asked), asked
 
