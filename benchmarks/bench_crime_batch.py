@@ -12,12 +12,17 @@ second day: windows of 1 to 6 hours, radii of 50 to 500 m, half of them placed n
 random tag was at the time (so there are hits), half anywhere in the area.
 
     .venv/bin/python benchmarks/bench_crime_batch.py --db /var/tmp/crime10k.sqlite
+    .venv/bin/python benchmarks/bench_crime_batch.py --db /var/tmp/crime10k.sqlite --pg-only
+
+``--pg`` runs the same batch on the PostgreSQL record too (the store carried into a throw-away
+cluster with ``monitorapp migrate-store``'s code).
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import os
+import resource
 import sqlite3
 import sys
 import time
@@ -31,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from localdb.store import Store  # noqa: E402
 
 T0 = 1_767_225_600.0          # 2026-01-01T00:00:00Z
+WORKERS = None
 DAY = 86400.0
 _INSERT = ("INSERT INTO fixes (device, seq, t, rx, lat, lon, acc, src, spd, hdg, sats, batt,"
            " x, y, used) VALUES (?,?,?,?,?,?,?,'gps',NULL,NULL,NULL,NULL,?,?,1)")
@@ -124,13 +130,17 @@ def make_incidents(path: Path, out: Path, n: int, day: int, seed: int = 23) -> N
 
 def _run(store, incidents, label: str) -> dict:
     from monitorapp.crime.batch import run_batch
+    from monitorapp.crime.batchwork import default_workers
+    workers = default_workers() if WORKERS is None else WORKERS    # as monitorapp crimecheck does
     cpu, start = time.process_time(), time.perf_counter()
-    report = run_batch(store, incidents, "benchmark: a force's day", "bench")
+    report = run_batch(store, incidents, "benchmark: a force's day", "bench", workers=workers)
     wall = time.perf_counter() - start
     verdicts: dict[str, int] = {}
     for h in report["hits"]:
         verdicts[h["verdict"]] = verdicts.get(h["verdict"], 0) + 1
-    print(f"{label}: {len(incidents)} incidents in {wall:.1f} s wall, {time.process_time() - cpu:.1f} s CPU;"
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"{label}: {len(incidents)} incidents in {wall:.1f} s wall ({workers} workers), "
+          f"{time.process_time() - cpu:.1f} s CPU here + {children.ru_utime + children.ru_stime:.1f} s in the workers;"
           f" {report['query']['hits']} hits {verdicts}; load average {os.getloadavg()[0]:.1f}"
           f" on {os.cpu_count()} CPUs", flush=True)
     return report
@@ -144,7 +154,15 @@ def main() -> int:
     p.add_argument("--step", type=float, default=168.0, help="seconds between a tag's fixes")
     p.add_argument("--incidents", type=int, default=500)
     p.add_argument("--regenerate", action="store_true", help="build the data set again")
+    p.add_argument("--workers", type=int, default=None, help="processes deciding the incidents "
+                   "(default: as monitorapp crimecheck, the CPUs up to 4)")
+    p.add_argument("--pg", action="store_true", help="also on the PostgreSQL record (a throw-away "
+                   "cluster; the store carried into it as monitorapp migrate-store does)")
+    p.add_argument("--pg-only", action="store_true", help="only on the PostgreSQL record")
+    p.add_argument("--pg-dir", default=None, help="where the throw-away cluster goes")
     args = p.parse_args()
+    global WORKERS
+    WORKERS = args.workers
     path = Path(args.db)
     path.parent.mkdir(parents=True, exist_ok=True)
     if args.regenerate or not path.exists():
@@ -163,8 +181,35 @@ def main() -> int:
     with Store(path) as store:
         total = store.reader().execute("SELECT count(*) FROM fixes").fetchone()[0]
         print(f"store: {total:,} fixes, {args.tags:,} tags; incidents: {inc_path}", flush=True)
-        _run(store, incidents, "SQLite")
+        if not args.pg_only:
+            _run(store, incidents, "SQLite")
+    if args.pg or args.pg_only:
+        _run_pg(path, incidents, Path(args.pg_dir) if args.pg_dir else None)
     return 0
+
+
+def _run_pg(path: Path, incidents, root_dir) -> None:
+    """The same batch on the PostgreSQL record: a throw-away cluster, the SQLite store carried
+    into it with ``monitorapp migrate-store``'s own code, then ``run_batch`` on ``PgStore`` (the
+    window's slice read through ``crime_tracks_of``)."""
+    from centraldb.carry import carry
+    from centraldb.store import PgStore
+    from tests.fixtures_pg import start_cluster, stop_cluster
+    cluster, root = start_cluster(root_dir, settings={"shared_buffers": "'1GB'",
+                                                      "max_wal_size": "'4GB'"})
+    try:
+        import psycopg
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE batch")
+        t = time.perf_counter()
+        carry(str(path), cluster.dsn("batch"), anchor=str(Path(root) / "anchor.jsonl"))
+        with psycopg.connect(cluster.dsn("batch"), autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE fixes")
+        print(f"  carried into PostgreSQL in {time.perf_counter() - t:.0f} s", flush=True)
+        with PgStore(cluster.dsn("batch"), anchor=str(Path(root) / "anchor.jsonl")) as store:
+            _run(store, incidents, "PostgreSQL")
+    finally:
+        stop_cluster(cluster, root)
 
 
 if __name__ == "__main__":

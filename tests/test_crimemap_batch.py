@@ -55,6 +55,26 @@ def _incidents():
     return out
 
 
+
+def test_a_batch_decided_by_forked_workers_is_the_same_report(store):
+    """Two worker processes (the command line's way) give the report one process gives,
+    hit for hit and in the same order (23 incidents: three runs of ten and a short one)."""
+    _fill(store)
+    rng = np.random.default_rng(3)
+    incidents = []
+    for k in range(23):
+        lon, lat = lonlat(float(rng.uniform(-2500, 2500)), float(rng.uniform(-2500, 2500)))
+        a = float(rng.uniform(-H, 5 * H))
+        incidents.append({"reference": f"W-{k}", "lat": lat, "lon": lon,
+                          "radius_m": float(rng.choice([50, 200, 500])),
+                          "from": fmt_time(T0 + a), "to": fmt_time(T0 + a + float(rng.uniform(600, 2 * H)))})
+    calls = []
+    one = run_batch(store, incidents, "a day's list", "analyst.kaur")
+    two = run_batch(store, incidents, "a day's list", "analyst.kaur", workers=2,
+                    progress=lambda done, total: calls.append((done, total)))
+    assert one["hits"] and two["hits"] == one["hits"] and two["incidents"] == one["incidents"]
+    assert calls == [(10, 23), (20, 23), (23, 23)]
+
 def test_a_batch_gives_exactly_the_single_incident_hits(store):
     _fill(store)
     calls = []

@@ -171,3 +171,21 @@ def test_trail_playback_is_the_same_on_postgresql_as_on_sqlite(both):
         want = trail(s, who, t1, t2)
         assert trail(via_pg, who, t1, t2) == want, who
         assert want or who == "OFF-5"
+
+
+def test_a_batch_on_postgresql_is_the_batch_on_sqlite(both):
+    """``run_batch`` on the record (its window's slice, decided by two forked workers, which
+    share the slice's arrays) gives the SQLite store's report, hit for hit."""
+    from monitorapp.crime.batch import run_batch
+    from monitorapp.feed.timeutil import fmt_time
+    from tests.fixtures_store import lonlat
+    _fill(both)
+    s, p = both.stores
+    incidents = []
+    for k, (dx, dy, radius, a, b) in enumerate(QUERIES * 3):    # 30 incidents: three runs
+        lon, lat = lonlat(dx + 37 * k, dy)
+        incidents.append({"reference": f"B-{k}", "lat": lat, "lon": lon, "radius_m": float(radius),
+                          "from": fmt_time(T0 + a), "to": fmt_time(T0 + b)})
+    want = run_batch(s, incidents, "a day's list", "analyst")
+    got = run_batch(p, incidents, "a day's list", "analyst", workers=2)
+    assert want["hits"] and got["hits"] == want["hits"] and got["incidents"] == want["incidents"]

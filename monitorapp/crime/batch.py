@@ -8,11 +8,14 @@ run, audited as one query.
 with the line or feature number), not only the first; nothing is guessed.
 
 ``run_batch(store, incidents, reason, who)`` reads the fixes of the whole span of the incidents
-once (``monitorapp.crime.tracks``, with the fixes bracketing it), then for each incident picks
-the subjects whose prisms could meet the place (the same tests as ``monitorapp.crime.prism``,
-over all tracks at once, on pairs of fixes sorted by time so only those around the incident's
-window are looked at) and decides on those with the single-incident code itself, so a hit in
-a batch is exactly what ``crime_check`` would answer for that incident. The report's ``hits``
+once (``monitorapp.crime.tracks``, with the fixes bracketing it; each tag once, for the
+subjects some incident has), then for each incident picks the subjects whose prisms could
+meet the place (``_Index``: per subject and half hour, the box every pair of fixes can reach)
+and decides on what a single query of its window would read of those (``Tracks.window``)
+with the single-incident code itself, so a hit in a batch is exactly what ``crime_check``
+would answer for that incident. The details the hits show (each fix's seq, lat, lon) are read
+once per run of incidents; ``workers=N`` decides the runs in N forked processes
+(``monitorapp.crime.batchwork``; the command line uses the CPUs, up to 4). The report's ``hits``
 are the results whose verdict is ``present`` or ``possible``, ordered by incident, then verdict,
 then closest approach; ``write_hits_json``/``write_hits_csv`` write it, the evidential PDF is
 ``monitorapp.crime.evidence.write_batch_pdf``. The run is one audit record (``crime_batch``)
@@ -35,7 +38,8 @@ import pyproj
 from monitorapp.crime.prism import candidates, evaluate
 from monitorapp.crime.query import (MAX_WINDOW_S, REACH_SPEED_MS, CrimeQueryError, _check_speed,
                                     _validate, projector_for, sort_results, window_reader)
-from monitorapp.crime.results import build
+from monitorapp.crime.batchwork import decide_all
+from monitorapp.crime.results import build, wanted_fixes
 from monitorapp.crime.tracks import Tracks
 from monitorapp.crime.trail import subject_rows
 from monitorapp.feed.timeutil import TimeFormatError, fmt_time, parse_time
@@ -194,14 +198,18 @@ class _Index:
 
     A pair of consecutive good fixes A, B can meet a place only if A is within its reach
     ``rho = v (tB - tA) + max(accA, accB) + |AB|`` (plus the radius) of it: that bounds both the
-    prism (at tB the prism is within v (tB - tA) + accA of A) and the straight path. Pairs are
-    put in levels by reach (``LEVELS_M``; beyond the last, the few long gaps, always looked at),
-    and each level in a grid of cells half its reach, sorted by (cell, tA): an incident looks at
-    the cells within reach of its place, and in each only at the pairs whose tA is within the
-    level's longest pair before its window. The single-fix jumps are sorted by time; the open
-    sides are per subject (its first and last good fix)."""
+    prism (at any time between tA and tB the prism is within v (tB - tA) + accA of A, and B is
+    within |AB| of A) and the straight path. The pairs of at most ``BUCKET_S`` are summarised
+    per subject and half hour of tA: the box around every A of that half hour grown by its
+    pair's reach, and the earliest tA and latest tB. An incident looks at the half hours that
+    can hold a pair meeting its window, keeps the subjects whose box the place's circle meets,
+    and decides on exactly those (a superset of the present and possible ones: the prism test
+    itself is ``monitorapp.crime.prism``'s, on the subject's fixes). The few longer pairs (a
+    shielded tag's gap) are tested one by one, with the prism's own bounds; the single-fix
+    jumps are sorted by time; the open sides are per subject (its first and last good fix).
+    """
 
-    LEVELS_M = (500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0)
+    BUCKET_S = 1800.0
 
     def __init__(self, tr: Tracks, v: float):
         self.tr, self.v = tr, v
@@ -213,22 +221,32 @@ class _Index:
         a, b = g[:-1], g[1:]
         ok = (tr.s[a] == tr.s[b]) & (tr.t[b] > tr.t[a])
         a, b = a[ok], b[ok]
-        rho = (v * (tr.t[b] - tr.t[a]) + np.maximum(tr.acc[a], tr.acc[b])
+        ta, tb = tr.t[a], tr.t[b]
+        rho = (v * (tb - ta) + np.maximum(tr.acc[a], tr.acc[b])
                + np.hypot(tr.x[b] - tr.x[a], tr.y[b] - tr.y[a]))
-        self.levels = []
-        lower = -np.inf
-        for reach in self.LEVELS_M:
-            m = (rho > lower) & (rho <= reach)
-            lower = reach
-            la, lb = a[m], b[m]
-            cell = reach / 2
-            ix = np.floor(tr.x[la] / cell).astype(np.int64)
-            iy = np.floor(tr.y[la] / cell).astype(np.int64)
-            key = ix * 1_000_003 + iy
-            o = np.lexsort((tr.t[la], key))
-            self.levels.append((reach, cell, key[o], tr.t[la][o], self._pairs(la[o], lb[o])))
-        m = rho > lower
-        self.long = self._pairs(a[m], b[m])
+        long = (tb - ta) > self.BUCKET_S
+        la, lb = a[long], b[long]
+        self.long = np.column_stack([tr.s[la].astype(float), tr.t[la], tr.t[lb], tr.x[la], tr.y[la],
+                                     tr.x[lb], tr.y[lb], tr.acc[la], tr.acc[lb]])
+        a, b, ta, tb, rho = a[~long], b[~long], ta[~long], tb[~long], rho[~long]
+        self.base = float(ta.min()) if len(ta) else 0.0
+        bucket = np.floor((ta - self.base) / self.BUCKET_S).astype(np.int64)
+        s = tr.s[a]
+        # one row per (bucket, subject), sorted by bucket
+        key = bucket * (tr.n + 1) + s
+        order = np.argsort(key, kind="stable")
+        key, first_row = np.unique(key[order], return_index=True)
+
+        def reduce(values, fn):
+            return fn.reduceat(values[order], first_row) if len(order) else np.zeros(0)
+        xa, ya = tr.x[a], tr.y[a]
+        self.bx0, self.bx1 = reduce(xa - rho, np.minimum), reduce(xa + rho, np.maximum)
+        self.by0, self.by1 = reduce(ya - rho, np.minimum), reduce(ya + rho, np.maximum)
+        self.bt0, self.bt1 = reduce(ta, np.minimum), reduce(tb, np.maximum)
+        self.bs = key % (tr.n + 1)
+        rows_bucket = key // (tr.n + 1)
+        self.bstart = np.searchsorted(rows_bucket, np.arange(int(rows_bucket.max()) + 2)
+                                      if len(rows_bucket) else np.zeros(1, dtype=np.int64), "left")
         first = np.full(tr.n, -1, dtype=np.int64)
         last = np.full(tr.n, -1, dtype=np.int64)
         if len(g):
@@ -237,27 +255,10 @@ class _Index:
             tails = np.flatnonzero(np.r_[sg[1:] != sg[:-1], True])
             first[sg[heads]], last[sg[tails]] = g[heads], g[tails]
         self.first, self.last = first, last
-
-    def _pairs(self, a, b) -> dict:
-        tr = self.tr
-        return {"s": tr.s[a], "ta": tr.t[a], "tb": tr.t[b], "xa": tr.x[a], "ya": tr.y[a],
-                "xb": tr.x[b], "yb": tr.y[b], "acca": tr.acc[a], "accb": tr.acc[b]}
-
-    def _level_rows(self, level, cx, cy, r, tf, tt) -> np.ndarray:
-        reach, cell, key, ta, _ = level
-        span = reach + r + 1.0
-        ix0, ix1 = int(np.floor((cx - span) / cell)), int(np.floor((cx + span) / cell))
-        iy0, iy1 = int(np.floor((cy - span) / cell)), int(np.floor((cy + span) / cell))
-        keys = (np.arange(ix0, ix1 + 1)[:, None] * 1_000_003 + np.arange(iy0, iy1 + 1)[None, :]).ravel()
-        lo_k, hi_k = np.searchsorted(key, keys, "left"), np.searchsorted(key, keys, "right")
-        parts = []
-        for i, j in zip(lo_k.tolist(), hi_k.tolist()):
-            if j > i:
-                p = i + int(np.searchsorted(ta[i:j], tf - reach / self.v, "left"))
-                q = i + int(np.searchsorted(ta[i:j], tt, "right"))
-                if q > p:
-                    parts.append(np.arange(p, q))
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        self.ok = first >= 0            # each subject's first and last good fix, gathered once
+        fi, li = np.where(self.ok, first, 0), np.where(self.ok, last, 0)
+        self.first_fix = (tr.t[fi], tr.x[fi], tr.y[fi], tr.acc[fi])
+        self.last_fix = (tr.t[li], tr.x[li], tr.y[li], tr.acc[li])
 
     def near(self, cx, cy, r, tf, tt, slack=1.0) -> np.ndarray:
         """Subjects that may meet the place: a superset of the present/possible ones."""
@@ -266,36 +267,52 @@ class _Index:
         i, j = np.searchsorted(self.jt, tf, "left"), np.searchsorted(self.jt, tt, "right")
         d = np.hypot(self.jx[i:j] - cx, self.jy[i:j] - cy)
         hit[self.js[i:j][d <= r + self.jacc[i:j] + slack]] = True
-        groups = [(lv[4], self._level_rows(lv, cx, cy, r, tf, tt)) for lv in self.levels]
-        groups.append((self.long, None))
-        for q, k in groups:
-            if k is not None:
-                q = {name: w[k] for name, w in q.items()}
-            ta, tb = q["ta"], q["tb"]
-            m = np.flatnonzero((ta <= tt) & (tb >= tf))
-            if not len(m):
-                continue
-            q = {name: w[m] for name, w in q.items()}
-            ta, tb = q["ta"], q["tb"]
-            da = np.hypot(q["xa"] - cx, q["ya"] - cy)
-            db = np.hypot(q["xb"] - cx, q["yb"] - cy)
-            lo = np.maximum(np.maximum(ta, tf), ta + (da - q["acca"] - r - slack) / v)
-            hi = np.minimum(np.minimum(tb, tt), tb - (db - q["accb"] - r - slack) / v)
-            ex, ey = q["xb"] - q["xa"], q["yb"] - q["ya"]
+        nb = len(self.bstart) - 1          # buckets whose pairs can span into [tf, tt]
+        k0 = min(max(int(np.floor((tf - self.base) / self.BUCKET_S)) - 1, 0), nb)
+        k1 = min(max(int(np.floor((tt - self.base) / self.BUCKET_S)) + 1, 0), nb)
+        p, q = int(self.bstart[k0]), int(self.bstart[k1])
+        if q > p:
+            w = slice(p, q)
+            dx = np.maximum(np.maximum(self.bx0[w] - cx, cx - self.bx1[w]), 0.0)
+            dy = np.maximum(np.maximum(self.by0[w] - cy, cy - self.by1[w]), 0.0)
+            m = ((self.bt0[w] <= tt) & (self.bt1[w] >= tf)
+                 & (np.hypot(dx, dy) <= r + slack))
+            hit[self.bs[w][m]] = True
+        q = self.long
+        m = np.flatnonzero((q[:, 1] <= tt) & (q[:, 2] >= tf))
+        if len(m):
+            s_, ta, tb, xa, ya, xb, yb, acca, accb = q[m].T
+            da = np.hypot(xa - cx, ya - cy)
+            db = np.hypot(xb - cx, yb - cy)
+            lo = np.maximum(np.maximum(ta, tf), ta + (da - acca - r - slack) / v)
+            hi = np.minimum(np.minimum(tb, tt), tb - (db - accb - r - slack) / v)
+            ex, ey = xb - xa, yb - ya
             ll = ex * ex + ey * ey
             with np.errstate(divide="ignore", invalid="ignore"):
-                u = np.clip(np.where(ll > 0, ((cx - q["xa"]) * ex + (cy - q["ya"]) * ey) / ll, 0.0), 0, 1)
-            pd = np.hypot(q["xa"] + u * ex - cx, q["ya"] + u * ey - cy)
-            path = pd <= r + np.maximum(q["acca"], q["accb"]) + slack
-            hit[q["s"][(lo <= hi + 1e-6) | path]] = True
-        tr, f, la = self.tr, self.first, self.last
-        ok = f >= 0
-        fi, li = np.where(ok, f, 0), np.where(ok, la, 0)
-        df = np.hypot(tr.x[fi] - cx, tr.y[fi] - cy)
-        dl = np.hypot(tr.x[li] - cx, tr.y[li] - cy)
-        hit |= ok & (tr.t[fi] > tf) & (tr.t[fi] - (df - tr.acc[fi] - r - slack) / v >= tf - 1e-6)
-        hit |= ok & (tr.t[li] < tt) & (tr.t[li] + (dl - tr.acc[li] - r - slack) / v <= tt + 1e-6)
+                u = np.clip(np.where(ll > 0, ((cx - xa) * ex + (cy - ya) * ey) / ll, 0.0), 0, 1)
+            pd = np.hypot(xa + u * ex - cx, ya + u * ey - cy)
+            path = pd <= r + np.maximum(acca, accb) + slack
+            hit[s_[(lo <= hi + 1e-6) | path].astype(np.int64)] = True
+        ok, (ft, fx, fy, facc), (lt, lx, ly, lacc) = self.ok, self.first_fix, self.last_fix
+        df = np.hypot(fx - cx, fy - cy)
+        dl = np.hypot(lx - cx, ly - cy)
+        hit |= ok & (ft > tf) & (ft - (df - facc - r - slack) / v >= tf - 1e-6)
+        hit |= ok & (lt < tt) & (lt + (dl - lacc - r - slack) / v <= tt + 1e-6)
         return hit
+
+
+def _worker_reader(store, conn):
+    """How a forked worker gets a reader: the window slice of the PostgreSQL record answers
+    from its arrays (shared as they are); a SQLite store is opened again, read-only."""
+    if hasattr(conn, "fix_details"):
+        return lambda: conn
+    from localdb.schema import connect
+
+    def reader():
+        c = connect(store.path)
+        c.execute("PRAGMA query_only=1")
+        return c
+    return reader
 
 
 class _Subjects:
@@ -326,9 +343,50 @@ class _Subjects:
         return np.unique(np.concatenate([self.ka[ma], self.kt[mt]]))
 
 
+class IncidentHits:
+    """One incident's hits, decided but not yet written out: its subjects ``idx`` (into the
+    batch's tracks) narrowed by the index, then decided by the single-incident code
+    (``evaluate``); ``want`` is the fixes whose details its results show, so that a batch
+    reads every incident's at once. ``proj``: the place's projection when it is not the stored
+    grid (the subjects' fixes are reprojected, and their jumps re-marked, in it)."""
+
+    def __init__(self, tr: Tracks, index: "_Index", key_list: list, idx: np.ndarray, inc: dict,
+                 t0: float, t1: float, cx: float, cy: float, proj, v: float):
+        self.inc, self.t0, self.t1, self.v = inc, t0, t1, v
+        self.r = r = float(inc["radius_m"])
+        if proj is None:
+            idx = idx[index.near(cx, cy, r, t0, t1)[idx]]
+            sub = tr.window(idx, t0, t1)
+        else:
+            sub = tr.window(idx, t0, t1).reprojected(proj)
+        keep = candidates(evaluate(sub, cx, cy, r, t0, t1, v))
+        self.picked = [key_list[j] for j in idx[keep].tolist()]
+        self.sub = sub.subset(keep) if len(keep) else None
+        self.ev = evaluate(self.sub, cx, cy, r, t0, t1, v) if len(keep) else None
+        self.want = (wanted_fixes(self.sub, self.ev, r) if len(keep)
+                     else np.zeros(0, dtype=np.int64))
+
+    def results(self, conn, details: dict | None = None) -> list[dict]:
+        if self.sub is None:
+            return []
+        res = build(conn, self.sub, self.ev, self.r, self.t0, self.t1, self.v, details)
+        found = [{"reference": self.inc["reference"], "offender": key[0], "device": key[1], **x}
+                 for key, x in zip(self.picked, res)]
+        sort_results(found)
+        return found
+
+
+def check_incident(conn, tr: Tracks, index: "_Index", key_list: list, idx: np.ndarray, inc: dict,
+                   t0: float, t1: float, cx: float, cy: float, proj, v: float) -> list[dict]:
+    """One incident's hits (``IncidentHits``), with its own read of the fixes' details."""
+    return IncidentHits(tr, index, key_list, idx, inc, t0, t1, cx, cy, proj, v).results(conn)
+
+
 def run_batch(store, incidents: list[dict], reason: str, who: str, *,
-              speed_ms: float = REACH_SPEED_MS, progress=None) -> dict:
-    """Check every incident against every track; the hits report (module docstring)."""
+              speed_ms: float = REACH_SPEED_MS, progress=None, workers: int = 1) -> dict:
+    """Check every incident against every track; the hits report (module docstring).
+    ``progress(done, total)`` counts incidents. ``workers``: processes deciding the incidents
+    (``monitorapp.crime.batchwork``; forked, so only from a process that is not a GUI)."""
     v = _check_speed(speed_ms)
     for name, val in (("a reason (--reason)", reason), ("who is asking", who)):
         if not isinstance(val, str) or not val.strip():
@@ -351,36 +409,28 @@ def run_batch(store, incidents: list[dict], reason: str, who: str, *,
         conn = window_reader(st, lo, hi, ("batch: " + ", ".join(refs))[:200], reason.strip(), None)
         assignments, tags = subject_rows(conn, lo, hi)
         pick = _Subjects(assignments, tags)
-        key_list = pick.keys
+        # only the subjects some incident has (an assigned tag's own "unassigned" subject is
+        # read only where an incident's window has no assignment for it): each track once
+        of = [pick.of(t0, t1) for _, t0, t1 in checked]
+        needed = np.unique(np.concatenate(of)) if of else np.zeros(0, dtype=np.int64)
+        local = np.full(len(pick.keys), -1, dtype=np.int64)
+        local[needed] = np.arange(len(needed))
+        key_list = [pick.keys[j] for j in needed.tolist()]
         projs = [projector_for(c[0]["lon"], c[0]["lat"]) for c in checked]
         tr = Tracks(conn, key_list, lo, hi, lonlat=not all(g for _, g in projs))
         index = _Index(tr, v)
+        state = {"checked": checked, "projs": projs, "tr": tr, "index": index,
+                 "key_list": key_list, "local": local, "of": of, "v": v, "conn": conn,
+                 "decide": IncidentHits,
+                 "connect": _worker_reader(st, conn)}
+        per_incident = decide_all(state, workers, progress)
         hits, summary = [], []
-        for k, ((inc, t0, t1), (proj, grid)) in enumerate(zip(checked, projs)):
-            r = float(inc["radius_m"])
-            cx, cy = proj.to_xy(float(inc["lon"]), float(inc["lat"]))
-            idx = pick.of(t0, t1)
-            if grid:
-                idx = idx[index.near(cx, cy, r, t0, t1)[idx]]
-                sub = tr.subset(idx)
-            else:                     # another projection: the jumps are re-marked in it
-                sub = tr.subset(idx).reprojected(proj)
-            picked = [key_list[j] for j in idx.tolist()]
-            ev = evaluate(sub, cx, cy, r, t0, t1, v)
-            keep = candidates(ev)
-            found = []
-            if len(keep):
-                sub2 = sub.subset(keep)
-                results = build(conn, sub2, evaluate(sub2, cx, cy, r, t0, t1, v), r, t0, t1, v)
-                found = [{"reference": inc["reference"], "offender": picked[j][0], "device": picked[j][1],
-                          **res} for j, res in zip(keep.tolist(), results)]
-                sort_results(found)
+        for (inc, t0, t1), (proj, _), found in zip(checked, projs, per_incident):
             hits += found
             summary.append({"reference": inc["reference"], "lat": float(inc["lat"]),
-                            "lon": float(inc["lon"]), "radius_m": r, "from": fmt_time(t0),
-                            "to": fmt_time(t1), "hits": len(found), "projection": proj.name})
-            if progress is not None:
-                progress(k + 1, len(checked))
+                            "lon": float(inc["lon"]), "radius_m": float(inc["radius_m"]),
+                            "from": fmt_time(t0), "to": fmt_time(t1), "hits": len(found),
+                            "projection": proj.name})
         counts = {name: sum(1 for h in hits if h["verdict"] == name) for name in ("present", "possible")}
         query = {"reason": reason.strip(), "who": who.strip(), "incidents": len(checked),
                  "hits": len(hits), "speed_ms": v, "from": fmt_time(lo), "to": fmt_time(hi)}

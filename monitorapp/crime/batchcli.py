@@ -22,6 +22,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from monitorapp.crime.batchwork import default_workers
 from monitorapp.crime.batch import (IncidentFileError, load_incidents, run_batch, write_hits_csv,
                                     write_hits_json)
 from monitorapp.crime.query import REACH_SPEED_MS, CrimeQueryError, _login, _OneLineParser
@@ -41,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="why the batch is run (required)")
     p.add_argument("--operator", help="who is asking (default: $USER)")
     p.add_argument("--speed-ms", type=float, default=REACH_SPEED_MS)
+    p.add_argument("--workers", type=int, default=default_workers(),
+                   help="processes deciding the incidents (default: the CPUs, at most 4)")
     p.add_argument("--out-json", help="write the hits report here (JSON)")
     p.add_argument("--out-csv", help="write the hits here (CSV, one row per hit)")
     p.add_argument("--pdf", help="write the evidential PDF here")
@@ -56,7 +59,8 @@ def _pdf(report: dict, path, store) -> None:
 
 def _one(store, path: Path, args, who: str, out_json, out_csv, pdf) -> dict:
     incidents = load_incidents(path)
-    report = run_batch(store, incidents, args.reason, who, speed_ms=args.speed_ms)
+    report = run_batch(store, incidents, args.reason, who, speed_ms=args.speed_ms,
+                       workers=args.workers)
     if out_csv:
         write_hits_csv(report, out_csv)
     if pdf:

@@ -19,6 +19,7 @@ the PDF draws.
 """
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -44,65 +45,91 @@ def _m(v: float) -> str:
 
 
 def fix_details(conn, ids) -> dict:
-    """fix_id -> (seq, lat, lon), from the store or the window's slice."""
+    """fix_id -> (seq, lat, lon), from the store or the window's slice. On SQLite the ids go
+    as one JSON array (``json_each``): the store looks them up in id order, in C, for any
+    number of them (a batch asks for its whole day's at once)."""
     ids = sorted({int(i) for i in ids})
     if hasattr(conn, "fix_details"):
         return conn.fix_details(ids)
-    out = {}
-    for k in range(0, len(ids), 20000):
-        part = ids[k:k + 20000]
-        out.update((r[0], r[1:]) for r in conn.execute(
-            f"SELECT fix_id, seq, lat, lon FROM fixes WHERE fix_id IN ({','.join('?' * len(part))})",
-            part))
-    return out
+    if not ids:
+        return {}
+    rows = conn.execute("SELECT fix_id, seq, lat, lon FROM fixes WHERE fix_id IN"
+                        " (SELECT value FROM json_each(?))", (json.dumps(ids),)).fetchall()
+    return {r[0]: r[1:] for r in rows}
 
 
-def build(conn, tr, ev, r: float, tf: float, tt: float, v: float) -> list[dict]:
-    """One result dict per subject of ``tr`` (see the module docstring)."""
-    n = tr.n
-    s, t, acc, jump, d, inw = tr.s, tr.t, tr.acc, tr.jump, ev.d, ev.inw
+def _shown(tr, ev, r: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """The fixes near the place (in the window or bracketing it) and the prisms reported (per
+    subject the closest ``MAX_PRISMS`` meeting pairs), and the reach of "near"."""
+    t, acc, d = tr.t, tr.acc, ev.d
     reach = r + max(r, 250.0)
     bracket = np.zeros(len(t), dtype=bool)
     bracket[ev.before[ev.before >= 0]] = True
     bracket[ev.after[ev.after >= 0]] = True
-    near_idx = np.flatnonzero((inw | bracket) & (d <= acc + reach))
-    pa, pb, ps, pd = ev.pa, ev.pb, ev.ps, ev.pd
-    dt = t[pb] - t[pa]
-    hit = ev.p_meets | ev.p_path
-    # the prisms reported: per subject the closest MAX_PRISMS meeting pairs
-    hi_idx = np.flatnonzero(hit)
+    near_idx = np.flatnonzero((ev.inw | bracket) & (d <= acc + reach))
+    pd, ps = ev.pd, ev.ps
+    hi_idx = np.flatnonzero(ev.p_meets | ev.p_path)
     hi_idx = hi_idx[np.lexsort((pd[hi_idx], ps[hi_idx]))]
     if len(hi_idx):
         sh = ps[hi_idx]
         rank = np.arange(len(hi_idx)) - np.searchsorted(sh, sh, "left")
         hi_idx = hi_idx[rank < MAX_PRISMS]
-    want = np.concatenate([tr.fix_id[near_idx], tr.fix_id[ev.before[ev.before >= 0]],
-                           tr.fix_id[ev.after[ev.after >= 0]], tr.fix_id[pa[hi_idx]],
-                           tr.fix_id[pb[hi_idx]],
+    return near_idx, hi_idx, reach
+
+
+def wanted_fixes(tr, ev, r: float) -> np.ndarray:
+    """The fix ids whose seq, lat and lon ``build`` shows (for ``fix_details``)."""
+    near_idx, hi_idx, _ = _shown(tr, ev, r)
+    return np.concatenate([tr.fix_id[near_idx], tr.fix_id[ev.before[ev.before >= 0]],
+                           tr.fix_id[ev.after[ev.after >= 0]], tr.fix_id[ev.pa[hi_idx]],
+                           tr.fix_id[ev.pb[hi_idx]],
                            tr.fix_id[ev.first[ev.l_meets]], tr.fix_id[ev.last[ev.r_meets]]])
-    details = fix_details(conn, want.tolist()) if len(want) else {}
+
+
+def build(conn, tr, ev, r: float, tf: float, tt: float, v: float,
+          details: dict | None = None) -> list[dict]:
+    """One result dict per subject of ``tr`` (see the module docstring). ``details``: the
+    ``fix_details`` of ``wanted_fixes`` already read (a batch reads its day's at once)."""
+    n = tr.n
+    s, t, acc, jump, d, inw = tr.s, tr.t, tr.acc, tr.jump, ev.d, ev.inw
+    near_idx, hi_idx, reach = _shown(tr, ev, r)
+    pa, pb, ps, pd = ev.pa, ev.pb, ev.ps, ev.pd
+    dt = t[pb] - t[pa]
+    hit = ev.p_meets | ev.p_path
+    if details is None:
+        want = wanted_fixes(tr, ev, r)
+        details = fix_details(conn, want.tolist()) if len(want) else {}
     gap_k = np.flatnonzero(dt > GAP_S)
     used = np.unique(np.concatenate([near_idx, ev.before[ev.before >= 0], ev.after[ev.after >= 0],
                                      pa[hi_idx], pb[hi_idx], pa[gap_k], pb[gap_k],
                                      ev.first[ev.first >= 0], ev.last[ev.last >= 0]]))
     tstr = dict(zip(used.tolist(), fmt_times(t[used])))
+    # plain Python values, converted once (indexing numpy scalars one by one costs more than
+    # the dictionaries built from them)
+    fid, acc_l, d_l, t_l = tr.fix_id.tolist(), acc.tolist(), d.tolist(), t.tolist()
 
     def ref(k: int) -> dict:
-        _, lat, lon = details[int(tr.fix_id[k])]
-        return {"t": tstr[k], "lat": lat, "lon": lon, "acc": float(acc[k]),
-                "distance_m": round(float(d[k]), 1)}
+        _, lat, lon = details[fid[k]]
+        return {"t": tstr[k], "lat": lat, "lon": lon, "acc": acc_l[k],
+                "distance_m": round(d_l[k], 1)}
 
-    out = [{"verdict": VERDICTS[int(ev.verdict[i])], "closest_m": None, "closest_at": None,
+    def side(k: int) -> dict:
+        _, lat, lon = details[fid[k]]
+        return {"t": tstr[k], "lat": lat, "lon": lon, "acc": acc_l[k]}
+
+    verdicts = ev.verdict.tolist()
+    out = [{"verdict": VERDICTS[verdicts[i]], "closest_m": None, "closest_at": None,
             "closest_acc_m": None, "fixes": [], "segments": [], "gaps": [], "basis": [],
             "reason": "", "earliest": None, "latest": None, "last_before": None,
             "first_after": None, "prisms": []} for i in range(n)]
     times = fmt_times(t[near_idx])
-    for j, k in enumerate(near_idx):
-        seq, lat, lon = details[int(tr.fix_id[k])]
-        out[int(s[k])]["fixes"].append({
-            "t": times[j], "seq": seq, "lat": lat, "lon": lon, "acc": float(acc[k]),
-            "distance_m": round(float(d[k]), 1), "in_window": bool(inw[k]),
-            "inside": bool(d[k] <= r), "jump": bool(jump[k])})
+    for k, tk, sk, in_w, jk in zip(near_idx.tolist(), times, s[near_idx].tolist(),
+                                   inw[near_idx].tolist(), jump[near_idx].tolist()):
+        seq, lat, lon = details[fid[k]]
+        out[sk]["fixes"].append({
+            "t": tk, "seq": seq, "lat": lat, "lon": lon, "acc": acc_l[k],
+            "distance_m": round(d_l[k], 1), "in_window": in_w, "inside": d_l[k] <= r,
+            "jump": jk})
     # closest approach: good fixes in the window, segments of at most 10 minutes
     cand = np.flatnonzero(inw & ~jump)
     fbest, fwhere = _per_min(s[cand], d[cand], n)
@@ -111,9 +138,8 @@ def build(conn, tr, ev, r: float, tf: float, tt: float, v: float) -> list[dict]:
     sbest, swhere = _per_min(ps[sidx], pd[sidx], n)
     shown = sidx[pd[sidx] <= reach]
     fa, fb, fc = fmt_times(t[pa[shown]]), fmt_times(t[pb[shown]]), fmt_times(ev.pt[shown])
-    for j, k in enumerate(shown):
-        out[int(ps[k])]["segments"].append({"from": fa[j], "to": fb[j],
-                                            "closest_m": round(float(pd[k]), 1), "closest_at": fc[j]})
+    for i, f0, f1, m, c in zip(ps[shown].tolist(), fa, fb, pd[shown].tolist(), fc):
+        out[i]["segments"].append({"from": f0, "to": f1, "closest_m": round(m, 1), "closest_at": c})
     g0s, g1s = np.maximum(t[pa[gap_k]], tf), np.minimum(t[pb[gap_k]], tt)
     for k, g0, g1, f0, f1 in zip(gap_k.tolist(), g0s.tolist(), g1s.tolist(), fmt_times(g0s),
                                  fmt_times(g1s)):               # gaps between fixes
@@ -124,30 +150,30 @@ def build(conn, tr, ev, r: float, tf: float, tt: float, v: float) -> list[dict]:
     los = np.where(meets_h, ev.p_lo[hi_idx], np.maximum(t[pa[hi_idx]], tf))
     his = np.where(meets_h, ev.p_hi[hi_idx], np.minimum(t[pb[hi_idx]], tt))
     ats = np.where(meets_h, (los + his) / 2, ev.pt[hi_idx])
-    for j, k in enumerate(hi_idx.tolist()):
-        i, a, b = int(ps[k]), int(pa[k]), int(pb[k])
-        at = float(ats[j])
+    for i, a, b, at, mh, m, e, l_, mid in zip(
+            ps[hi_idx].tolist(), pa[hi_idx].tolist(), pb[hi_idx].tolist(), ats.tolist(),
+            meets_h.tolist(), pd[hi_idx].tolist(), fmt_times(los), fmt_times(his), fmt_times(ats)):
         out[i]["prisms"].append({
-            "kind": "prism" if meets_h[j] else "path", "from": tstr[a], "to": tstr[b],
-            "a": ref(a), "b": ref(b), "earliest": None, "latest": None, "at": None,
-            "path_m": round(float(pd[k]), 1),
-            "reach_m_at_mid": {"a": round(v * (at - float(t[a])) + float(acc[a]), 1),
-                               "b": round(v * (float(t[b]) - at) + float(acc[b]), 1)}})
-    flat = [p for i in range(n) for p in out[i]["prisms"]]
-    for p, e, l_, m in zip(flat, fmt_times(los), fmt_times(his), fmt_times(ats)):
-        p["earliest"], p["latest"], p["at"] = e, l_, m
+            "kind": "prism" if mh else "path", "from": tstr[a], "to": tstr[b],
+            "a": ref(a), "b": ref(b), "earliest": e, "latest": l_, "at": mid,
+            "path_m": round(m, 1),
+            "reach_m_at_mid": {"a": round(v * (at - t_l[a]) + acc_l[a], 1),
+                               "b": round(v * (t_l[b] - at) + acc_l[b], 1)}})
+    before, after = ev.before.tolist(), ev.after.tolist()
+    fw, sw = fwhere.tolist(), swhere.tolist()
+    fbl, sbl = fbest.tolist(), sbest.tolist()
     for i in range(n):
         res = out[i]
-        if ev.before[i] >= 0:
-            res["last_before"] = {k: ref(int(ev.before[i]))[k] for k in ("t", "lat", "lon", "acc")}
-        if ev.after[i] >= 0:
-            res["first_after"] = {k: ref(int(ev.after[i]))[k] for k in ("t", "lat", "lon", "acc")}
-        if fwhere[i] >= 0 and fbest[i] <= sbest[i]:
-            k = cand[fwhere[i]]
-            res.update(closest_m=round(float(d[k]), 1), closest_at=fmt_time(float(t[k])),
-                       closest_acc_m=float(acc[k]))
-        elif swhere[i] >= 0:
-            k = sidx[swhere[i]]
+        if before[i] >= 0:
+            res["last_before"] = side(before[i])
+        if after[i] >= 0:
+            res["first_after"] = side(after[i])
+        if fw[i] >= 0 and fbl[i] <= sbl[i]:
+            k = int(cand[fw[i]])
+            res.update(closest_m=round(d_l[k], 1), closest_at=fmt_time(t_l[k]),
+                       closest_acc_m=acc_l[k])
+        elif sw[i] >= 0:
+            k = int(sidx[sw[i]])
             res.update(closest_m=round(float(pd[k]), 1), closest_at=fmt_time(float(ev.pt[k])))
         _open_sides(res, ev, i, t, acc, d, tf, tt, v, ref)
         _explain(res, ev, i, r, v, tf, tt)

@@ -98,7 +98,10 @@ class Tracks:
         self._index()
         self.jump = self._jumps()
 
+    _key = None
+
     def _index(self) -> None:
+        self._key = None
         self.start = np.searchsorted(self.s, np.arange(self.n + 1), "left").astype(np.int64)
 
     def _jumps(self) -> np.ndarray:
@@ -125,6 +128,28 @@ class Tracks:
         idx = np.asarray(idx, dtype=np.int64)
         lengths = self.start[idx + 1] - self.start[idx]
         rows = (np.repeat(self.start[idx] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+                + np.arange(int(lengths.sum()))) if len(idx) else np.zeros(0, dtype=np.int64)
+        out = self._copy(rows)
+        out.n = len(idx)
+        out.s = np.repeat(np.arange(len(idx)), lengths)
+        out._index()
+        return out
+
+    def window(self, idx, lo: float, hi: float) -> "Tracks":
+        """The subjects ``idx`` (in that order, numbered 0..k-1) with only what a query of the
+        window [lo, hi] reads of each (``_sqlite_rows``): the fixes in it and the ``BRACKET``
+        either side; the jumps as marked here."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if self._key is None:       # (subject, t in ms) as one sortable integer: 2^42 ms is 2109
+            self._key = (self.s << 42) + np.floor(self.t * 1000.0).astype(np.int64)
+        # a millisecond either side too many, never too few: a fix beyond the window's and its
+        # brackets' changes no verdict (it meets no pair of the window's; the jumps are kept)
+        j = np.searchsorted(self._key, (idx << 42) + int(np.floor(lo * 1000.0)) - 1, "left")
+        k = np.searchsorted(self._key, (idx << 42) + int(np.ceil(hi * 1000.0)) + 1, "right")
+        j = np.maximum(j - BRACKET, self.start[idx])
+        k = np.minimum(k + BRACKET, self.start[idx + 1])
+        lengths = k - j
+        rows = (np.repeat(j - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
                 + np.arange(int(lengths.sum()))) if len(idx) else np.zeros(0, dtype=np.int64)
         out = self._copy(rows)
         out.n = len(idx)
