@@ -216,6 +216,8 @@ class Engine:
             due, _, target, token = heapq.heappop(heap)
             if due > self.now:
                 self.now = due
+            if getattr(target, "retired", False):
+                continue            # a rule replaced by a zone or requirement edit
             try:
                 target.on_timer(due, token)
             except Exception as e:  # noqa: BLE001 - one timer that raises never stops the others
@@ -620,22 +622,33 @@ class Engine:
         off.requirements = new.requirements
         off.raw = new.raw
         self._edited_reqs[offender_id] = requirements
-        self._install_offender(off)
-        if self.now is not None:
-            for r in self.tags[off.device].rules:
-                r.start(self.now)
+        self._reinstall(off)
 
     def _reinstall_rules_using(self, zone_id: str) -> None:
         for off in self.caseload.offenders.values():
             if any(r.zone == zone_id for r in off.requirements):
-                old = {r.req.id: r for r in self.tags[off.device].rules}
-                self._install_offender(off)
-                for r in self.tags[off.device].rules:
-                    prev = old.get(r.req.id)
-                    if prev is not None:
-                        r.inherit(prev)
-                    if self.now is not None:
-                        r.start(self.now)
+                self._reinstall(off)
+
+    def _reinstall(self, off: Offender) -> None:
+        """Rules again for ``off`` after an edit: a rule whose requirement and zone did not
+        change is kept as it is (its evidence, timers and open alert); a replaced one inherits
+        what it can from the one before, which is retired (its pending timers do nothing)."""
+        tag = self.tags[off.device]
+        old = {r.req.id: r for r in tag.rules}
+        self._install_offender(off)
+        for i, r in enumerate(tag.rules):
+            prev = old.pop(r.req.id, None)
+            if prev is not None and prev.req == r.req and prev.shape is r.shape:
+                tag.rules[i] = prev
+                continue
+            if prev is not None:
+                if type(prev) is type(r):
+                    r.inherit(prev)
+                prev.retired = True
+            if self.now is not None:
+                r.start(self.now)
+        for prev in old.values():       # a requirement that went
+            prev.retired = True
 
     # ------------------------------------------------------------------ state
     def rearm_timers(self) -> None:

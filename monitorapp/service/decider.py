@@ -386,7 +386,10 @@ class LiveProcessor:
             if rec["removed"]:
                 self.engine.remove_zone(zid)
             else:
+                attach = zone_requirement(rec["feature"], self.engine.caseload)
                 self.engine.update_zone(rec["feature"])
+                if attach is not None:
+                    self.engine.set_requirements(attach[0], attach[1])
         except (CaseloadError, KeyError, TypeError, ValueError) as err:
             if before is None:                # the engine keeps the zone it had
                 self.engine.zone_versions.pop(zid, None)
@@ -397,11 +400,44 @@ class LiveProcessor:
         else:
             log.info("zone version applied", extra={"fields": {
                 "zone_id": zid, "version": version, "removed": rec["removed"],
-                "saved_by": rec["saved_by"]}})
+                "saved_by": rec["saved_by"], "requirement": None if rec["removed"] or attach is None
+                else {"offender": attach[0], "id": attach[2]["id"], "type": attach[2]["type"]}}})
             if self.out is not None:
                 self.out.publish_zone({**rec, "feature": None if rec["removed"] else rec["feature"]})
         self.watch.zone_versions[zid] = version
         self._dirty_position = True
+
+
+def zone_requirement(feature: dict, caseload) -> tuple[str, list[dict], dict] | None:
+    """The requirement a zone version carries (a zone drawn or edited for an offender: its
+    properties name the ``offender`` and the spec §3 ``requirement`` that uses it), as
+    ``(offender id, that offender's requirements with it put in, the requirement)``; None for a
+    zone that names none. A version naming an offender the caseload does not hold, a
+    requirement of another zone or one spec §3 refuses is refused here (``ValueError``,
+    ``CaseloadError``) before the engine changes, and the zone is not applied, as the standalone
+    console's engine does not apply it either."""
+    props = feature.get("properties") if isinstance(feature, dict) else None
+    if not isinstance(props, dict) or props.get("offender") in (None, ""):
+        return None
+    req, oid = props.get("requirement"), props.get("offender")
+    if not isinstance(req, dict):
+        return None
+    off = caseload.offenders.get(oid) if isinstance(oid, str) else None
+    if off is None:
+        raise ValueError(f"the zone's offender {str(oid)[:64]!r} is not in the caseload")
+    req = dict(req)
+    zid = feature.get("id")
+    if req.setdefault("zone", zid) != zid:
+        raise ValueError(f"the requirement {str(req.get('id'))[:64]!r} is for zone "
+                         f"{str(req.get('zone'))[:64]!r}, not this zone")
+    if not isinstance(req.get("id"), str) or not req["id"]:
+        raise ValueError("the zone's requirement has no id")
+    from monitorapp.engine.caseload import parse_caseload
+    parse_caseload({"version": 1, "tz": caseload.tz, "offenders": [dict(off.raw, requirements=[req])],
+                    "zones": {"type": "FeatureCollection", "features": [feature]}},
+                   f"zone {str(zid)[:64]} for {oid}")      # CaseloadError before anything changes
+    reqs = [dict(r) for r in off.raw.get("requirements", []) if r.get("id") != req["id"]] + [req]
+    return oid, reqs, req
 
 
 class FeedStats:

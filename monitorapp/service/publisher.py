@@ -3,9 +3,11 @@
 Topics (JSON, UTF-8; times in the state topics and in ``handling`` are epoch seconds):
 
 * ``em/v1/alert/{alert_id}`` retained, QoS 1: ``alert.to_record()`` plus ``handling``, the
-  record's handling of the alert (``monitorapp.service.recordwatch.handling_of``).
+  record's handling of the alert (``monitorapp.service.recordwatch.handling_of``), ``address``
+  (street and borough of its evidence, ``monitorapp.service.placenames``) and ``published_at``.
 * ``em/v1/state/position/{device}`` retained, QoS 0: the tag's latest position, at most one per
-  device per second (``note_position`` keeps the newest; ``flush_positions`` sends them).
+  device per second (``note_position`` keeps the newest; ``flush_positions`` sends them), with
+  ``address`` and ``published_at`` (epoch seconds: what a console measures its lag from).
 * ``em/v1/state/zone/{zone_id}`` retained, QoS 1: a zone version the decider applied.
 * ``em/v1/state/decider`` retained, QoS 1: ``{"state": "active", "monitor", "at", "started",
   "record", "feed"}`` every 2 s; ``"stopped"`` on a clean exit; the MQTT last will, published by
@@ -101,8 +103,9 @@ class _Connection:
 class DeciderPublisher:
     """The active decider's publications; see the module docstring."""
 
-    def __init__(self, settings: MqttSettings, instance: str, started: float):
+    def __init__(self, settings: MqttSettings, instance: str, started: float, namer=None):
         self.instance, self.started = instance, started
+        self.namer = namer              # PlaceNamer: street and borough (None: not named)
         self.conn = _Connection(_with_id(settings, settings.client_id + "-state"), DECIDER_TOPIC,
                                 {"state": "lost", "monitor": instance, "started": started},
                                 "decider")
@@ -118,6 +121,9 @@ class DeciderPublisher:
         return self.conn.connected.is_set()
 
     def publish_alert(self, rec: dict) -> None:
+        if self.namer is not None:
+            self.namer.name_alert(rec)
+        rec["published_at"] = time.time()
         self.conn.publish(ALERT_TOPIC + rec["alert_id"], orjson.dumps(rec))
         self.published["alerts"] += 1
 
@@ -135,7 +141,11 @@ class DeciderPublisher:
             return 0
         self._next_positions = now + POSITION_EVERY_S
         pending, self._positions = self._positions, {}
+        if self.namer is not None:
+            self.namer.name_positions(list(pending.values()))
+        at = time.time()
         for device, p in pending.items():
+            p["published_at"] = at
             self.conn.publish(POSITION_TOPIC + device, orjson.dumps(p), qos=0)
         self.published["positions"] += len(pending)
         return len(pending)

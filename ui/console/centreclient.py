@@ -14,6 +14,13 @@ and emits the same batches the engine worker would (``alertBatch``, ``positions`
 (the start-up read, every operator action, zone saves) run on one worker thread, never on the
 GUI thread, and report back through ``actionDone``/``zoneSaved``.
 
+What the engine worker would compute, the decider's messages give: each alert's Location
+(``addresses``, from the decider's ``address``, just before the batch of those alerts), and the
+details of one offender (``request_details``: the trail and the 24-hour charts from the
+positions this console was shown, ``ui.console.centredetails``, plus the record's fixes where
+the signed-in login may read them). ``freshness`` gives, every 10 s, how long the decider's
+messages took to reach the queue and the map (``centrestate.Freshness``).
+
 Degraded honestly: ``DeciderHealth`` (no "active" word from the decider for 10 s, a decider lost
 or stopped, the record unreachable, the broker unreachable) or a record call that cannot reach
 the server raises this console's own critical ``system_fault`` in its queue (with sound) and
@@ -37,8 +44,9 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from localdb.schema import StoreError
 from monitorapp.feed.mqttconfig import MqttSettings
 from ui.console.alertmodel import Handling
-from ui.console.centrestate import (DeciderHealth, alert_from_record, console_fault_alert,
-                                    handling_from_published, handling_from_row,
+from ui.console.centredetails import HISTORY_S, TrailHistory, ZoneTimeline, details_of, record_fixes
+from ui.console.centrestate import (DeciderHealth, Freshness, address_of, alert_from_record,
+                                    console_fault_alert, handling_from_published, handling_from_row,
                                     position_from_published, published_handling)
 
 ALERT_TOPIC, STATE_TOPIC = "em/v1/alert/", "em/v1/state/"
@@ -46,6 +54,7 @@ MAX_PAYLOAD = 64 * 1024
 DRAIN_MS = 200
 HEALTH_MS = 1000
 PROBE_S = 5.0                 # the record out of reach: try it again this often
+FRESHNESS_S = 10.0            # a centre_latency line this often (decider to screen)
 KEEPALIVE_S = 15.0            # the signed-in person's connection to the record: checked this often
 UNREACHABLE = ("The centre cannot be reached; nothing was recorded. "
                "Use the centre's fallback procedure.")
@@ -80,6 +89,8 @@ def console_client_id(base: str | None = None) -> str:
 
 class CentreClient(QObject):
     alertBatch = Signal(list, float)       # [(change, Alert)], wall clock
+    addresses = Signal(dict)               # alert id -> its location text, before its alertBatch
+    freshness = Signal(dict)               # Freshness.summary(), every FRESHNESS_S
     positions = Signal(list)
     stats = Signal(dict)
     details = Signal(dict)
@@ -106,6 +117,11 @@ class CentreClient(QObject):
         self.handlings: dict[str, Handling] = {}    # alert id -> the record's handling
         self.zone_versions: dict[str, int] = {}     # zone id -> the record's current version
         self.positions_now: dict[str, dict] = {}
+        self.trails = TrailHistory()                # each tag's published positions, for details
+        self.zone_timeline = ZoneTimeline()
+        self.fresh = Freshness()
+        self._fresh_at = time.monotonic()
+        self._record_trails: dict[str, bool] = {}   # device -> the record's fixes read (or refused)
         self.record_ok: bool | None = None          # None: not tried yet
         self.record_error: str | None = None
         self.stale_since: float | None = None       # the cached picture's time, while shown
@@ -139,6 +155,7 @@ class CentreClient(QObject):
 
     def start(self) -> None:
         self._running = True
+        self.zone_timeline.note(self.caseload.zones, self.clock())
         if self.cache is not None:
             self._cache_q = queue.SimpleQueue()
             self._cache_thread = threading.Thread(target=self._cache_writer, name="console-cache",
@@ -250,6 +267,7 @@ class CentreClient(QObject):
             except ValueError:
                 continue
             changes.append(self._take(a, handling_from_published(rec.get("handling"))))
+        self._emit_addresses(pic["alerts"])
         for z in pic["zones"]:
             if isinstance(z.get("version"), int):
                 self.zone_versions.setdefault(z["zone_id"], z["version"])
@@ -257,6 +275,7 @@ class CentreClient(QObject):
         moved = [m for m in (position_from_published(p) for p in pic["positions"]) if m]
         for m in moved:
             self.positions_now[m["device"]] = m
+            self.trails.add(m)
         if moved:
             self.positions.emit(moved)
         self.loaded.emit({"source": "cache", "saved_at": pic["saved_at"], "alerts": len(changes),
@@ -338,6 +357,7 @@ class CentreClient(QObject):
         alerts: dict[str, dict] = {}
         moved: dict[str, dict] = {}
         zones: dict[str, dict] = {}
+        sent: dict[str, list[float]] = {"alert": [], "position": []}    # published_at, live ones
         while True:
             try:
                 item = self._inbox.get_nowait()
@@ -352,14 +372,20 @@ class CentreClient(QObject):
                 obj = orjson.loads(payload) if payload else None
             except orjson.JSONDecodeError:
                 continue
+            at = obj.get("published_at") if isinstance(obj, dict) and not retained else None
             if topic.startswith(ALERT_TOPIC) and isinstance(obj, dict):
                 alerts[topic[len(ALERT_TOPIC):]] = obj
+                if isinstance(at, float):
+                    sent["alert"].append(at)
             elif topic == STATE_TOPIC + "decider":
                 self.health.seen(obj, retained)
             elif topic.startswith(STATE_TOPIC + "position/"):
                 m = position_from_published(obj)
                 if m is not None:
                     moved[m["device"]] = m
+                    self.trails.add(m)
+                    if isinstance(at, float):
+                        sent["position"].append(at)
             elif topic.startswith(STATE_TOPIC + "zone/") and isinstance(obj, dict):
                 zones[str(obj.get("zone_id") or topic.rsplit("/", 1)[-1])] = obj
         if alerts:
@@ -377,6 +403,7 @@ class CentreClient(QObject):
                     if aid not in self.alerts:
                         continue
                 changes.append(self._take(a, h))
+            self._emit_addresses(alerts.values())
             self._emit_alerts([c for c in changes if c])
             self._to_cache("alerts", [rec for aid, rec in alerts.items() if aid in self.alerts
                                       and aid not in done])
@@ -399,6 +426,20 @@ class CentreClient(QObject):
             self._apply_zones(zones)
         if (alerts or moved) and self.stale_since is not None and self.record_ok:
             self.stale_since = None
+        shown = self.clock()            # the queue and the map have applied what came
+        for kind, ats in sent.items():
+            if ats:
+                self.fresh.add(kind, [shown - at for at in ats])
+
+    def _emit_addresses(self, recs) -> None:
+        """The queue's Location of each alert record that names a place (the decider's)."""
+        found = {}
+        for rec in recs:
+            where = address_of(rec) if isinstance(rec, dict) else None
+            if where is not None and isinstance(rec.get("alert_id"), str):
+                found[rec["alert_id"]] = where[1]
+        if found:
+            self.addresses.emit(found)
 
     def _take(self, a, h: Handling):
         """(change, alert) for the queue, or None when nothing changed."""
@@ -431,8 +472,10 @@ class CentreClient(QObject):
                 continue
             self.zone_versions[zid] = ver
             feature = z.get("feature")
+            held = self.caseload.zones.get(zid)
             if z.get("removed") or not isinstance(feature, dict):
-                self.caseload.zones.pop(zid, None)
+                if self.caseload.zones.pop(zid, None) is None:
+                    continue                  # gone already: nothing to show again
             else:
                 doc = {"version": 1, "tz": self.caseload.tz, "offenders": [],
                        "zones": {"type": "FeatureCollection", "features": [dict(feature, id=zid)]}}
@@ -442,12 +485,38 @@ class CentreClient(QObject):
                     self.failed.emit(f"zone {zid} from the decider not shown: {e}")
                     continue
                 zone.version = ver
+                if held is not None and held.version == ver and held.feature() == zone.feature():
+                    continue        # the version shown already (every zone at a decider's start)
                 self.caseload.zones[zid] = zone
+                self._attach_requirement(dict(feature, id=zid))
             self.zoneApplied.emit(zid, ver)
+        self.zone_timeline.note(self.caseload.zones, self.clock(), only=zones)
         self._to_cache("zones", [dict(z, zone_id=zid) for zid, z in zones.items()])
+
+    def _attach_requirement(self, feature: dict) -> None:
+        """A zone drawn for an offender: its requirement in this console's caseload too (the
+        details panel lists it, the distance chart measures it), as the decider applied it."""
+        from monitorapp.engine.caseload import CaseloadError, parse_caseload
+        from monitorapp.service.decider import zone_requirement
+        try:
+            attach = zone_requirement(feature, self.caseload)
+            if attach is None:
+                return
+            oid, reqs, _req = attach
+            off = self.caseload.offenders[oid]
+            doc = {"version": 1, "tz": self.caseload.tz, "offenders": [dict(off.raw, requirements=reqs)],
+                   "zones": {"type": "FeatureCollection", "features": [z.feature() for z in self.caseload.zones.values()]}}
+            new = parse_caseload(doc, f"offender {oid}").offenders[oid]
+        except (CaseloadError, ValueError, KeyError) as e:
+            self.failed.emit(f"zone {feature.get('id')}: requirement not shown: {e}")
+            return
+        off.requirements, off.raw = new.requirements, new.raw
 
     def _check_health(self) -> None:
         now = self.clock()
+        if time.monotonic() - self._fresh_at >= FRESHNESS_S:
+            self._fresh_at = time.monotonic()
+            self.freshness.emit(self.fresh.summary())
         problem = None if self.mqtt is None else self.health.problem(self.connected)
         if problem is None and self.record_ok is False:
             why = self.record_error or ""
@@ -529,6 +598,7 @@ class CentreClient(QObject):
         record read again when the console was showing the cached picture."""
         had = self.store
         self.store = store
+        self._record_trails.clear()          # what this login may read is the server's to say
         if had is None or self.stale_since is not None or self.record_ok is False:
             self._submit(self._read_record, self._record_read)
 
@@ -538,21 +608,34 @@ class CentreClient(QObject):
 
     # ----- what the window asks ----------------------------------------------------------------
     def request_details(self, offender_id: str) -> None:
+        """The details of one offender (``details``), from the positions this console was
+        shown; the record's fixes of the last 24 hours are read once per tag, as the signed-in
+        person, where that login may read them, and the details given again with them."""
         o = self.caseload.offenders.get(offender_id)
         if o is None:
             self.details.emit({"offender": offender_id, "error": "unknown offender"})
             return
-        m = self.positions_now.get(o.device)
-        self.details.emit({
-            "offender": o.id, "name": o.name, "borough": o.borough, "risk": o.risk, "device": o.device,
-            "fix_interval_s": o.fix_interval_s,
-            "requirements": [{"id": r.id, "type": r.type, "zone": r.zone,
-                              "zone_name": self.caseload.zones[r.zone].name if r.zone in self.caseload.zones else r.zone,
-                              "schedule": r.schedule, "start": r.start, "end": r.end} for r in o.requirements],
-            "now": self.clock(), "t": [], "distance_m": [], "zone_changes": [], "speed_ms": [], "battery": [],
-            "last": {"t": m["t"], "lat": m["lat"], "lon": m["lon"], "acc": m["acc"], "batt": m.get("batt"),
-                     "address": m.get("address")} if m else None,
-            "tag": {}, "trail": [{"lat": m["lat"], "lon": m["lon"], "t": m["t"], "acc": m["acc"]}] if m else []})
+        now = self.clock()
+        self.details.emit(details_of(o, self.caseload, self.trails.rows(o.device, now - HISTORY_S), now,
+                                     self.zone_timeline, self.positions_now.get(o.device)))
+        if self.store is None or o.device in self._record_trails or self.record_ok is False:
+            return
+        self._record_trails[o.device] = False
+        store, device = self.store, o.device
+        mine = self.trails.rows(device)
+        until = mine[0][0] if mine else now
+
+        def done(res):
+            kind, rows = res
+            if kind != "ok" or rows is None:      # not this login's to read (or not now): ours only
+                if kind != "ok":
+                    self._record_trails.pop(device, None)
+                return
+            self._record_trails[device] = True
+            if rows:
+                self.trails.merge(device, rows)
+                self.request_details(offender_id)
+        self._submit(lambda: record_fixes(store, device, now - HISTORY_S, until), done)
 
     def set_speed(self, speed) -> None:      # training only
         pass

@@ -9,7 +9,8 @@ the caseload (the file given, else the record's, else the workstation cache's), 
 of this mode: ``centre_loaded`` (from the record or the cache), ``centre_recorded`` and
 ``centre_refused`` (an action the record took or refused, with the reason and who already took
 it), ``handling_shown`` (the decider's handling now in the queue), ``centre_fault`` (what is
-wrong with the centre, "" when it is right again) and ``zone_saved``.
+wrong with the centre, "" when it is right again), ``zone_saved`` and, every 10 s while the
+decider's messages arrive, ``centre_latency`` (decider to screen, ``centrestate.Freshness``).
 """
 from __future__ import annotations
 
@@ -229,3 +230,5 @@ def build_client(console, opts, accounts, *, log_event, make_map, places, zone) 
     centre.stats.connect(lambda _s: banner.show_state(centre))
     centre.zoneSaved.connect(lambda d: w.event.emit("zone_saved", d))
     centre.failed.connect(lambda text: w.event.emit("warning", {"text": text}))
+    centre.freshness.connect(lambda d: (d["alert"]["n"] or d["position"]["n"])
+                             and w.event.emit("centre_latency", d))
