@@ -204,12 +204,15 @@ def main() -> int:
                    help="measure the crime query (only) on a database loaded before by this "
                         "script's loader (--keep), instead of loading one: 100 M fixes take "
                         "about 45 minutes to load here")
+    p.add_argument("--seed", type=int, default=11,
+                   help="the queries' places and times (a new seed: places and months the "
+                        "server's cache has not seen)")
     p.add_argument("--keep", action="store_true",
                    help="leave the cluster running after the run and print its crime database's "
                         "DSN (for --crime-dsn; stop it with pg_ctl -D DIR/data stop)")
     args = p.parse_args()
     if args.crime_dsn:
-        bench_crime(args.crime_dsn, args.queries, 500.0, 7200.0)
+        bench_crime(args.crime_dsn, args.queries, 500.0, 7200.0, seed=args.seed)
         return 0
     cluster, root = start_cluster(Path(args.dir) if args.dir else None,
                                   settings={"shared_buffers": "'1GB'", "max_wal_size": "'4GB'",

@@ -379,9 +379,43 @@ class PgStore:
         self._as_login(operator)
         return self._handle("SELECT * FROM ack_alert(%s, %s, %s)", (alert_id, action_code, note))
 
-    def close_alert(self, alert_id: str, operator: str, note: str | None = None) -> dict:
+    def close_alert(self, alert_id: str, operator: str, note: str | None = None,
+                    skipped: dict | None = None) -> dict:
+        """``skipped``: {step id: reason} for the protocol's mandatory steps not completed."""
         self._as_login(operator)
-        return self._handle("SELECT * FROM close_alert(%s, %s)", (alert_id, note))
+        if skipped is not None and not isinstance(skipped, dict):
+            raise HandlingError("skipped steps must be given as {step id: reason}")
+        return self._handle("SELECT * FROM close_alert_skipping(%s, %s, %s::jsonb)",
+                            (alert_id, note, json.dumps(skipped or {})))
+
+    def record_step(self, alert_id: str, operator: str, step: str, outcome: str,
+                    reference: str | None = None, note: str | None = None) -> dict:
+        """A step of the alert's response (issue 21): the server's ``record_step``."""
+        for value, what in ((reference, "reference"), (note, "note")):
+            if value is not None and not isinstance(value, str):
+                raise HandlingError(f"{what} must be text")
+        self._as_login(operator)
+        return self._handle("SELECT * FROM record_step(%s, %s, %s, %s, %s)",
+                            (alert_id, step, outcome, reference, note))
+
+    def record_protocols(self, doc: dict, who: str | None = None) -> int:
+        """Record the centre's response protocols as this login (checked here first)."""
+        from monitorapp.response.protocols import canonical, checked
+        text = canonical(checked(doc))
+        return self._call(lambda c: c.execute("SELECT record_protocols(%s)", (text,)).fetchone()[0])
+
+    def protocol_steps(self, alert_id: str) -> list[dict]:
+        """The ordered steps of one alert's protocol (the server's ``protocol_steps_of``)."""
+        row = self.reader().execute("SELECT protocol_steps_of(%s)", (alert_id,)).fetchone()
+        if row is None or row[0] is None:
+            raise HandlingError(f"no such alert: {alert_id}")
+        return list(row[0])
+
+    def response_protocols(self) -> dict | None:
+        """The newest recorded protocols (normalised), None when the record has none."""
+        row = self.reader().execute("SELECT doc FROM response_protocols ORDER BY version DESC"
+                                    " LIMIT 1").fetchone()
+        return json.loads(row[0]) if row else None
 
     def shelve(self, alert_id: str, operator: str, reason: str, until: float) -> dict:
         if not isinstance(until, (int, float)) or isinstance(until, bool):

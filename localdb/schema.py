@@ -31,9 +31,9 @@ import sqlite3
 from pathlib import Path
 
 from localdb.migrations_accounts import ACCOUNTS_MIGRATION
+from localdb.outbox import OUTBOX_MIGRATION
 
 APPLICATION_ID = 0x454D5354  # "EMST"
-SCHEMA_VERSION = 3
 MODES = ("live", "training")
 # what makes an unmarked (schema <= 2) store a live record rather than a fresh file
 _DATA_TABLES = ("offenders", "fixes", "events", "rejected", "alerts", "ack_log", "audit_log",
@@ -138,7 +138,16 @@ CREATE TRIGGER meta_mode_no_update BEFORE UPDATE ON meta WHEN OLD.key = 'mode'
 CREATE TRIGGER meta_mode_no_delete BEFORE DELETE ON meta WHEN OLD.key = 'mode'
     BEGIN SELECT RAISE(ABORT, 'the store mode is set once'); END;
 """,
+    # 4: the notification outbox (spec v2 §9, localdb/outbox.py)
+    4: OUTBOX_MIGRATION,
+    # 5: the centre's response protocols (issue 21, localdb/handling.py), one row a version
+    5: """
+CREATE TABLE IF NOT EXISTS response_protocols (
+    version INTEGER PRIMARY KEY, doc TEXT NOT NULL, recorded_at REAL NOT NULL,
+    recorded_by TEXT NOT NULL);
+""",
 }
+SCHEMA_VERSION = max(MIGRATIONS)        # migrations are applied one number at a time, 1 to this
 
 
 def _create_file(path: Path) -> None:

@@ -78,11 +78,11 @@ class Store:
 
     # ---- life cycle -------------------------------------------------------------------------
     def close(self, alert_id: str | None = None, operator: str | None = None,
-              note: str | None = None):
+              note: str | None = None, skipped: dict | None = None):
         """``close()`` closes the store; ``close(alert_id, operator)`` closes an alert (the
         handling step, same as ``close_alert``)."""
         if alert_id is not None:
-            return self.close_alert(alert_id, operator, note)
+            return self.close_alert(alert_id, operator, note, skipped)
         try:
             with self._readers_lock:
                 for conn in self._readers:
@@ -268,9 +268,31 @@ class Store:
         at = self.clock()
         return self._call(lambda c: handling.acknowledge(c, alert_id, operator, action_code, note, at))
 
-    def close_alert(self, alert_id: str, operator: str, note: str | None = None) -> dict:
+    def close_alert(self, alert_id: str, operator: str, note: str | None = None,
+                    skipped: dict | None = None) -> dict:
+        """``skipped``: {step id: reason} for the protocol's mandatory steps not completed."""
         at = self.clock()
-        return self._call(lambda c: handling.close(c, alert_id, operator, note, at))
+        return self._call(lambda c: handling.close(c, alert_id, operator, note, at, skipped))
+
+    def record_step(self, alert_id: str, operator: str, step: str, outcome: str,
+                    reference: str | None = None, note: str | None = None) -> dict:
+        """A step of the alert's response (issue 21), in the acknowledgement log."""
+        at = self.clock()
+        return self._call(lambda c: handling.record_step(c, alert_id, operator, step, outcome,
+                                                         reference, note, at))
+
+    def record_protocols(self, doc: dict, who: str = "system") -> int:
+        """Record the centre's response protocols (a new version if changed; audited)."""
+        at = self.clock()
+        return self._call(lambda c: handling.record_protocols(c, doc, who, at))
+
+    def protocol_steps(self, alert_id: str) -> list[dict]:
+        """The ordered steps of one alert's protocol (its type, its offender's risk)."""
+        return handling.protocol_steps(self.reader(), alert_id)
+
+    def response_protocols(self) -> dict | None:
+        """The newest recorded protocols (normalised), None when the store has none."""
+        return handling.protocols(self.reader())
 
     def shelve(self, alert_id: str, operator: str, reason: str, until: float) -> dict:
         at = self.clock()

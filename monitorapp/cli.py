@@ -29,6 +29,7 @@ COMMANDS = {
     "verify-log": ("monitorapp.service.verifylog", "check the logs' hash chains and their ends against the anchored heads"),
     "migrate-store": ("centraldb.carry", "carry a SQLite store into an empty PostgreSQL record"),
     "accounts": ("monitorapp.service.accounts_cli", "manage a PostgreSQL record's accounts and roles (audited)"),
+    "protocols": ("monitorapp.response.recordcmd", "check the response protocols file, or record it in a store (audited)"),
     "basemap": ("monitorapp.places.build", "build the offline vector basemap, boroughs and streets from OSM data"),
 }
 TRACEBACK_ENV = "MONITORAPP_TRACEBACK"

@@ -127,6 +127,7 @@ class Console:
             self.store.record_caseload(self.caseload, "system")
         except Exception as e:     # the caseload history is a record, not a reason to stop
             log_event("warning", text=f"caseload not recorded: {e}")
+        self._record_protocols()
         caseload = self.caseload
         snapshot = None
         if not self.training:      # live: carry on from the last checkpoint of this store
@@ -163,6 +164,25 @@ class Console:
                   operator=self.operator, store=str(self.store_path), offenders=len(self.caseload.offenders),
                   sound=self.controller.sound.backend)
         self._stopped = False
+
+    def _record_protocols(self) -> None:
+        """The centre's response protocols into the store (issue 21): the configured file, or
+        the shipped defaults. A file with problems is not recorded (each problem is logged)
+        and the store keeps the version in force, or gets the defaults if it has none: the
+        console never starts without a checklist to follow."""
+        from monitorapp.response.protocols import ProtocolError, load_protocols
+        path = self.settings.get("response/protocols_file") or None
+        try:
+            doc = load_protocols(path)
+        except ProtocolError as e:
+            log_event("error", text=f"{e.source}: not recorded: " + "; ".join(e.problems[:5]))
+            if self.store.response_protocols() is not None:
+                return
+            doc = load_protocols(None)
+        try:
+            self.store.record_protocols(doc, "system")
+        except Exception as e:  # noqa: BLE001 - a record refused is logged, the console goes on
+            log_event("warning", text=f"response protocols not recorded: {e}")
 
     def start(self) -> None:
         self.worker.start()

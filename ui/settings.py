@@ -54,6 +54,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("store/db_path", str, "", "SQLite store used in live mode; empty: monitor.sqlite in the data directory"),
     Setting("store/url", str, "", "The centre's record, postgresql://host/db (no password: each person signs in with their own "
             "login); set, the live console is a client of the centre (no engine of its own)"),
+    Setting("response/protocols_file", str, "", "The centre's response protocols (JSON, README 'Response protocols'); "
+            "empty: the shipped defaults. Recorded in the store at start (a new version when changed)"),
+    Setting("response/contacts_file", str, "", "The boroughs' police control rooms and the centre's own numbers (JSON); "
+            "empty: the shipped file"),
     Setting("alarm/escalate_critical_s", int, 60, "Seconds a critical alert may stay unacknowledged before it is escalated", minimum=5, maximum=3600),
     Setting("alarm/escalate_high_s", int, 180, "Seconds a high alert may stay unacknowledged before it is escalated", minimum=5, maximum=7200),
     Setting("alarm/escalate_medium_s", int, 900, "Seconds a medium alert may stay unacknowledged before it is escalated", minimum=5, maximum=86400),

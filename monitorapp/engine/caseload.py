@@ -23,6 +23,14 @@ Decisions where the spec is silent:
     copy, the store's JSON, a checkpoint) can hit Python's recursion limit. A file nested beyond
     what the JSON parser itself can read is refused in the same words.
   * The file must be UTF-8 (RFC 8259 §8.1; a byte-order mark is tolerated).
+  * The offender's record (issue 21), every field optional, so a version 1 file without them
+    stays valid: ``phone`` (a telephone number: digits, spaces, ``+ ( ) - .``, 3–32 characters),
+    ``photo`` (a file path, 1–1024 characters; relative to the directory the console starts
+    in), ``address`` (1–300 characters), ``offence_category`` (1–120), ``risk_notes``
+    (1–2000), ``order`` ``{"start", "end"}`` (``YYYY-MM-DD``, end not before start),
+    ``"court_ref"`` (1–80), ``"court"`` (1–120)}, ``victim_contact`` ``{"name", "phone",
+    "relation"?, "note"?}`` where the order protects a victim, and ``responsible_officer``
+    ``{"name", "email", "team", "phone"?}`` (spec v2 §3).
 """
 from __future__ import annotations
 
@@ -43,6 +51,8 @@ from monitorapp.feed.timeutil import TimeFormatError, parse_time
 
 _DEVICE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 REQUIREMENT_TYPES = ("exclusion", "curfew", "appointment")
+PHONE_RE = re.compile(r"\+?[0-9][0-9 ()\-.]{2,31}")
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MAX_DEPTH = 32                      # arrays and objects, the document itself counting as 1
 EARTH_RADIUS_M = 6_371_008.8        # mean radius: only to tell whether a circle reaches ±180° or a pole
 ANTIMERIDIAN = "crosses the antimeridian: not supported; split it at ±180°"
@@ -364,6 +374,7 @@ def _parse_caseload(doc: object, source: str) -> Caseload:
             problems.append(f"{where}: device {dev} is already assigned to offender {devices[dev]}")
         else:
             devices[dev] = oid
+        _check_record(o, where, problems)
         fi = o.get("fix_interval_s", 60)
         if not _is_num(fi) or not 1 <= fi <= 86_400:
             problems.append(f"{where}: fix_interval_s must be a number of seconds 1–86400")
@@ -383,6 +394,69 @@ def _parse_caseload(doc: object, source: str) -> Caseload:
     if problems:
         raise CaseloadError(problems, source)
     return Caseload(tz, {k: v for k, v in zones.items() if v is not None}, offenders, doc)
+
+
+def _text_field(obj: dict, key: str, longest: int, where: str, problems: list[str],
+                required: bool = False) -> None:
+    v = obj.get(key)
+    if v is None and not required:
+        return
+    if not isinstance(v, str) or not v.strip() or len(v) > longest or "\x00" in v:
+        problems.append(f"{where}: {key} must be text of 1–{longest} characters")
+
+
+def _check_phone(obj: dict, key: str, where: str, problems: list[str], required: bool = False) -> None:
+    v = obj.get(key)
+    if v is None and not required:
+        return
+    if not isinstance(v, str) or not PHONE_RE.fullmatch(v.strip()):
+        problems.append(f"{where}: {key} must be a telephone number (digits, spaces, + ( ) - .)")
+
+
+def _check_date(value, where: str, problems: list[str]) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and _DATE_RE.fullmatch(value):
+        try:
+            import datetime as _dt
+            _dt.date.fromisoformat(value)
+            return value
+        except ValueError:
+            pass
+    problems.append(f"{where} must be a date YYYY-MM-DD, not {_short(value)}")
+    return None
+
+
+def _check_record(o: dict, where: str, problems: list[str]) -> None:
+    """The optional fields of the offender's record (module docstring), bounds checked."""
+    _check_phone(o, "phone", where, problems)
+    _text_field(o, "photo", 1024, where, problems)
+    for key, longest in (("address", 300), ("offence_category", 120), ("risk_notes", 2000)):
+        _text_field(o, key, longest, where, problems)
+    order = o.get("order")
+    if order is not None:
+        if not isinstance(order, dict):
+            problems.append(f"{where}: order must be an object (start, end, court_ref, court)")
+        else:
+            start = _check_date(order.get("start"), f"{where}: order start", problems)
+            end = _check_date(order.get("end"), f"{where}: order end", problems)
+            if start and end and end < start:
+                problems.append(f"{where}: order end must not be before its start")
+            _text_field(order, "court_ref", 80, f"{where} order", problems)
+            _text_field(order, "court", 120, f"{where} order", problems)
+    for key, fields in (("victim_contact", (("name", 120, True), ("relation", 60, False),
+                                            ("note", 500, False))),
+                        ("responsible_officer", (("name", 120, True), ("email", 254, False),
+                                                 ("team", 120, False)))):
+        v = o.get(key)
+        if v is None:
+            continue
+        if not isinstance(v, dict):
+            problems.append(f"{where}: {key} must be an object")
+            continue
+        for f, longest, required in fields:
+            _text_field(v, f, longest, f"{where} {key}", problems, required)
+        _check_phone(v, "phone", f"{where} {key}", problems, required=key == "victim_contact")
 
 
 def _parse_requirement(r, where, zones, req_ids, problems, oid) -> Requirement | None:

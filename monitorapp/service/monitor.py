@@ -122,9 +122,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="seconds between journal syncs (messages are acknowledged after them)")
     p.add_argument("--checkpoint-interval", type=float, default=300.0,
                    help="seconds between checkpoints of the engine's state in the store")
+    p.add_argument("--places", default=None, metavar="BASEMAP|off",
+                   help="name the street and borough of each published alert and position from this "
+                        "basemap's side files (default: the shipped London basemap; off: none)")
     p.add_argument("--retention-days", type=float, default=365.0,
                    help="purge stored fixes older than this many days, at start and daily (default 365)")
+    p.add_argument("--protocols", default=None, metavar="FILE",
+                   help="the centre's response protocols (JSON; default: the shipped ones), "
+                        "recorded at start as a new version when they changed")
     p.add_argument("--verbose", action="store_true")
+    from monitorapp.notify.options import add_arguments as add_notify_arguments
+    add_notify_arguments(p)                 # --smtp-*, --notify-policy (monitorapp/notify)
     return p.parse_args(argv)
 
 
@@ -140,8 +148,12 @@ def cli_main(argv: list[str]) -> int:
             username=args.username, password_file=args.password_file,
             protocol=5 if args.mqtt_version == "5" else 4, role="monitor")
         caseload = load_caseload(args.caseload)
+        from monitorapp.response.protocols import load_protocols
+        args.protocols_doc = load_protocols(args.protocols)    # every problem named, exit 2
         from monitorapp.feed.adapters import AccuracyDefaults
         args.acc_defaults = AccuracyDefaults.parse(args.default_acc)
+        from monitorapp.notify.options import check as check_notify
+        args.notify = check_notify(args)    # a bad policy or relay option: one line, exit 2
         alerts_out = AlertsFile(args.alerts_out) if args.alerts_out else None
     except (MqttConfigError, CaseloadError, OSError, ValueError) as e:
         print(f"monitorapp monitor: {e}", file=sys.stderr)
@@ -236,12 +248,15 @@ def decide(args, settings, caseload, store, alerts_out, stop, leader, instance, 
     resumed = position is not None
     if not resumed:
         store.record_caseload(caseload)
+    if getattr(args, "protocols_doc", None) is not None:     # the checklists the record enforces
+        store.record_protocols(args.protocols_doc)
     store.attach(engine)
     log.info("monitor starting", extra={"fields": {
         **settings.describe(), "db": str(store.path), "caseload": str(args.caseload), "clock": args.clock,
         "resumed_from_checkpoint": resumed, "pid": os.getpid(), "instance": instance}})
     position = position or {}
-    out = DeciderPublisher(settings, instance, started)
+    from monitorapp.service.placenames import PlaceNamer, load_places
+    out = DeciderPublisher(settings, instance, started, namer=PlaceNamer(load_places(args.places)))
     out.start()                         # connected by the time the replay's alerts go out
     watch = RecordWatch(store, pg, position.get("ack_seq"), position.get("zone_versions") or {})
     owntracks = args.owntracks_topic or ("owntracks/+/+" if args.owntracks else None)
@@ -253,6 +268,8 @@ def decide(args, settings, caseload, store, alerts_out, stop, leader, instance, 
                          adapters=AdapterState(getattr(args, "acc_defaults", None)),
                          owntracks_topic=owntracks, source_silence_s=args.source_silence_s,
                          watch=watch)
+    from monitorapp.notify.options import start_notifier
+    notifier = start_notifier(args, store, caseload, engine, proc)     # None without --smtp-host
     replayed = 0
     batch = []
     for d in journal.replay(position):
@@ -289,6 +306,8 @@ def decide(args, settings, caseload, store, alerts_out, stop, leader, instance, 
                 break
             try:
                 _loop_once(args, engine, store, feed, proc, stats, clock)
+                if notifier is not None:
+                    notifier.tick()
                 mono = time.monotonic()
                 if mono >= clock["heartbeat"]:
                     clock["heartbeat"] = mono + HEARTBEAT_S
@@ -308,6 +327,8 @@ def decide(args, settings, caseload, store, alerts_out, stop, leader, instance, 
         out.flush_positions(float("inf"))
     finally:
         feed.stop()
+        if notifier is not None:
+            notifier.stop()
         watch.stop()
         if lost is not None:
             out.stop(None)                    # the broker publishes the will: "lost"

@@ -15,7 +15,8 @@ published. ``RecordWatch`` reads what changed:
 ``poll()`` returns the new ack-log entries (after the last ``seq`` seen) and the zone versions
 newer than those applied; ``handling_of(entries, now)`` is the handling a console shows,
 computed from an alert's entries as the record's ``effective_handling`` does (a shelving whose
-time is up has ended by itself).
+time is up has ended by itself), with the alert's ``timeline`` (issue 21: every step, skip and
+note, ``monitorapp.response.timeline``), which the consoles show in the details panel.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ import threading
 import time
 
 import orjson
+
+from monitorapp.response.timeline import timeline
 
 log = logging.getLogger("monitorapp.service.recordwatch")
 POLL_S = 2.0
@@ -62,6 +65,7 @@ def handling_of(entries: list[dict], now: float) -> dict:
                      "operator": e["operator"], "at": e["at"], "action_code": e.get("action_code"),
                      "note": e.get("note"), "reason": e.get("reason"), "until": e.get("until")}
                     for e in entries],
+        "timeline": timeline(entries),
     }
 
 

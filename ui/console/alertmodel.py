@@ -54,6 +54,7 @@ class Handling:
     shelved_by: str | None = None
     shelve_reason: str | None = None
     state_before_shelve: str | None = None
+    steps: int = 0            # response steps recorded (issue 21): a new one is a change to show
 
 
 @dataclass

@@ -106,6 +106,11 @@ class AlertQueueController(QObject):
     sounded = Signal(str)                   # alert_id that rang the alarm
     shelvedChanged = Signal(int)            # number of shelved alerts
     newAlerts = Signal(list)                # alert ids inserted into the queue
+    stepRecorded = Signal(str)              # alert id: its response in the record may have changed
+    # asked when an alert is closed with mandatory protocol steps open (issue 21): a callable
+    # (alert id, open steps) -> ({step id: reason}, note) or None to stay open; the details
+    # panel sets it (ui.console.details.AlertResponsePanel)
+    ask_skips = None
 
     def __init__(self, store, operator: str, *, escalation: dict | None = None,
                  flood_count: int = 10, flood_window_s: float = 600, max_shelve_hours: float = 8.0,
@@ -213,13 +218,14 @@ class AlertQueueController(QObject):
             self.acknowledge(aid, action, note)
         return todo
 
-    def close(self, alert_id: str, note: str = "") -> None:
+    def close(self, alert_id: str, note: str = "", skipped: dict | None = None) -> None:
         row = self._row(alert_id)
         if row.alert.state != "cleared":
             raise HandlingRefused("an alert can be closed only once its condition has cleared")
         if row.handling.state not in ("acknowledged",):
             raise HandlingRefused("acknowledge the alert before closing it")
-        self.store.close(alert_id, self.operator, note)
+        skipped, note = self._skips(alert_id, skipped, note)
+        self.store.close(alert_id, self.operator, note, skipped)
         h = Handling(**{**row.handling.__dict__, "state": "closed", "closed_at": self.now,
                         "closed_by": self.operator})
         self._set(alert_id, h)
@@ -251,6 +257,40 @@ class AlertQueueController(QObject):
         self._set(alert_id, h)
         if row.alert.state == "active":
             self._ring(alert_id, force=True)
+
+    def record_step(self, alert_id: str, step: str, outcome: str, reference: str = "",
+                    note: str = "") -> None:
+        """A step of the alert's response (issue 21), recorded under this operator's name."""
+        self._row(alert_id)
+        self.store.record_step(alert_id, self.operator, step, outcome, reference or None, note or None)
+        self.stepRecorded.emit(alert_id)
+
+    def response_of(self, alert_id: str) -> dict:
+        """The alert's protocol checklist, timeline and open mandatory steps, from the store."""
+        from monitorapp.response.timeline import checklist, open_mandatory, timeline
+        row = self._row(alert_id)
+        if self.store is None:
+            return {"steps": [], "timeline": [], "open": []}
+        steps = self.store.protocol_steps(alert_id) if hasattr(self.store, "protocol_steps") else []
+        entries = self.store.ack_log(alert_id)
+        return {"steps": checklist(steps, entries, row.alert.raised_at, self.now),
+                "timeline": timeline(entries), "open": open_mandatory(steps, entries)}
+
+    def _skips(self, alert_id: str, skipped: dict | None, note: str) -> tuple[dict | None, str]:
+        """The reasons for the open mandatory steps: given, asked for, or left to the store."""
+        if skipped is not None or self.ask_skips is None:
+            return skipped, note
+        try:
+            open_steps = self.response_of(alert_id)["open"]
+        except Exception:             # noqa: BLE001 - not readable now: the store refuses what is missing
+            return None, note
+        if not open_steps:
+            return None, note
+        answer = self.ask_skips(alert_id, open_steps)
+        if answer is None:
+            raise HandlingRefused("not closed: the protocol's mandatory steps are still open")
+        reasons, typed = answer
+        return reasons, typed or note
 
     def silence(self) -> None:
         """Stop the sound. The alerts stay unacknowledged and keep flashing."""
@@ -518,6 +558,8 @@ class AlertQueueDock(QWidget):
         controller.handlingChanged.connect(lambda *_: self.update_counts())
         controller.newAlerts.connect(lambda *_: self.update_counts())
         controller.newAlerts.connect(lambda *_: self._update_buttons())
+        # a condition that clears (or re-activates) changes what may be done with the selection
+        controller.model.dataChanged.connect(lambda *_: self._update_buttons())
         self._shelved_count(0)
         self._update_buttons()
         self.update_counts()

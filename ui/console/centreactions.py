@@ -62,6 +62,9 @@ class CentreQueueController(AlertQueueController):
             self.handlingChanged.emit(aid, state)
         if new_ids:
             self.newAlerts.emit(new_ids)
+        for change, a in changes:     # republished by the decider: maybe another person's step
+            if change == "updated":
+                self.stepRecorded.emit(a.alert_id)
         self._check_flood()
         self._update_shelved()
 
@@ -82,7 +85,7 @@ class CentreQueueController(AlertQueueController):
         self.centre.act("acknowledged", alert_id, lambda s: s.acknowledge(alert_id, op, action, note or None))
         self.sent.emit("acknowledged", alert_id)
 
-    def close(self, alert_id: str, note: str = "") -> None:
+    def close(self, alert_id: str, note: str = "", skipped: dict | None = None) -> None:
         row = self._row(alert_id)
         if row.alert.state != "cleared":
             raise HandlingRefused("an alert can be closed only once its condition has cleared")
@@ -91,9 +94,21 @@ class CentreQueueController(AlertQueueController):
         if self._local(alert_id, Handling(**{**row.handling.__dict__, "state": "closed",
                                              "closed_at": self.now, "closed_by": self.operator})):
             return
+        skipped, note = self._skips(alert_id, skipped, note)
         op = self.operator
-        self.centre.act("closed", alert_id, lambda s: s.close_alert(alert_id, op, note or None))
+        self.centre.act("closed", alert_id, lambda s: s.close_alert(alert_id, op, note or None, skipped))
         self.sent.emit("closed", alert_id)
+
+    def record_step(self, alert_id: str, step: str, outcome: str, reference: str = "",
+                    note: str = "") -> None:
+        """A step of the alert's response, sent to the record as the signed-in person."""
+        self._row(alert_id)
+        if self.centre.local_fault(alert_id):
+            raise HandlingRefused("this console's own fault has no response steps in the record")
+        op = self.operator
+        self.centre.act("step", alert_id, lambda s: s.record_step(alert_id, op, step, outcome,
+                                                                 reference or None, note or None))
+        self.sent.emit("step", alert_id)
 
     def shelve(self, alert_id: str, reason: str, until: float) -> None:
         row = self._row(alert_id)
@@ -138,5 +153,7 @@ class CentreQueueController(AlertQueueController):
     def _done(self, out: dict) -> None:
         if out["ok"]:
             self.recorded.emit(out["what"], out["alert_id"], self.operator)
+            if out["what"] == "step":
+                self.stepRecorded.emit(out["alert_id"])
         else:
             self.refused.emit(out["what"], out["alert_id"], out["error"] or "refused", out["by"] or "")

@@ -80,7 +80,8 @@ def handling_from_published(h) -> Handling:
                     shelve_reason=(h.get("shelved_reason") or shelve.get("reason") or shelve.get("note"))
                     if state == "shelved" else None,
                     state_before_shelve=("acknowledged" if owner else "unacknowledged")
-                    if state == "shelved" else None)
+                    if state == "shelved" else None,
+                    steps=len(h.get("timeline") or []) if isinstance(h.get("timeline"), list) else 0)
 
 
 def handling_from_row(d: dict) -> Handling:
@@ -120,9 +121,60 @@ def position_from_published(p: dict) -> dict | None:
         return None
     out = {"device": p["device"], "lat": lat, "lon": lon, "acc": float(p.get("acc") or 0.0), "t": t,
            "batt": p.get("battery", p.get("batt"))}
-    if isinstance(p.get("address"), str):
-        out["address"] = out["address_text"] = p["address"]
+    where = address_of(p)
+    if where is not None:
+        out["address"], out["address_text"] = where
     return out
+
+
+def address_of(rec: dict) -> tuple[str, str] | None:
+    """("Kentish Town Road, Camden", what is read out: "near Kentish Town Road, Camden (80 m)")
+    from a published ``address`` (``monitorapp.service.placenames``), or from a position as
+    the workstation cache keeps it (``address`` and ``address_text``); None when it names no
+    place."""
+    a = rec.get("address")
+    if isinstance(a, str) and a:          # as the cache keeps a shown position
+        text = rec.get("address_text")
+        return a, text if isinstance(text, str) and text else a
+    if not isinstance(a, dict):
+        return None
+    short = ", ".join(str(x) for x in (a.get("street"), a.get("borough")) if isinstance(x, str) and x)
+    text = a.get("text") if isinstance(a.get("text"), str) and a.get("text") else short
+    return (short or text, text) if (short or text) else None
+
+
+class Freshness:
+    """How long what the decider published took to reach this console's screen: the time from
+    a message's ``published_at`` to the moment the queue or the map had applied it, per kind
+    (``alert``, ``position``), over each interval. Retained messages (old by nature) are not
+    counted. ``summary()`` gives the interval's count, p50/p95/p99/max in seconds and a
+    histogram (``EDGES_MS``, upper bounds; the last bucket is everything above) that a reader
+    can add up over many intervals, then starts the next interval. The clocks of the decider and
+    the console are compared, so on two machines it holds only as well as their NTP does."""
+
+    EDGES_MS = (10, 20, 50, 100, 150, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1250, 1500,
+                2000, 3000, 5000, 10000)
+
+    def __init__(self):
+        self.samples: dict[str, list[float]] = {"alert": [], "position": []}
+
+    def add(self, kind: str, lags: list[float]) -> None:
+        self.samples[kind].extend(lags)
+
+    def summary(self) -> dict:
+        import bisect
+        out = {}
+        for kind, xs in self.samples.items():
+            xs.sort()
+            n = len(xs)
+            hist = [0] * (len(self.EDGES_MS) + 1)
+            for x in xs:
+                hist[bisect.bisect_left(self.EDGES_MS, x * 1000.0)] += 1
+            out[kind] = {"n": n, "hist": hist, **({"p50": round(xs[n // 2], 3), "p95": round(xs[int(n * 0.95)], 3),
+                                                 "p99": round(xs[int(n * 0.99)], 3), "max": round(xs[-1], 3)}
+                                                if n else {})}
+        self.samples = {k: [] for k in self.samples}
+        return out
 
 
 def console_fault_alert(kind: str, text: str, at: float) -> Alert:

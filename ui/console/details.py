@@ -7,6 +7,14 @@ this panel only draws the dictionary it gets back. Every value in it is data (na
 from other workstations, boroughs): the title is plain text and the body is built with
 ``ui.text.rich``, which escapes each value.
 
+The offender's record (issue 21) follows the title: photo (an optional file), home address,
+order dates and court reference, offence category, risk notes, responsible officer, and the
+zones with the version in force and since when (from the store's zone versions). Under it, the
+selected alert's response (``AlertResponsePanel``): protocol checklist, contacts with copy and
+dial, the alert's context from the record's fixes, its timeline, and "Record step…".
+``attach(controller, caseload, queue, contacts)`` gives the panel what it reads them from (the
+main window calls it once its queue exists).
+
 Speeds are in miles per hour (what operators and police use; the tool tip gives m/s). Ages are
 unambiguous ("4 min ago"). A stale tag (no fix for max(5 min, 3 fix intervals)) says so in
 words and the tag line is dimmed and italic (ISA-101). No internal alert ids are shown: an
@@ -17,12 +25,21 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+import pathlib
 
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices, QPixmap
+from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
+                               QScrollArea, QToolButton, QVBoxLayout, QWidget)
+
+from monitorapp.response.contacts import ContactsError, contacts_for, load_centre_contacts, tel_url
+from monitorapp.response.context import alert_context, lines, record_inputs, zone_versions
+from monitorapp.response.protocols import OUTCOME_TEXT
+from monitorapp.response.timeline import describe
 from ui.console.alertmodel import TYPE_TEXT, fmt_age
 from ui.console.caseloadlist import STALE_MARK, is_stale
+from ui.console.stepdialog import STATE_MARK, CloseStepsDialog, StepDialog
 from ui.text import Markup, join, plain_label, rich
 from ui.theme import LIGHT, PRIORITY_TEXT, Palette
 
@@ -78,13 +95,29 @@ class DetailsPanel(QWidget):
         self.curves = {"dist": self.dist.plot([], []), "speed": self.speed.plot([], []),
                        "batt": self.batt.plot([], [])}
         self.batt.setYRange(0, 100)
+        self.photo = QLabel()
+        self.photo.setObjectName("offenderPhoto")
+        self.photo.setVisible(False)
+        self.record = QLabel("")
+        self.record.setObjectName("offenderRecord")
+        self.record.setTextFormat(Qt.TextFormat.RichText)
+        self.record.setWordWrap(True)
+        self.record.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.response: AlertResponsePanel | None = None
+        self.ctl = self.caseload = None
         inner = QWidget()
-        lay = QVBoxLayout(inner)
+        lay = self._layout = QVBoxLayout(inner)
         lay.addWidget(self.title)
+        head = QHBoxLayout()
+        head.addWidget(self.photo, 0, Qt.AlignmentFlag.AlignTop)
+        head.addWidget(self.record, 1)
+        lay.addLayout(head)
         lay.addWidget(self.body)
         lay.addWidget(self.plots, 1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        # the panel's text wraps to its width: nothing of an alert is hidden to the right
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(inner)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -92,6 +125,48 @@ class DetailsPanel(QWidget):
         self.palette = LIGHT
         self.offender: str | None = None
         self.set_palette(LIGHT)
+
+    # ---- issue 21: the offender's record and the alert's response ---------------------------
+    def attach(self, controller, caseload, queue=None, contacts: dict | None = None) -> None:
+        """Read the offender's record from ``caseload`` and alerts' responses through
+        ``controller`` (an ``AlertQueueController``); follow ``queue``'s selected alert."""
+        self.ctl, self.caseload = controller, caseload
+        if contacts is None:
+            try:
+                contacts = load_centre_contacts()
+            except ContactsError:
+                contacts = None
+        self.response = AlertResponsePanel(controller, caseload, contacts)
+        self._layout.insertWidget(2, self.response)
+        controller.ask_skips = self.response.ask_skips
+        from ui.console.notifications import mount as mount_notifications
+        mount_notifications(self, controller, queue)      # issue 20: who was notified, delivered?
+        if queue is not None:
+            queue.alertSelected.connect(self.show_alert)
+
+    def show_alert(self, alert_id: str) -> None:
+        if self.response is not None:
+            self.response.show_alert(alert_id)
+
+    def _show_record(self, offender_id: str) -> None:
+        o = self.caseload.offenders.get(offender_id) if self.caseload is not None else None
+        raw = o.raw if o is not None else {}
+        zones = {}
+        for r in (o.requirements if o is not None else []):
+            z = self.caseload.zones.get(r.zone)
+            zones[r.zone] = z.name if z is not None else r.zone
+        versions = {}
+        if zones and self.ctl is not None:
+            try:
+                versions = zone_versions(self.ctl.store, list(zones))
+            except Exception:        # noqa: BLE001 - a record that cannot be read: no dates shown
+                versions = {}
+        self.record.setText(offender_record(raw, zones, versions, self.tz))
+        photo = raw.get("photo")
+        pix = QPixmap(str(pathlib.Path(photo))) if isinstance(photo, str) else QPixmap()
+        self.photo.setVisible(not pix.isNull())
+        if not pix.isNull():
+            self.photo.setPixmap(pix.scaledToHeight(120, Qt.TransformationMode.SmoothTransformation))
 
     def set_palette(self, p: Palette) -> None:
         self.palette = p
@@ -124,6 +199,7 @@ class DetailsPanel(QWidget):
         self.offender = d["offender"]
         self.plots.setVisible(True)
         self.title.setText(f"{d['offender']}  {d['name']}")
+        self._show_record(d["offender"])
         now = d.get("now", 0.0)
         last = d.get("last")
         reqs = join("", (rich("<li>{type} — {zone} ({when})</li>", type=r["type"], zone=r["zone_name"],
@@ -174,3 +250,224 @@ def _where(last: dict | None) -> str:
     if not last:
         return "no fix received"
     return last.get("address") or f"{last['lat']:.5f}, {last['lon']:.5f} (no street or borough known here)"
+
+
+# ---- the alert's response and the offender's record (issue 21) ---------------------------------
+
+class AlertResponsePanel(QWidget):
+    """The selected alert's response: its protocol checklist (ticked from the record), whom to
+    call with one action to copy or dial each number (a ``tel:`` link the workstation's
+    softphone takes), what the record's fixes say about it, and its whole timeline; "Record
+    step…" adds to it. The checklist, timeline and context are read from the store whenever the
+    alert is shown or a step is recorded; every value in them is data (escaped or plain text)."""
+
+    def __init__(self, controller, caseload, contacts: dict | None = None, parent=None):
+        super().__init__(parent)
+        self.setObjectName("alertResponse")
+        self.ctl, self.caseload = controller, caseload
+        self.centre_contacts = contacts
+        self.alert_id: str | None = None
+        self.response: dict = {}
+        self.contacts: list[dict] = []
+        self.heading = plain_label()
+        self.heading.setStyleSheet("font-weight: bold;")
+        self.heading.setWordWrap(True)
+        self.checklist = QLabel()
+        self.checklist.setObjectName("responseChecklist")
+        self.checklist.setTextFormat(Qt.TextFormat.RichText)
+        self.checklist.setWordWrap(True)
+        self.context = plain_label()
+        self.context.setObjectName("alertContext")
+        self.context.setWordWrap(True)
+        self.contact_box = QVBoxLayout()
+        self.contact_box.setContentsMargins(0, 0, 0, 0)
+        self.timeline = QPlainTextEdit()
+        self.timeline.setObjectName("alertTimeline")
+        self.timeline.setReadOnly(True)
+        self.timeline.setAccessibleName("Timeline of the alert")
+        self.timeline.setMaximumHeight(150)
+        self.step_btn = QPushButton("Record ste&p…  [Alt+P]")
+        self.step_btn.setObjectName("recordStep")
+        self.step_btn.setToolTip("Record what you did (a call, its outcome, the police reference)")
+        self.step_btn.clicked.connect(self.record_step)
+        self.message = plain_label()
+        self.message.setObjectName("responseMessage")
+        self.message.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 4, 0, 4)
+        for w in (self.heading, self.checklist):
+            lay.addWidget(w)
+        heads = [plain_label(t) for t in ("Contacts", "Context", "Timeline")]
+        for h in heads:
+            h.setStyleSheet("font-weight: bold;")
+        lay.addWidget(heads[0])
+        lay.addLayout(self.contact_box)
+        lay.addWidget(heads[1])
+        lay.addWidget(self.context)
+        lay.addWidget(heads[2])
+        lay.addWidget(self.timeline)
+        lay.addWidget(self.step_btn)
+        lay.addWidget(self.message)
+        self.setVisible(False)
+        controller.stepRecorded.connect(self._changed)
+        controller.handlingChanged.connect(lambda aid, _state: self._changed(aid))
+
+    def _time(self, t) -> str:
+        return "—" if t is None else dt.datetime.fromtimestamp(t, self.ctl.model.tz).strftime("%H:%M:%S")
+
+    def _changed(self, alert_id: str) -> None:
+        if alert_id == self.alert_id:
+            self.refresh()
+
+    def show_alert(self, alert_id: str) -> None:
+        self.alert_id = alert_id
+        self.message.setText("")
+        self.refresh()
+
+    def refresh(self) -> None:
+        row = self.ctl.model.row(self.alert_id) if self.alert_id else None
+        if row is None:
+            self.setVisible(False)
+            return
+        a, h = row.alert, row.handling
+        self.setVisible(True)
+        owner = f" · {h.state} by {h.acked_by}" if h.acked_by else f" · {h.state}"
+        self.heading.setText(f"{TYPE_TEXT.get(a.type, a.type)} · {a.offender or 'system'}{owner}")
+        try:
+            self.response = self.ctl.response_of(a.alert_id)
+        except Exception as e:      # noqa: BLE001 - the record could not be read: say so, go on
+            self.response = {"steps": [], "timeline": [], "open": []}
+            self.message.setText(f"The response could not be read from the record: {e}")
+        self._fill_checklist()
+        titles = {s["id"]: s["title"] for s in self.response["steps"]}
+        self.timeline.setPlainText("\n".join(
+            f"{self._time(i['at'])} {i['operator']}: {describe(i, titles)}"
+            for i in self.response["timeline"]) or "nothing recorded yet")
+        off = self.caseload.offenders.get(a.offender) if a.offender else None
+        self._fill_contacts(off)
+        self._fill_context(a)
+        self.step_btn.setEnabled(h.state in ("acknowledged", "shelved") and bool(h.acked_by))
+
+    def _fill_checklist(self) -> None:
+        items = []
+        for c in self.response["steps"]:
+            mark = STATE_MARK.get(c["state"], "")
+            when = ""
+            if c["state"] in ("due", "overdue") and c["due_at"] is not None:
+                when = f" — due {self._time(c['due_at'])}" + (" (OVERDUE)" if c["state"] == "overdue" else "")
+            elif c["state"] == "done":
+                when = f" — {OUTCOME_TEXT.get(c['outcome'], c['outcome'])} {self._time(c['at'])} by {c['by']}"
+                when += f", ref {c['given_reference']}" if c.get("given_reference") else ""
+                when += " (late)" if c["late"] else ""
+            elif c["state"] == "tried":
+                when = f" — {c['attempts']} attempt(s), last: {OUTCOME_TEXT.get(c['outcome'], c['outcome'])}"
+            elif c["state"] == "skipped":
+                when = f" — skipped: {c['reason']}"
+            items.append(rich("<li>{mark} {b}{title}{eb}{when}</li>", mark=mark, title=c["title"],
+                              b=Markup("<b>") if c["mandatory"] else "",
+                              eb=Markup("</b>") if c["mandatory"] else "", when=when))
+        self.checklist.setText(rich("<p>Protocol (<b>bold</b>: mandatory)</p><ul>{items}</ul>",
+                                    items=join("", items)) if items
+                               else rich("<p>No response protocol for this alert type.</p>"))
+
+    def _fill_contacts(self, offender) -> None:
+        while self.contact_box.count():
+            item = self.contact_box.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self.contacts = contacts_for(offender.raw if offender else None,
+                                     offender.borough if offender else None, self.centre_contacts)
+        for i, c in enumerate(self.contacts):
+            line = QWidget()
+            lay = QHBoxLayout(line)
+            lay.setContentsMargins(0, 0, 0, 0)
+            number = c["phone"] or c["email"]
+            text = plain_label(f"{c['label']}: {c['name']} · {number}")
+            text.setWordWrap(True)
+            text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            copy = QToolButton()
+            copy.setText("Copy")
+            copy.setObjectName(f"copy_{c['kind']}")
+            copy.setAccessibleName(f"Copy the number of {c['label']}")
+            copy.clicked.connect(lambda _=False, n=number: QApplication.clipboard().setText(n))
+            call = QToolButton()
+            call.setText("Call" if c["phone"] else "E-mail")
+            call.setObjectName(f"call_{c['kind']}")
+            call.setAccessibleName(f"Call {c['label']}")
+            url = tel_url(c["phone"]) if c["phone"] else f"mailto:{c['email']}"
+            call.setToolTip(url)
+            call.clicked.connect(lambda _=False, u=url: QDesktopServices.openUrl(QUrl(u)))
+            lay.addWidget(text, 1)
+            lay.addWidget(copy)
+            lay.addWidget(call)
+            self.contact_box.addWidget(line)
+        if not self.contacts:
+            self.contact_box.addWidget(plain_label("no contact known for this alert"))
+
+    def _fill_context(self, a) -> None:
+        try:
+            fixes, zone = record_inputs(self.ctl.store, {**a.to_record(), "zone_version": a.zone_version,
+                                                         "start": a.start, "raised_at": a.raised_at})
+            ctx = alert_context({"type": a.type, "start": a.start, "raised_at": a.raised_at,
+                                 "evidence": a.evidence}, fixes, zone, self.ctl.now or None)
+            self.context.setText("\n".join(lines(ctx, self._time)))
+        except Exception as e:        # noqa: BLE001 - context is help, never a reason to fail
+            self.context.setText(f"context not available: {e}"[:200])
+
+    def record_step(self) -> None:
+        row = self.ctl.model.row(self.alert_id) if self.alert_id else None
+        if row is None:
+            return
+        by_kind = {c["kind"]: c for c in self.contacts}
+        dlg = StepDialog(row.alert, self.response.get("steps", []), by_kind,
+                         f"{row.alert.offender or ''} {row.offender_name}".strip(), self)
+        if not dlg.exec():
+            return
+        step, outcome, reference, note = dlg.values()
+        try:
+            self.ctl.record_step(self.alert_id, step, outcome, reference, note)
+        except ValueError as e:                 # HandlingRefused, or the store's HandlingError
+            self.message.setText(f"Step not recorded: {e}")
+            return
+        self.message.setText("Step recorded in the acknowledgement log")
+        self.refresh()
+
+    def ask_skips(self, alert_id: str, open_steps: list[dict]):
+        """The controller's question when closing with mandatory steps open (see alertqueue)."""
+        row = self.ctl.model.row(alert_id)
+        dlg = CloseStepsDialog(row.alert, open_steps,
+                               f"{row.alert.offender or ''} {row.offender_name}".strip(), self)
+        return dlg.values() if dlg.exec() else None
+
+
+def offender_record(raw: dict, zones: dict, versions: dict, tz) -> Markup:
+    """The offender's record (issue 21) as rich text, every value escaped; '' when none."""
+    def day(v):
+        return v or "—"
+    parts = []
+    if raw.get("address"):
+        parts.append(rich("<p><b>Home address:</b> {a}</p>", a=raw["address"]))
+    order = raw.get("order") or {}
+    if order:
+        parts.append(rich("<p><b>Order:</b> {s} to {e} · court reference {ref}{court}</p>",
+                          s=day(order.get("start")), e=day(order.get("end")),
+                          ref=order.get("court_ref") or "—",
+                          court=f" ({order['court']})" if order.get("court") else ""))
+    if raw.get("offence_category"):
+        parts.append(rich("<p><b>Offence category:</b> {c}</p>", c=raw["offence_category"]))
+    if raw.get("risk_notes"):
+        parts.append(rich("<p><b>Risk notes:</b> {n}</p>", n=raw["risk_notes"]))
+    officer = raw.get("responsible_officer")
+    if isinstance(officer, dict):
+        parts.append(rich("<p><b>Responsible officer:</b> {n}{team} · {how}</p>", n=officer.get("name"),
+                          team=f" ({officer['team']})" if officer.get("team") else "",
+                          how=" · ".join(x for x in (officer.get("phone"), officer.get("email")) if x)))
+    zl = []
+    for zid, name in zones.items():
+        v = versions.get(zid)
+        since = (f"version {v[0]}, in force since "
+                 f"{dt.datetime.fromtimestamp(v[1], tz).strftime('%d %b %Y %H:%M')}") if v else "not in the record"
+        zl.append(rich("<li>{name} — {since}</li>", name=name, since=since))
+    if zl:
+        parts.append(rich("<p><b>Zones</b></p><ul>{z}</ul>", z=join("", zl)))
+    return join("", parts)

@@ -80,6 +80,18 @@ def zone_kinds(caseload) -> dict[str, str]:
     return kinds
 
 
+def _centre_contacts(settings) -> dict | None:
+    """The police control rooms and the centre's numbers (setting response/contacts_file, or
+    the shipped file); None, with the problem logged, when the file cannot be used."""
+    from monitorapp.response.contacts import ContactsError, load_centre_contacts
+    try:
+        return load_centre_contacts(settings.get("response/contacts_file") or None)
+    except ContactsError as e:
+        import logging
+        logging.getLogger("monitorapp.console").error("centre contacts not loaded: %s", e)
+        return None
+
+
 class MainWindow(QMainWindow):
     """The console. ``events`` receives structured log records (event name, fields)."""
 
@@ -143,6 +155,7 @@ class MainWindow(QMainWindow):
         self.queue_dock = self._dock("Alert queue", "queueDock", self.queue, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.caseload_dock = self._dock("Caseload", "caseloadDock", self.caseload_list, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.details_dock = self._dock("Details", "detailsDock", self.details, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.details.attach(controller, caseload, self.queue, contacts=_centre_contacts(settings))
         self.status = ConsoleStatusBar(operator, tz=controller.model.tz, training=training)
         self.setStatusBar(self.status)
         self._build_menus(speeds)

@@ -10,7 +10,11 @@ the five figures; ``KpiDashboard`` draws them:
   priority's limit as a dashed line;
 * load per operator: alerts acknowledged and closed by each operator;
 * stale alerts: raised more than 24 hours ago and still not closed (a list);
-* the ten noisiest tags: alerts per tag.
+* the ten noisiest tags: alerts per tag;
+* notifications (spec v2 §9, issue 20): per alert type, how many were delivered and the delay
+  from the alert's step (raise, re-activation, close) to the relay accepting the message
+  (median and worst; next-working-day summaries apart, their delay is the policy's), and how
+  many are not delivered, uncertain or still waiting (``notification_kpis``).
 """
 from __future__ import annotations
 
@@ -83,6 +87,41 @@ def compute_kpis(records: list[dict], now: float, *, flood_count: int = 10,
             "stale": stale, "noisy": noisy}
 
 
+def notification_kpis(rows: list[dict]) -> dict[str, dict]:
+    """Per alert type: sent, median and worst delay (s) of immediate notifications, summaries
+    sent, and the failed, uncertain and waiting ones (the outbox's rows)."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        d = out.setdefault(r["alert_type"], {"sent": 0, "delays": [], "summaries": 0, "failed": 0,
+                                             "unknown": 0, "waiting": 0})
+        if r["status"] == "sent":
+            d["sent"] += 1
+            if r["delivery"] == "now" and r.get("delay_s") is not None:
+                d["delays"].append(float(r["delay_s"]))
+            elif r["delivery"] != "now":
+                d["summaries"] += 1
+        elif r["status"] == "failed":
+            d["failed"] += 1
+        elif r["status"] == "unknown":
+            d["unknown"] += 1
+        else:
+            d["waiting"] += 1
+    for d in out.values():
+        v = sorted(d.pop("delays"))
+        d["median_s"] = statistics.median(v) if v else None
+        d["max_s"] = v[-1] if v else None
+    return dict(sorted(out.items()))
+
+
+def _notification_rows(store) -> list[dict]:
+    """The outbox's rows, or none (a store from before the outbox, or not readable)."""
+    try:
+        from centraldb.outbox import outbox_for
+        return outbox_for(store).all()
+    except Exception:           # noqa: BLE001 - the dashboard still shows the rest
+        return []
+
+
 def _plot(title: str, left: str, bottom_axis=None, left_axis=None) -> pg.PlotWidget:
     axes = {}
     if bottom_axis is not None:
@@ -125,6 +164,10 @@ class KpiDashboard(QWidget):
         stale_box = QGroupBox("Stale alerts (over 24 h, not closed)")
         sl = QVBoxLayout(stale_box)
         sl.addWidget(self.stale)
+        self.notified = QListWidget()
+        self.notified.setObjectName("notificationKpis")
+        notify_box = QGroupBox("Notifications per type: delay from the alert to the relay accepting it")
+        QVBoxLayout(notify_box).addWidget(self.notified)
         grid = QGridLayout(self)
         self.headline.setWordWrap(True)
         top = QHBoxLayout()
@@ -135,7 +178,8 @@ class KpiDashboard(QWidget):
         grid.addWidget(self.tta, 1, 1)
         grid.addWidget(self.load, 2, 0)
         grid.addWidget(self.noisy, 2, 1)
-        grid.addWidget(stale_box, 3, 0, 1, 2)
+        grid.addWidget(stale_box, 3, 0)
+        grid.addWidget(notify_box, 3, 1)
         grid.setRowStretch(1, 3)
         grid.setRowStretch(2, 3)
         grid.setRowStretch(3, 1)
@@ -164,6 +208,17 @@ class KpiDashboard(QWidget):
                                f"{r['offender'] or r['device'] or ''}  raised {age} ago  ({r['handling']})")
         if not k["stale"]:
             self.stale.addItem("None: every alert older than 24 hours is closed.")
+        k["notifications"] = notification_kpis(_notification_rows(self.store))
+        self.notified.clear()
+        for t, d in k["notifications"].items():
+            delay = (f"median {fmt_duration(d['median_s'])}, worst {fmt_duration(d['max_s'])}"
+                     if d["median_s"] is not None else "no immediate ones")
+            extra = [f"{d[key]} {text}" for key, text in (("summaries", "in summaries"),
+                     ("failed", "not delivered"), ("unknown", "uncertain"), ("waiting", "waiting")) if d[key]]
+            self.notified.addItem(f"{TYPE_TEXT.get(t, t)}: {d['sent']} sent, {delay}"
+                                  + (f"; {', '.join(extra)}" if extra else ""))
+        if not k["notifications"]:
+            self.notified.addItem("None sent yet.")
         acked = [v for vs in k["tta"].values() for v in vs]
         late = sum(r["late"] for r in records)
         self.headline.setText(f"{len(records)} alerts · {k['flood_bins']} ten-minute periods over the flood "

@@ -9,6 +9,12 @@ operator, shift, priority, type and dates; ``ReviewPanel`` is the view, which ch
 chains when it opens and shows the result, records comments and reviewed marks (themselves
 audited) and exports CSV (audited).
 
+The alert's timeline (issue 21) is part of each record: every step of its response (the
+protocol step or "other", its outcome, the police reference, the note, who and when), every
+mandatory step skipped with its reason, and the steps done after their time limit. The table's
+last column sums it up; the selected alert's whole timeline is shown under the table; the CSV
+has it in ``steps``, ``skipped``, ``late_steps`` and ``timeline`` (one item per line).
+
 Decisions where the spec is silent: the limits are the console's escalation limits (critical
 60 s, high 180 s, medium 900 s) and one hour for low; shifts are day (07:00-19:00 local) and
 night (19:00-07:00, named after the date it starts), by the time the alert was raised.
@@ -24,11 +30,13 @@ from PySide6.QtCore import (QDate, QModelIndex, QSortFilterProxyModel, Qt,
                             Signal)
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDateEdit, QFileDialog,
-                               QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
-                               QTableView, QVBoxLayout, QWidget)
+                               QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPlainTextEdit,
+                               QPushButton, QTableView, QVBoxLayout, QWidget)
 
 from localdb.verify import verify_store
 from monitorapp.feed.timeutil import fmt_time
+from monitorapp.response.protocols import steps_for
+from monitorapp.response.timeline import checklist, describe, timeline
 from ui.views.tablemodel import ColumnsModel
 from ui.console.alertmodel import TYPE_TEXT, fmt_duration
 from ui.roles import can, require
@@ -39,13 +47,13 @@ DEFAULT_LIMITS = {"critical": 60.0, "high": 180.0, "medium": 900.0, "low": 3600.
 DAY_START, NIGHT_START = 7, 19
 LATE_MARK = "⚠ LATE"
 COLUMNS = ("Reviewed", "Priority", "Type", "Offender", "Raised", "Shift", "Operator",
-           "To ack", "To close", "Late", "Action", "Note", "Supervisor comment")
+           "To ack", "To close", "Late", "Action", "Note", "Supervisor comment", "Response")
 (C_REVIEWED, C_PRIORITY, C_TYPE, C_OFFENDER, C_RAISED, C_SHIFT, C_OPERATOR, C_TTA, C_TTC,
- C_LATE, C_ACTION, C_NOTE, C_COMMENT) = range(len(COLUMNS))
+ C_LATE, C_ACTION, C_NOTE, C_COMMENT, C_RESPONSE) = range(len(COLUMNS))
 CSV_FIELDS = ("alert_id", "type", "priority", "offender", "device", "raised_at", "shift",
               "operator", "acked_at", "acked_by", "action_code", "note", "closed_at",
               "closed_by", "tta_s", "ttc_s", "late", "handling", "reviewed", "reviewed_by",
-              "comment")
+              "comment", "steps", "skipped", "late_steps", "timeline", "notified")
 
 
 def shift_of(t: float, tz) -> str:
@@ -63,17 +71,27 @@ def handling_records(store, now: float | None = None, limits: dict | None = None
     tz = ZoneInfo(tz) if isinstance(tz, str) else tz
     now = store.clock() if now is None else now
     steps: dict[str, dict] = {}
+    entries: dict[str, list] = {}
     for r in store.ack_log():
+        entries.setdefault(r["alert_id"], []).append(r)
         s = steps.setdefault(r["alert_id"], {})
         if r["action"] == "acknowledge" and "ack" not in s:
             s["ack"] = r
         elif r["action"] == "close":
             s["close"] = r
+    protocols = store.response_protocols() if hasattr(store, "response_protocols") else None
+    risks = {}
+    try:
+        risks = dict(store.reader().execute("SELECT offender_id, risk FROM offenders").fetchall())
+    except Exception:          # noqa: BLE001 - a login that may not read offenders: default protocol
+        pass
     reviews: dict[str, dict] = {}
     for r in store.reader().execute("SELECT at, who, detail FROM audit_log WHERE"
                                     " action='alert_review' ORDER BY seq"):
         d = json.loads(r[2])
         reviews[d.get("alert_id")] = {"at": r[0], "by": r[1], **d}
+    from ui.console.notifications import notification_summary
+    notified = notification_summary(store)           # issue 20: who was told, how soon
     out = []
     for a in sorted(store.alerts(), key=lambda a: (a["raised_at"], a["alert_id"])):
         s = steps.get(a["alert_id"], {})
@@ -96,9 +114,25 @@ def handling_records(store, now: float | None = None, limits: dict | None = None
             "tta_s": tta, "ttc_s": ttc, "handling": a["handling"],
             "late": bool(limit is not None and waited is not None and waited > limit),
             "reviewed": bool(rv.get("reviewed")), "reviewed_by": rv.get("by"),
-            "comment": rv.get("comment") or "",
+            "comment": rv.get("comment") or "", "notified": notified.get(a["alert_id"], ""),
+            **response_of(entries.get(a["alert_id"], []),
+                          steps_for(protocols, a["type"], risks.get(a["offender_id"])), raised, tz),
         })
     return out
+
+
+def response_of(entries: list[dict], steps: list[dict], raised: float, tz) -> dict:
+    """The review's view of an alert's timeline: counts, skips, late steps and the lines."""
+    titles = {s["id"]: s["title"] for s in steps}
+    items = timeline(entries)
+    ticks = checklist(steps, entries, raised, raised)
+    late = [c["id"] for c in ticks if c["late"]]
+    lines = [f"{dt.datetime.fromtimestamp(i['at'], tz).strftime('%H:%M:%S')} {i['operator']}: "
+             f"{describe(i, titles)}" for i in items if i["at"] is not None]
+    return {"steps": sum(1 for i in items if i["kind"] == "step"),
+            "skipped": "; ".join(f"{i['step_id']}: {i['reason']}" for i in items if i["kind"] == "skip"),
+            "late_steps": ", ".join(late), "timeline": "\n".join(lines),
+            "timeline_items": items}
 
 
 def write_csv(path, records: list[dict]) -> int:
@@ -199,6 +233,13 @@ class ReviewModel(ColumnsModel):
             return (r["action_code"] or "").replace("_", " ")
         if c == C_NOTE:
             return r["note"] or ""
+        if c == C_RESPONSE:
+            parts = [f"{r.get('steps', 0)} step{'s' if r.get('steps', 0) != 1 else ''}"]
+            if r.get("skipped"):
+                parts.append("skipped " + ", ".join(x.split(":")[0] for x in r["skipped"].split("; ")))
+            if r.get("late_steps"):
+                parts.append(f"late: {r['late_steps']}")
+            return " · ".join(parts)
         return r["comment"]
 
 
@@ -292,6 +333,14 @@ class ReviewPanel(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.sortByColumn(C_RAISED, Qt.SortOrder.AscendingOrder)
         lay.addWidget(self.table, 1)
+        # the selected alert's whole timeline, as plain text (names and notes are data)
+        self.timeline = QPlainTextEdit()
+        self.timeline.setObjectName("reviewTimeline")
+        self.timeline.setReadOnly(True)
+        self.timeline.setAccessibleName("Timeline of the selected alert")
+        self.timeline.setPlaceholderText("Select an alert to see its whole timeline")
+        self.timeline.setMaximumHeight(160)
+        lay.addWidget(self.timeline)
 
         act = QHBoxLayout()
         self.comment = QLineEdit()
@@ -318,8 +367,14 @@ class ReviewPanel(QWidget):
         self.review_button.clicked.connect(self._review_selected)
         self.comment.returnPressed.connect(self.review_button.click)     # Return records it too
         self.export_button.clicked.connect(lambda: self.export_csv())
+        self.table.selectionModel().selectionChanged.connect(self._show_timeline)
         self.check_chain()
         self.refresh()
+
+    def _show_timeline(self, *_) -> None:
+        aid = self.selected_alert()
+        rec = next((r for r in self.model.records() if r["alert_id"] == aid), None)
+        self.timeline.setPlainText((rec.get("timeline") or "no step recorded") if rec else "")
 
     # ---- data ---------------------------------------------------------------------------------
     def check_chain(self) -> list:
