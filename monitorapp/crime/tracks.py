@@ -126,14 +126,7 @@ class Tracks:
         """The subjects ``idx`` (in that order) as a Tracks of their own, numbered 0..k-1; the
         jumps as marked here."""
         idx = np.asarray(idx, dtype=np.int64)
-        lengths = self.start[idx + 1] - self.start[idx]
-        rows = (np.repeat(self.start[idx] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-                + np.arange(int(lengths.sum()))) if len(idx) else np.zeros(0, dtype=np.int64)
-        out = self._copy(rows)
-        out.n = len(idx)
-        out.s = np.repeat(np.arange(len(idx)), lengths)
-        out._index()
-        return out
+        return self._runs(self.start[idx], self.start[idx + 1])
 
     def window(self, idx, lo: float, hi: float) -> "Tracks":
         """The subjects ``idx`` (in that order, numbered 0..k-1) with only what a query of the
@@ -146,14 +139,17 @@ class Tracks:
         # brackets' changes no verdict (it meets no pair of the window's; the jumps are kept)
         j = np.searchsorted(self._key, (idx << 42) + int(np.floor(lo * 1000.0)) - 1, "left")
         k = np.searchsorted(self._key, (idx << 42) + int(np.ceil(hi * 1000.0)) + 1, "right")
-        j = np.maximum(j - BRACKET, self.start[idx])
-        k = np.minimum(k + BRACKET, self.start[idx + 1])
+        return self._runs(np.maximum(j - BRACKET, self.start[idx]),
+                          np.minimum(k + BRACKET, self.start[idx + 1]))
+
+    def _runs(self, j: np.ndarray, k: np.ndarray) -> "Tracks":
+        """Rows j[m]:k[m] of each m as subject m of a Tracks of their own."""
         lengths = k - j
         rows = (np.repeat(j - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-                + np.arange(int(lengths.sum()))) if len(idx) else np.zeros(0, dtype=np.int64)
+                + np.arange(int(lengths.sum()))) if len(j) else np.zeros(0, dtype=np.int64)
         out = self._copy(rows)
-        out.n = len(idx)
-        out.s = np.repeat(np.arange(len(idx)), lengths)
+        out.n = len(j)
+        out.s = np.repeat(np.arange(len(j)), lengths)
         out._index()
         return out
 

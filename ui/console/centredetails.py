@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ui.console.engineworker import BoundaryDistance, ZoneVersion
+from ui.console.engineworker import BoundaryDistance, ZoneVersion, distance_in_force
 from ui.console.fixhistory import FixHistory
 
 HISTORY_S = 24 * 3600
@@ -89,19 +89,7 @@ class ZoneTimeline:
     def distance_m(self, zone_ids: list[str], ts, lons, lats) -> list[float]:
         """Metres outside the nearest of ``zone_ids`` (< 0: inside) at each fix, against the
         versions in force at each fix's time; NaN where none was in force."""
-        if not zone_ids or not len(ts):
-            return []
-        ts = np.asarray(ts, float)
-        best = np.full(len(ts), np.inf)
-        for zid in zone_ids:
-            versions = self.history.get(zid, [])
-            for i, v in enumerate(versions):
-                end = versions[i + 1].t_from if i + 1 < len(versions) else np.inf
-                mask = (ts >= v.t_from) & (ts < end)
-                if v.shape is None or not mask.any():
-                    continue
-                best[mask] = np.minimum(best[mask], v.shape.outside_m(lons[mask], lats[mask]))
-        return np.where(np.isfinite(best), best, np.nan).round(1).tolist()
+        return distance_in_force(self.history, zone_ids, ts, lons, lats)
 
     def changes_since(self, zone_ids: list[str], t0: float) -> list[float]:
         return sorted(v.t_from for z in zone_ids for v in self.history.get(z, [])[1:] if v.t_from >= t0)

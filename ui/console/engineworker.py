@@ -694,20 +694,8 @@ class EngineWorker(QObject):
     def _distance_m(self, offender_id: str, ts, lons, lats) -> list[float]:
         """Metres outside the nearest exclusion boundary (< 0: inside) at each fix, against the
         zone versions in force at each fix's time; NaN where no exclusion zone was in force."""
-        zids = self._exclusion_by_offender.get(offender_id, [])
-        if not zids or not len(ts):
-            return []
-        ts = np.asarray(ts, float)
-        best = np.full(len(ts), np.inf)
-        for zid in zids:
-            versions = self._zone_history.get(zid, [])
-            for i, v in enumerate(versions):
-                end = versions[i + 1].t_from if i + 1 < len(versions) else np.inf
-                mask = (ts >= v.t_from) & (ts < end)
-                if v.shape is None or not mask.any():
-                    continue
-                best[mask] = np.minimum(best[mask], v.shape.outside_m(lons[mask], lats[mask]))
-        return np.where(np.isfinite(best), best, np.nan).round(1).tolist()
+        return distance_in_force(self._zone_history, self._exclusion_by_offender.get(offender_id, []),
+                                 ts, lons, lats)
 
     def _details(self, offender_id: str) -> None:
         o = self.caseload.offenders.get(offender_id)
@@ -755,6 +743,24 @@ class EngineWorker(QObject):
             "tag": _jsonable(tag_info),
             "trail": [{"lat": h[1], "lon": h[2], "t": h[0], "acc": h[3]} for h in hist[-720:]],
         })
+
+
+def distance_in_force(history: dict, zone_ids: list[str], ts, lons, lats) -> list[float]:
+    """Metres outside the nearest of ``zone_ids`` (< 0: inside) at each fix, against the
+    ``ZoneVersion`` of ``history`` in force at each fix's time; NaN where none was in force."""
+    if not zone_ids or not len(ts):
+        return []
+    ts = np.asarray(ts, float)
+    best = np.full(len(ts), np.inf)
+    for zid in zone_ids:
+        versions = history.get(zid, [])
+        for i, v in enumerate(versions):
+            end = versions[i + 1].t_from if i + 1 < len(versions) else np.inf
+            mask = (ts >= v.t_from) & (ts < end)
+            if v.shape is None or not mask.any():
+                continue
+            best[mask] = np.minimum(best[mask], v.shape.outside_m(lons[mask], lats[mask]))
+    return np.where(np.isfinite(best), best, np.nan).round(1).tolist()
 
 
 class ZoneVersion(collections.namedtuple("ZoneVersion", "t_from key shape")):
@@ -806,23 +812,11 @@ class BoundaryDistance:
 
 
 def alert_lonlat(alert) -> tuple[float, float] | None:
-    """(lon, lat) of the fix an alert is about: its evidence's fix, the last of its fixes, the
-    tag's last fix or the closest fix; None for alerts with no position (system faults)."""
+    """(lon, lat) of the fix an alert is about, as the decider names it
+    (``monitorapp.service.placenames.alert_lonlat``)."""
+    from monitorapp.service.placenames import alert_lonlat as of_record
     ev = alert.evidence if isinstance(getattr(alert, "evidence", None), dict) else {}
-    candidates = [ev.get("fix")]
-    fixes = ev.get("fixes")
-    if isinstance(fixes, list) and fixes:
-        candidates.insert(0, fixes[-1])
-    candidates += [ev.get("last_fix"), ev.get("closest_fix")]
-    for c in candidates:
-        if isinstance(c, dict):
-            try:
-                lon, lat = float(c["lon"]), float(c["lat"])
-            except (KeyError, TypeError, ValueError):
-                continue
-            if math.isfinite(lon) and math.isfinite(lat):
-                return lon, lat
-    return None
+    return of_record({"evidence": ev})
 
 
 def _describe(found) -> str | None:
