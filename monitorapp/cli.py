@@ -31,6 +31,7 @@ COMMANDS = {
     "accounts": ("monitorapp.service.accounts_cli", "manage a PostgreSQL record's accounts and roles (audited)"),
     "protocols": ("monitorapp.response.recordcmd", "check the response protocols file, or record it in a store (audited)"),
     "basemap": ("monitorapp.places.build", "build the offline vector basemap, boroughs and streets from OSM data"),
+    "compliance": ("monitorapp.response.compliancepdf", "a compliance report of one offender for a period, for probation and courts (PDF, CSV, JSON; audited)"),
 }
 TRACEBACK_ENV = "MONITORAPP_TRACEBACK"
 

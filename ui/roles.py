@@ -39,6 +39,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "review_comment": frozenset({SUPERVISOR}),
     "review_export": frozenset({SUPERVISOR, ADMIN}),
     "kpi": frozenset({SUPERVISOR, ADMIN, TRAINER}),
+    # the compliance report of one offender for probation and courts (Views › Compliance report…)
+    "compliance_report": frozenset({SUPERVISOR, ADMIN}),
     # police
     "crime_query": frozenset({POLICE, SUPERVISOR}),
     "evidence_export": frozenset({POLICE, SUPERVISOR}),
@@ -56,6 +58,7 @@ ACTION_TEXT = {
     "close": "close alerts", "shelve": "shelve alerts", "edit_zones": "edit zones",
     "review": "review alert handling", "review_comment": "comment on alert handling",
     "review_export": "export the handling review", "kpi": "see the KPI dashboard",
+    "compliance_report": "produce compliance reports for probation and courts",
     "crime_query": "run crime-mapping queries", "evidence_export": "export evidential reports",
     "playback": "play back a trail", "trainer": "run training scenarios",
     "manage_accounts": "manage accounts",

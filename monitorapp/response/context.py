@@ -184,7 +184,7 @@ def record_inputs(store, alert: dict, before_s: float = 3600.0, after_s: float =
     conn = store.reader()
     fixes = []
     device, start = alert.get("device"), float(alert.get("start") or 0.0)
-    if device and (not pg or store.reads_fixes()):
+    if device and (not pg or store.reads_fixes):
         fixes = [tuple(r) for r in conn.execute(
             f"SELECT t, lat, lon, acc FROM fixes WHERE device={p} AND t BETWEEN {p} AND {p}"
             f" ORDER BY t", (device, start - before_s, start + after_s)).fetchall()]

@@ -3,7 +3,8 @@ someone else takes over: ``install_role_views(window, store, engine_or_worker, m
 
 It adds a "Views" menu with the views the role may open (``ui.roles.views_for``): the
 supervisors' acknowledgement review and KPI dashboard, the police analyst's crime mapping and
-trail playback, the trainer's scenarios; plus "Lock screen" (Ctrl+L), "Accounts…"
+trail playback, the trainer's scenarios; plus "Compliance report…" (supervisors and
+administrators: ``ui.views.compliance``), "Lock screen" (Ctrl+L), "Accounts…"
 (administrators) and "Sign out…". Each view opens in its own window, owned by the main window.
 The crime-mapping and playback windows get a map page of their own (the console's map keeps its
 zones and markers); ``map_view`` only lends its theme. It also applies the role to the console:
@@ -61,6 +62,7 @@ class RoleViews(QObject):
         self.training = training if training is not None else getattr(window, "training", None)
         self.session = None
         self.views: dict[str, QWidget] = {}
+        self.compliance = None             # the compliance report dialog (supervisors, administrators)
         self.actions: dict[str, QAction] = {}
         self.menu = None
         self.idle_lock = None
@@ -118,6 +120,11 @@ class RoleViews(QObject):
             frame.close()
             frame.deleteLater()
         self.views.clear()
+        if self.compliance is not None:
+            self.compliance.shutdown()
+            self.compliance.close()
+            self.compliance.deleteLater()
+            self.compliance = None
         self.returned.clear()
         for act in self.actions.values():
             self.window.removeAction(act)
@@ -153,6 +160,11 @@ class RoleViews(QObject):
             menu.addAction(act)
             w.addAction(act)
             self.actions[name] = act
+        if can(session.role, "compliance_report"):
+            act = QAction("Co&mpliance report…", w)
+            act.triggered.connect(lambda _=False: self.open_compliance())
+            menu.addAction(act)
+            self.actions["compliance"] = act
         menu.addSeparator()
         if can(session.role, "manage_accounts"):
             act = QAction("&Accounts…", w)
@@ -384,6 +396,19 @@ class RoleViews(QObject):
         frame.activateWindow()
         return view
 
+    def open_compliance(self):
+        """The compliance report dialog (ui.views.compliance), a small window of its own."""
+        from ui.views.compliance import ComplianceDialog
+        if self.compliance is None:
+            self.compliance = ComplianceDialog(self.store, self.session, parent=self.window,
+                                               caseload=getattr(self.window, "caseload", None))
+            if self.idle_lock is not None:
+                self.idle_lock.watch(self.compliance)
+        self.compliance.show()
+        self.compliance.raise_()
+        self.compliance.activateWindow()
+        return self.compliance
+
     # ---- playback of the people a query returned ------------------------------------------------
     def _playback_row(self, crime) -> QHBoxLayout:
         row = QHBoxLayout()
@@ -544,6 +569,8 @@ class RoleViews(QObject):
         for v in self.views.values():
             if hasattr(v, "shutdown"):
                 v.shutdown()
+        if self.compliance is not None:
+            self.compliance.shutdown()
 
 
 def install_role_views(window, store, engine_or_worker, map_view, session, *,
