@@ -2,6 +2,7 @@
 modules ``tests/fixtures_*.py`` loaded as plugins (each area of the code keeps its own)."""
 from __future__ import annotations
 
+import gc
 import os
 import pathlib
 import sys
@@ -21,6 +22,16 @@ pytest_plugins = sorted(
 )
 
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _collect_on_the_main_thread():
+    """As the application does (``ui.app.settle_heap``): no automatic garbage collection,
+    which a worker thread of a test (engine, writer, network) could trigger and so destroy a
+    Qt object off the GUI thread; every test's garbage is collected here, on the main thread."""
+    gc.disable()
+    yield
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)

@@ -210,11 +210,22 @@ def settle_heap() -> None:
     """Move everything built at start-up (caseload, engine, zones, map page objects) out of
     the garbage collector's reach. Without this a full collection walks hundreds of thousands
     of long-lived objects and stalls the event loop for 100-500 ms at 5,000 tags (measured by
-    benchmarks/bench_ui.py); with it, full collections only see what was allocated since."""
+    benchmarks/bench_ui.py); with it, full collections only see what was allocated since.
+
+    Automatic collection then stays off and a timer collects on the GUI thread once a second
+    (pyqtgraph's ``GarbageCollector``, with the interpreter's own thresholds): a collection
+    that the engine, writer or network thread happened to trigger could otherwise destroy a
+    Qt object from that thread, which crashes the process (seen in the test suite)."""
     import gc
+    global _collector
     gc.collect()
     gc.freeze()
-    gc.enable()      # run() disables it while start-up builds its long-lived objects
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+    if _collector is None:
+        _collector = GarbageCollector(interval=1.0)     # disables automatic collection
+
+
+_collector = None
 
 
 def _zone(name: str):

@@ -554,15 +554,22 @@ class AlertQueueDock(QWidget):
         self.table.doubleClicked.connect(lambda _: self._request(self.acknowledgeRequested))
         controller.floodChanged.connect(self._flood)
         controller.shelvedChanged.connect(self._shelved_count)
-        controller.handlingChanged.connect(lambda *_: self._update_buttons())
-        controller.handlingChanged.connect(lambda *_: self.update_counts())
-        controller.newAlerts.connect(lambda *_: self.update_counts())
-        controller.newAlerts.connect(lambda *_: self._update_buttons())
+        # bound methods, not lambdas: Qt drops them with this dock, the controller and its
+        # model go on emitting (a lambda would call into a deleted widget)
+        controller.handlingChanged.connect(self._controller_changed)
+        controller.newAlerts.connect(self._controller_changed)
         # a condition that clears (or re-activates) changes what may be done with the selection
-        controller.model.dataChanged.connect(lambda *_: self._update_buttons())
+        controller.model.dataChanged.connect(self._rows_changed)
         self._shelved_count(0)
         self._update_buttons()
         self.update_counts()
+
+    def _controller_changed(self, *_args) -> None:
+        self._update_buttons()
+        self.update_counts()
+
+    def _rows_changed(self, *_args) -> None:
+        self._update_buttons()
 
     def showEvent(self, event):  # noqa: N802 (Qt API)
         super().showEvent(event)

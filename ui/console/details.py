@@ -309,8 +309,13 @@ class AlertResponsePanel(QWidget):
         lay.addWidget(self.step_btn)
         lay.addWidget(self.message)
         self.setVisible(False)
+        # bound methods of this widget, never lambdas: Qt drops the connections when the panel
+        # goes, while the controller (which outlives a window) goes on emitting
         controller.stepRecorded.connect(self._changed)
-        controller.handlingChanged.connect(lambda aid, _state: self._changed(aid))
+        controller.handlingChanged.connect(self._handling_changed)
+
+    def _handling_changed(self, alert_id: str, _state: str) -> None:
+        self._changed(alert_id)
 
     def _time(self, t) -> str:
         return "—" if t is None else dt.datetime.fromtimestamp(t, self.ctl.model.tz).strftime("%H:%M:%S")
