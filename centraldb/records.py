@@ -22,17 +22,25 @@ def audit(conn, at: float, who: str, action: str, detail_text: str) -> dict:
     return dict(zip([c.name for c in cur.description], cur.fetchone()))
 
 
+ZONES_LOCK = "monitorapp.zones"      # held shared by a zone edit, exclusively by a caseload
+
+
 def record_zone(conn, feature: dict, who: str, at: float, version: int | None = None,
                 removed: bool = False, audit_it: bool = False,
-                base_version: int | None = None) -> int:
+                base_version: int | None = None, lock: bool = True) -> int:
     """Store a zone Feature as a new version if it changed; return the current version.
-    With ``base_version``, refuse the edit unless that is still the newest version."""
+    With ``base_version``, refuse the edit unless that is still the newest version.
+    ``lock=False``: the caller holds ``ZONES_LOCK`` exclusively (a whole caseload's zones)."""
     if not isinstance(feature, dict) or not isinstance(feature.get("id"), str):
         raise StoreError("a zone must be a GeoJSON Feature with a string id")
     zid = feature["id"]
     body = _canon(feature)
-    # one edit of a zone at a time (optimistic concurrency is decided under this lock)
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext('zone:' || %s))", (zid,))
+    if lock:
+        # one edit of a zone at a time (optimistic concurrency is decided under this lock);
+        # the zones' lock shared, so that a caseload being recorded waits for edits and they
+        # for it, while edits of different zones go on side by side
+        conn.execute(f"SELECT pg_advisory_xact_lock_shared(hashtext('{ZONES_LOCK}'))")
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('zone:' || %s))", (zid,))
     last = conn.execute("SELECT version, feature, removed FROM zones WHERE zone_id=%s"
                         " ORDER BY version DESC LIMIT 1", (zid,)).fetchone()
     check_base_version(zid, base_version, last, lambda: conn.execute(
@@ -61,10 +69,14 @@ def record_zone(conn, feature: dict, who: str, at: float, version: int | None = 
 def record_caseload(conn, doc: dict, who: str, at: float) -> dict:
     changed = {"offenders": 0, "assignments": 0, "zones": 0, "requirements": 0}
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('monitorapp.caseload'))")
+    # every zone's edits excluded by one lock, not one lock per zone: a national caseload has
+    # tens of thousands of zones, and a lock each overflows the server's lock table ("out of
+    # shared memory", found starting the monitor on 20,000 offenders)
+    conn.execute(f"SELECT pg_advisory_xact_lock(hashtext('{ZONES_LOCK}'))")
     for feature in ((doc.get("zones") or {}).get("features") or []):
         before = conn.execute("SELECT max(version) FROM zones WHERE zone_id=%s",
                               (feature.get("id"),)).fetchone()[0]
-        if record_zone(conn, feature, who, at) != before:
+        if record_zone(conn, feature, who, at, lock=False) != before:
             changed["zones"] += 1
     for off in doc.get("offenders") or []:
         oid = off["id"]
