@@ -138,10 +138,34 @@ def load_crime_data(dsn: str, n_fixes: int, tags: int = 100, seed: int = 7) -> i
     return total
 
 
-def bench_crime(dsn: str, n: int, radius: float, window_s: float, seed: int = 11) -> None:
+def drop_record_cache(conn) -> bool:
+    """Drop the record's database files from the kernel's page cache (``posix_fadvise``
+    DONTNEED on each file of the database, after a sync; it needs read access to the server's
+    data directory: root, or the server's user), so that the next reads of the record come
+    from the disk, except what the server's own shared buffers hold. Only the record's files:
+    the benchmark's own code and libraries stay cached, as they would in a running client."""
+    try:
+        data = conn.execute("SHOW data_directory").fetchone()[0]
+        oid = conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]
+        os.sync()
+        base = Path(data) / "base" / str(oid)
+        for f in base.iterdir():
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+        return True
+    except Exception:          # noqa: BLE001 - not allowed here (a login, a path): said by the caller
+        return False
+
+
+def bench_crime(dsn: str, n: int, radius: float, window_s: float, seed: int = 11,
+                cold: bool = False) -> None:
     """``n`` crime queries through the whole path a user's query takes (``crime_check`` on the
     record: the window's slice, the prism verdicts, the audit record), at random places near a
-    random tag's position at a random time in the data."""
+    random tag's position at a random time in the data. ``cold``: the record's files dropped from the
+    page cache before each query (not timed, ``drop_record_cache``)."""
     rng = np.random.default_rng(seed)
     to_wgs = pyproj.Transformer.from_crs(27700, 4326, always_xy=True)
     with PgStore(dsn) as store:
@@ -157,6 +181,9 @@ def bench_crime(dsn: str, n: int, radius: float, window_s: float, seed: int = 11
             cx, cy = row[0] + rng.normal(0, 300), row[1] + rng.normal(0, 300)
             lon, lat = to_wgs.transform(cx, cy)
             tf, tt = at - window_s / 2, at + window_s / 2
+            if cold and not drop_record_cache(conn):
+                raise SystemExit("--cold needs a superuser DSN and read access to the server's "
+                                 "data directory (root, or the server's user)")
             start = time.perf_counter()
             out = crime_check(store, lat, lon, radius, tf, tt, f"BENCH-{q}", "benchmark", "bench")
             elapsed = time.perf_counter() - start
@@ -171,7 +198,8 @@ def bench_crime(dsn: str, n: int, radius: float, window_s: float, seed: int = 11
     print(f"postgresql crime query {radius:.0f} m / {window_s / 3600:.1f} h over {total:,} fixes, "
           f"{n} queries: p50 {statistics.median(times) * 1000:.1f} ms, p95 "
           f"{_pct(times, 0.95) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms "
-          f"(crime_check: slice + prism verdicts + audit)")
+          f"(crime_check: slice + prism verdicts + audit"
+          f"{'; the record dropped from the page cache before each' if cold else ''})")
     print(f"  GiST area read alone (devices within reach): p50 "
           f"{statistics.median(near_times) * 1000:.1f} ms, p95 {_pct(near_times, 0.95) * 1000:.1f} ms;"
           f" verdicts seen: {verdicts}; load average {os.getloadavg()[0]:.1f}")
@@ -207,12 +235,16 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=11,
                    help="the queries' places and times (a new seed: places and months the "
                         "server's cache has not seen)")
+    p.add_argument("--cold", action="store_true",
+                   help="drop the record's files from the kernel's page cache before each query "
+                        "(root): each query reads its pages from the disk but for the server's "
+                        "shared buffers")
     p.add_argument("--keep", action="store_true",
                    help="leave the cluster running after the run and print its crime database's "
                         "DSN (for --crime-dsn; stop it with pg_ctl -D DIR/data stop)")
     args = p.parse_args()
     if args.crime_dsn:
-        bench_crime(args.crime_dsn, args.queries, 500.0, 7200.0, seed=args.seed)
+        bench_crime(args.crime_dsn, args.queries, 500.0, 7200.0, seed=args.seed, cold=args.cold)
         return 0
     cluster, root = start_cluster(Path(args.dir) if args.dir else None,
                                   settings={"shared_buffers": "'1GB'", "max_wal_size": "'4GB'",

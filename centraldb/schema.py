@@ -783,6 +783,48 @@ BEGIN
 END $$;
 """.replace("{RESERVED}", "ARRAY[" + ", ".join(f"'{a}'" for a in RESERVED_ACTIONS + (
         "notification_resend", "protocols_recorded")) + "]"),
+
+    # ---- 10: closed months compacted (centraldb/compaction.py) ---------------------------------
+    # A month's (device, t) track index fills to about half while it is written (every tag's
+    # entries are appended at once, each at its own place, and a full leaf splits in half);
+    # rebuilt once the month is over it is about 44 % smaller. Which months were rebuilt, by
+    # whom, and the sizes, recorded by the server (and audited) for the administrator's run.
+    10: r"""
+CREATE TABLE fix_partition_compactions (
+  name text PRIMARY KEY, compacted_at double precision NOT NULL, compacted_by text NOT NULL,
+  bytes_before bigint NOT NULL, bytes_after bigint NOT NULL, seconds double precision NOT NULL);
+
+CREATE FUNCTION record_fix_compaction(p_name text, p_before bigint, p_after bigint,
+    p_seconds double precision) RETURNS fix_partition_compactions
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE r fix_partition_compactions;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM fix_partitions WHERE name = p_name) THEN
+    RAISE EXCEPTION 'no month of fixes is called %', p_name USING ERRCODE = 'MA001';
+  END IF;
+  INSERT INTO fix_partition_compactions
+    VALUES (p_name, record_now(), session_user, p_before, p_after, p_seconds)
+    ON CONFLICT (name) DO UPDATE SET compacted_at = excluded.compacted_at,
+      compacted_by = excluded.compacted_by, bytes_before = excluded.bytes_before,
+      bytes_after = excluded.bytes_after, seconds = excluded.seconds
+    RETURNING * INTO r;
+  PERFORM audit_write('compact_fixes', json_build_object('partition', p_name,
+    'bytes_before', p_before, 'bytes_after', p_after, 'seconds', p_seconds)::text);
+  RETURN r;
+END $$;
+
+CREATE OR REPLACE FUNCTION audit_append(p_who text, p_action text, p_detail text,
+    p_at double precision DEFAULT NULL) RETURNS audit_log LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  IF p_action IS NULL OR btrim(p_action) = '' OR p_action = ANY({RESERVED}) THEN
+    RAISE EXCEPTION 'audit action % is recorded only by the server''s own functions',
+      coalesce(p_action, '(none)') USING ERRCODE = '42501';
+  END IF;
+  RETURN audit_write(p_action, coalesce(p_detail, '{}'));
+END $$;
+""".replace("{RESERVED}", "ARRAY[" + ", ".join(f"'{a}'" for a in RESERVED_ACTIONS + (
+        "notification_resend", "protocols_recorded", "compact_fixes")) + "]"),
 }
 PRIVILEGES_FROM = 4                # migrations from this one on end with apply_privileges()
 

@@ -28,6 +28,7 @@ COMMANDS = {
     "crimecheck": ("monitorapp.crime.batchcli", "crime mapping: who was near a place and time, or a list of incidents (--incidents FILE, --incidents-dir DIR)"),
     "verify-log": ("monitorapp.service.verifylog", "check the logs' hash chains and their ends against the anchored heads"),
     "migrate-store": ("centraldb.carry", "carry a SQLite store into an empty PostgreSQL record"),
+    "compact-store": ("centraldb.compaction", "rebuild the track index of a PostgreSQL record's closed months (the administrator's, nightly)"),
     "accounts": ("monitorapp.service.accounts_cli", "manage a PostgreSQL record's accounts and roles (audited)"),
     "protocols": ("monitorapp.response.recordcmd", "check the response protocols file, or record it in a store (audited)"),
     "basemap": ("monitorapp.places.build", "build the offline vector basemap, boroughs and streets from OSM data"),
