@@ -64,6 +64,7 @@ of their own (the spec names none); they are kept in the tag's state and shown t
 from __future__ import annotations
 
 import collections
+import contextlib
 import heapq
 import itertools
 import json
@@ -614,17 +615,56 @@ class Engine:
     def set_requirements(self, offender_id: str, requirements: list[dict]) -> None:
         """Replace an offender's requirements (spec §3 dicts); raises CaseloadError if invalid."""
         off = self.caseload.offenders[offender_id]
+        # checked against the zones they name (every other zone is valid already, and reading
+        # them all again made each of a batch's edits cost the whole caseload)
+        named = {r.get("zone") for r in requirements if isinstance(r, dict) and isinstance(r.get("zone"), str)}
+        zones = self.caseload.zones
         doc = {"version": 1, "tz": self.caseload.tz,
                "zones": {"type": "FeatureCollection",
-                         "features": [z.feature() for z in self.caseload.zones.values()]},
+                         "features": [zones[z].feature() for z in sorted(named) if z in zones]},
                "offenders": [dict(off.raw, requirements=requirements)]}
         new = parse_caseload(doc, f"offender {offender_id}").offenders[offender_id]
         off.requirements = new.requirements
         off.raw = new.raw
         self._edited_reqs[offender_id] = requirements
-        self._reinstall(off)
+        if self._edit_batch is not None:
+            self._edit_batch["offenders"][offender_id] = off
+        else:
+            self._reinstall(off)
+
+    @contextlib.contextmanager
+    def edits(self):
+        """Zone and requirement edits made inside the block (``update_zone``, ``remove_zone``,
+        ``set_requirements``) take effect on the rules together when it ends: each offender
+        whose rules an edit touched is reinstalled once, against the zones and requirements
+        as they then are, which is the state the edits made one by one reach (a rule replaced
+        twice inherits from the one before the block, the same evidence). Each edit is still
+        checked, applied to the caseload, versioned and refused on its own. A first start or a
+        standby's restore applies every zone of a national caseload at once: one by one, each
+        edit walked every offender. A failure reinstalling one offender is kept in ``errors``
+        (``take_errors``) and the others go on. Blocks nest: the outermost one applies."""
+        if self._edit_batch is not None:
+            yield
+            return
+        self._edit_batch = batch = {"zones": set(), "offenders": {}}
+        try:
+            yield
+        finally:
+            self._edit_batch = None
+            zones, named = batch["zones"], batch["offenders"]
+            for off in list(self.caseload.offenders.values()):
+                if off.id in named or any(r.zone in zones for r in off.requirements):
+                    try:
+                        self._reinstall(off)
+                    except Exception as e:      # noqa: BLE001 - the other offenders' rules go on
+                        self._failed(f"zone edits: the rules of offender {off.id}", e)
+
+    _edit_batch: dict | None = None
 
     def _reinstall_rules_using(self, zone_id: str) -> None:
+        if self._edit_batch is not None:
+            self._edit_batch["zones"].add(zone_id)
+            return
         for off in self.caseload.offenders.values():
             if any(r.zone == zone_id for r in off.requirements):
                 self._reinstall(off)

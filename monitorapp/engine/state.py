@@ -58,15 +58,16 @@ def _alert_fields(a: Alert):
 def restore(eng, s: dict) -> None:
     if s.get("state_version") != STATE_VERSION:
         raise ValueError(f"engine state version {s.get('state_version')!r} is not {STATE_VERSION}")
-    for zid, feat in s.get("zones", {}).items():
-        if feat is None:
-            eng.remove_zone(zid)
-        else:
-            eng.update_zone(feat)
-    eng.zone_versions.update(s.get("zone_versions", {}))
-    for oid, reqs in s.get("requirements", {}).items():
-        if oid in eng.caseload.offenders:
-            eng.set_requirements(oid, reqs)
+    with eng.edits():       # the rules once for all the edits (a national caseload's zones)
+        for zid, feat in s.get("zones", {}).items():
+            if feat is None:
+                eng.remove_zone(zid)
+            else:
+                eng.update_zone(feat)
+        eng.zone_versions.update(s.get("zone_versions", {}))
+        for oid, reqs in s.get("requirements", {}).items():
+            if oid in eng.caseload.offenders:
+                eng.set_requirements(oid, reqs)
     eng._edited_zones = dict(s.get("zones", {}))
     eng.now = s["now"]
     eng.origin = s["origin"]

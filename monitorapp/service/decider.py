@@ -346,8 +346,8 @@ class LiveProcessor:
         entries, zones = got
         for e in entries:
             self._apply_entry(e)
-        for z in zones:
-            self.apply_zone(z)
+        if zones:
+            self.apply_zones(zones)
         return True
 
     def _apply_entry(self, e: dict) -> None:
@@ -374,11 +374,27 @@ class LiveProcessor:
             if a is not None:
                 self.changed[aid] = a
 
-    def apply_zone(self, rec: dict) -> None:
-        """A zone version from the record into the engine (with the record's version number),
-        then ``em/v1/state/zone/{id}``; checkpointed at once, so that no message is evaluated
-        against it before a checkpoint says it was applied."""
-        from monitorapp.engine.caseload import CaseloadError
+    def apply_zones(self, recs: list[dict]) -> None:
+        """Zone versions from the record into the engine as one batch (every zone of the
+        caseload on a first start or a takeover, one operator's save otherwise): each version
+        checked and applied, or refused, on its own (``apply_zone``), the engine's rules then
+        reinstalled once for the batch (``Engine.edits``), then each applied version published
+        on ``em/v1/state/zone/{id}``, and the batch checkpointed once, at the next turn of the
+        loop and before any message is evaluated against it."""
+        with self.engine.edits():
+            applied = [rec for rec in recs if self.apply_zone(rec)]
+        if len(recs) > 1:
+            log.info("zone versions read", extra={"fields": {
+                "versions": len(recs), "applied": len(applied), "refused": len(recs) - len(applied)}})
+        if self.out is not None:
+            for rec in applied:
+                self.out.publish_zone({**rec, "feature": None if rec["removed"] else rec["feature"]})
+        self._dirty_position = True
+
+    def apply_zone(self, rec: dict) -> bool:
+        """One zone version into the engine (with the record's version number), logged as
+        applied, or refused whatever it raises (the engine keeps the zone it had); returns
+        whether it was applied. ``apply_zones`` publishes and checkpoints."""
         zid, version = rec["zone_id"], rec["version"]
         before = self.engine.zone_versions.get(zid)
         try:
@@ -390,22 +406,22 @@ class LiveProcessor:
                 self.engine.update_zone(rec["feature"])
                 if attach is not None:
                     self.engine.set_requirements(attach[0], attach[1])
-        except (CaseloadError, KeyError, TypeError, ValueError) as err:
+        except Exception as err:      # noqa: BLE001 - refused; one bad version never stops the others
             if before is None:                # the engine keeps the zone it had
                 self.engine.zone_versions.pop(zid, None)
             else:
                 self.engine.zone_versions[zid] = before
             log.warning("zone version refused", extra={"fields": {
                 "zone_id": zid, "version": version, "reason": str(err)[:300]}})
+            applied = False
         else:
             log.info("zone version applied", extra={"fields": {
                 "zone_id": zid, "version": version, "removed": rec["removed"],
                 "saved_by": rec["saved_by"], "requirement": None if rec["removed"] or attach is None
                 else {"offender": attach[0], "id": attach[2]["id"], "type": attach[2]["type"]}}})
-            if self.out is not None:
-                self.out.publish_zone({**rec, "feature": None if rec["removed"] else rec["feature"]})
+            applied = True
         self.watch.zone_versions[zid] = version
-        self._dirty_position = True
+        return applied
 
 
 def zone_requirement(feature: dict, caseload) -> tuple[str, list[dict], dict] | None:
