@@ -21,7 +21,9 @@ What is where:
   ``ensure_fix_partition(t)`` creates the month of ``t`` and the month after it; the writer
   calls it for every month it has not seen. Retention drops whole partitions:
   ``drop_fix_partitions(cutoff, who, at)`` detaches and drops every partition entirely before
-  the cutoff, and audits it.
+  the cutoff, and audits it. Closed months are compacted by the administrator
+  (``centraldb.compaction``, ``monitorapp compact-store``): each one's track index rebuilt
+  concurrently, recorded in ``fix_partition_compactions`` and audited (migration 10).
 * **the logs** (``ack_log``, ``audit_log``) are hash-chained by the server itself
   (``chain_hash_ack``/``chain_hash_audit`` reproduce ``localdb.hashchain.record_hash`` byte for
   byte, so ``localdb.hashchain.verify_chain`` checks either backend), appended only through
