@@ -3,6 +3,8 @@ import of many zones) are applied by the decider as one batch (issue 15): each v
 and refused on its own, the engine's rules reinstalled once for the batch. The engine must end
 exactly where applying them one by one leaves it, for a zone moved, a zone removed, zones
 drawn with a requirement, and versions refused, and must decide the same alerts afterwards.
+A refused version leaves the engine exactly as it was, alone or in a batch. A checkpoint
+restores the rules in force, also for requirements naming a zone removed after they were set.
 ``RecordWatch`` reads the rows of many zone versions in a few queries, on both backends."""
 from __future__ import annotations
 
@@ -98,7 +100,7 @@ def _decider(cl) -> tuple[Engine, LiveProcessor]:
     return eng, LiveProcessor(eng, None, None, None, None, {}, None, watch=watch)
 
 
-def _state(eng: Engine, proc: LiveProcessor) -> dict:
+def _state(eng: Engine, proc: LiveProcessor | None) -> dict:
     rules = {d: [(type(r).__name__, r.req.id, r.req.zone, r.shape is eng.zone_shapes.get(r.req.zone),
                   getattr(r, "retired", False)) for r in tag.rules]
              for d, tag in eng.tags.items()}
@@ -108,7 +110,12 @@ def _state(eng: Engine, proc: LiveProcessor) -> dict:
             "offenders_raw": {oid: off.raw for oid, off in eng.caseload.offenders.items()},
             "zone_versions": dict(eng.zone_versions), "rules": rules,
             "snapshot": orjson.loads(orjson.dumps(eng.snapshot())),
-            "watch": dict(proc.watch.zone_versions)}
+            "watch": dict(proc.watch.zone_versions) if proc is not None else None}
+
+
+def _alerts(eng: Engine) -> list[tuple]:
+    return sorted((a.alert_id, a.type, a.requirement, a.start, a.raised_at, a.state, a.zone_version)
+                  for a in eng.alerts.values())
 
 
 def _appointment_caseload():
@@ -163,32 +170,167 @@ def test_a_batch_of_zone_versions_leaves_the_engine_as_applying_them_one_by_one(
         for line in later:
             eng.submit(line)
         eng.flush()
-
-    def alerts(eng):
-        return sorted((a.alert_id, a.type, a.requirement, a.start, a.raised_at, a.state, a.zone_version)
-                      for a in eng.alerts.values())
-    assert alerts(batch_eng) == alerts(one_eng)
-    kinds = {(a[1], a[2]) for a in alerts(batch_eng)}
+    assert _alerts(batch_eng) == _alerts(one_eng)
+    kinds = {(a[1], a[2]) for a in _alerts(batch_eng)}
     assert {("curfew_absent", "R-C"), ("exclusion_entered", "R-Z-DRAWN-1"), ("exclusion_entered", "R-X")} <= kinds
-    assert not [a for a in alerts(batch_eng) if a[1] == "appointment_missed"]     # its zone was removed
+    assert not [a for a in _alerts(batch_eng) if a[1] == "appointment_missed"]     # its zone was removed
 
 
 def test_a_restore_applies_the_checkpoints_zone_edits_together_to_the_same_engine(decider_log):
     """A standby taking over restores the checkpoint's zone edits (after a first start, every
     zone of the caseload) in one batch: the same engine as the one checkpointed."""
     eng, proc = _decider(_appointment_caseload())
-    # (not OFF-1's drawn zone: its requirements, recorded while its office zone still
-    # existed, name that zone, and a restore checks them after the zones' edits)
-    proc.apply_zones([v for v in copy.deepcopy(_record_versions()) if v["zone_id"] != "Z-DRAWN-2"])
+    proc.apply_zones(copy.deepcopy(_record_versions()))
     snap = orjson.loads(orjson.dumps(eng.snapshot()))
-    assert set(snap["zones"]) == {"Z-EXCL", "Z-OFFICE", "Z-DRAWN-1", "Z-DRAWN-4", "Z-DRAWN-5"}
+    assert set(snap["zones"]) == {"Z-EXCL", "Z-OFFICE", "Z-DRAWN-1", "Z-DRAWN-2", "Z-DRAWN-4", "Z-DRAWN-5"}
     restored = Engine(_appointment_caseload(), state=copy.deepcopy(snap))
     assert orjson.loads(orjson.dumps(restored.snapshot())) == snap
     assert [(type(r).__name__, r.req.id, r.shape is restored.zone_shapes[r.req.zone])
-            for r in restored.tags["TAG-1"].rules] == [("ExclusionRule", "R-X", True), ("CurfewRule", "R-C", True)]
+            for r in restored.tags["TAG-1"].rules] == [
+        ("ExclusionRule", "R-X", True), ("CurfewRule", "R-C", True), ("ExclusionRule", "R-Z-DRAWN-2", True)]
     assert [(r.req.id, r.shape is restored.zone_shapes[r.req.zone]) for r in restored.tags["TAG-2"].rules] == [
         ("R-Z-DRAWN-1", True), ("R-Z-DRAWN-4", True), ("R-Z-DRAWN-5", True)]
     assert restored.take_errors() == []
+
+
+def _same_engine(got: dict, want: dict, what: str = "") -> None:
+    """Two ``_state``s: the same zones, versions, requirements, rules and checkpoint."""
+    for key in want:
+        if key != "watch":
+            assert got[key] == want[key], (what, key)
+
+
+OFFICE = {"type": "Feature", "id": "Z-OFFICE", "properties": {"name": "Probation office", "radius_m": 60},
+          "geometry": {"type": "Point", "coordinates": list(lonlat(0, 2000))}}
+
+
+def test_a_requirement_whose_zone_was_removed_after_it_was_set_is_restored_as_the_live_engine_holds_it(
+        decider_log):
+    """OFF-1's requirements edited (a zone drawn for OFF-1), then a zone they name removed (its
+    appointment's office): the live engine keeps that requirement with no rule, nothing decided
+    for it until a version brings the zone back. A checkpoint of it restores exactly that rather
+    than refusing (a decider that cannot restore can neither restart nor be taken over)."""
+    eng, proc = _decider(_appointment_caseload())
+    proc.apply_zones([_version("Z-DRAWN-2", 1, _drawn("Z-DRAWN-2", 0, 3000, "OFF-1", "R-Z-DRAWN-2")),
+                      _version("Z-OFFICE", 2, None, removed=True)])
+    assert [r.id for r in eng.caseload.offenders["OFF-1"].requirements] == ["R-X", "R-C", "R-A", "R-Z-DRAWN-2"]
+    assert [r.req.id for r in eng.tags["TAG-1"].rules] == ["R-X", "R-C", "R-Z-DRAWN-2"]
+    snap = orjson.loads(orjson.dumps(eng.snapshot()))
+    assert "Z-OFFICE" in snap["requirements"]["OFF-1"][2].values()
+    restored = Engine(_appointment_caseload(), state=copy.deepcopy(snap))
+    assert restored.take_errors() == []
+    _same_engine(_state(restored, None), _state(eng, None))
+    # the same night from both: OFF-1 away from home, then in the zone drawn for it; at 21:00
+    # the office's zone brought back (a new version) puts the appointment (22:00-23:00) in
+    # force again in both, and OFF-1 never goes there
+    fb = FeedBuilder(7)
+    fb.track("TAG-1", NIGHT + 1560, NIGHT + 5 * 3600, lambda t: (600, 300) if t < NIGHT + 3600 else (0, 3000))
+    fb.track("TAG-2", NIGHT + 1560, NIGHT + 5 * 3600, lambda t: (-3000, 0))
+    fb.heartbeats(NIGHT + 1560, NIGHT + 5 * 3600)
+    later = sorted(fb.out)
+    back_at = NIGHT + 2 * 3600
+    for e in (eng, restored):
+        for rx, _n, line in later:
+            if rx >= back_at and "Z-OFFICE" not in e.caseload.zones:
+                assert e.update_zone(copy.deepcopy(OFFICE)) == 3
+            e.submit(line)
+        e.flush()
+    assert [type(r).__name__ for r in restored.tags["TAG-1"].rules] == \
+        [type(r).__name__ for r in eng.tags["TAG-1"].rules] == \
+        ["ExclusionRule", "CurfewRule", "AppointmentRule", "ExclusionRule"]
+    assert _alerts(restored) == _alerts(eng)
+    kinds = {(a[1], a[2]) for a in _alerts(eng)}
+    assert {("curfew_absent", "R-C"), ("exclusion_entered", "R-Z-DRAWN-2"), ("appointment_missed", "R-A")} <= kinds
+    assert orjson.loads(orjson.dumps(restored.snapshot())) == orjson.loads(orjson.dumps(eng.snapshot()))
+
+
+def test_a_zone_drawn_for_an_offender_and_removed_later_is_restored_without_its_rule(decider_log):
+    """The zone an edited requirement names was drawn with it, so the caseload never held it:
+    restored, the requirement is kept with no rule, and brought back the zone is in force."""
+    eng, proc = _decider(_appointment_caseload())
+    drawn = _drawn("Z-DRAWN-2", 0, 3000, "OFF-1", "R-Z-DRAWN-2")
+    proc.apply_zones([_version("Z-DRAWN-2", 1, copy.deepcopy(drawn)), _version("Z-DRAWN-2", 2, None, removed=True)])
+    restored = Engine(_appointment_caseload(), state=orjson.loads(orjson.dumps(eng.snapshot())))
+    _same_engine(_state(restored, None), _state(eng, None))
+    assert [r.id for r in restored.caseload.offenders["OFF-1"].requirements][-1] == "R-Z-DRAWN-2"
+    assert [r.req.id for r in restored.tags["TAG-1"].rules] == ["R-X", "R-C", "R-A"]
+    for e in (eng, restored):
+        assert e.update_zone(copy.deepcopy(drawn)) == 3
+    _same_engine(_state(restored, None), _state(eng, None))
+    assert [r.req.id for r in restored.tags["TAG-1"].rules] == ["R-X", "R-C", "R-A", "R-Z-DRAWN-2"]
+
+
+def _refused_after_the_office_went() -> list[dict]:
+    """Versions the decider refuses once the record's versions are applied (OFF-1's office
+    zone removed after its requirements were edited), each a zone that the engine could apply
+    on its own: a curfew drawn for OFF-2 without a schedule, a zone drawn for an offender the
+    caseload does not hold."""
+    curfew = _drawn("Z-DRAWN-7", 0, -7000, "OFF-2", "R-Z-DRAWN-7", kind="curfew")
+    return [_version("Z-DRAWN-7", 1, curfew),
+            _version("Z-DRAWN-9", 1, _drawn("Z-DRAWN-9", 0, 9000, "OFF-404", "R-Z-DRAWN-9"))]
+
+
+def test_a_zone_drawn_after_the_offenders_office_went_is_enforced_and_restored(decider_log):
+    """OFF-1's requirements still name the removed office (kept with no rule): a zone drawn or
+    moved for OFF-1 afterwards is applied and enforced, not saved in the record and ignored
+    (a victim's street must not wait for the office to come back), and a restore agrees."""
+    eng, proc = _decider(_appointment_caseload())
+    proc.apply_zones(copy.deepcopy(_record_versions()))
+    assert "Z-OFFICE" not in eng.caseload.zones
+    decider_log.clear()
+    proc.apply_zones([_version("Z-DRAWN-2", 2, _drawn("Z-DRAWN-2", 0, 3500, "OFF-1", "R-Z-DRAWN-2")),
+                      _version("Z-DRAWN-6", 1, _drawn("Z-DRAWN-6", 0, 7000, "OFF-1", "R-Z-DRAWN-6"))])
+    assert [(m, f["zone_id"]) for m, f in _lines(decider_log)] == [
+        ("zone version applied", "Z-DRAWN-2"), ("zone version applied", "Z-DRAWN-6")]
+    assert eng.zone_versions["Z-DRAWN-2"] == 2 and eng.zone_versions["Z-DRAWN-6"] == 1
+    rules = {r.req.id: r for r in eng.tags["TAG-1"].rules}
+    assert {"R-Z-DRAWN-2", "R-Z-DRAWN-6"} <= set(rules)
+    assert rules["R-Z-DRAWN-6"].shape is eng.zone_shapes["Z-DRAWN-6"]
+    assert not [r for r in eng.tags["TAG-1"].rules if r.req.zone == "Z-OFFICE"]   # no rule, kept
+    assert "Z-OFFICE" in {r.zone for r in eng.caseload.offenders["OFF-1"].requirements}
+    restored = Engine(_appointment_caseload(), state=orjson.loads(orjson.dumps(eng.snapshot())))
+    _same_engine(_state(restored, None), _state(eng, None))
+
+
+def test_a_refused_zone_version_leaves_the_engine_exactly_as_it_was(decider_log):
+    eng, proc = _decider(_appointment_caseload())
+    proc.apply_zones(copy.deepcopy(_record_versions()))
+    for rec in _refused_after_the_office_went():
+        before = _state(eng, proc)
+        rules = {d: list(t.rules) for d, t in eng.tags.items()}
+        decider_log.clear()
+        assert proc.apply_zone(copy.deepcopy(rec)) is False
+        _same_engine(_state(eng, proc), before, rec["zone_id"])
+        assert {d: list(t.rules) for d, t in eng.tags.items()} == rules           # the very same rules
+        assert all(a is b for d in rules for a, b in zip(rules[d], eng.tags[d].rules))
+        assert proc.watch.zone_versions[rec["zone_id"]] == rec["version"]         # read, not read again
+        (message, fields), = _lines(decider_log)
+        assert message == "zone version refused", fields
+        assert ("schedule" if rec["zone_id"] == "Z-DRAWN-7" else "OFF-404") in fields["reason"], fields
+    assert not {"Z-DRAWN-7", "Z-DRAWN-9"} & set(eng.zone_versions)
+    assert [(r.req.id, r.shape is eng.zone_shapes["Z-DRAWN-2"]) for r in eng.tags["TAG-1"].rules
+            if r.req.zone == "Z-DRAWN-2"] == [("R-Z-DRAWN-2", True)]
+
+
+def test_refused_zone_versions_in_a_batch_change_nothing_the_batch_would_not(decider_log):
+    moved = {"type": "Feature", "id": "Z-EXCL", "properties": {"name": "Victim's street, moved again"},
+             "geometry": {"type": "Polygon", "coordinates": square(-2500, 0, 150)}}
+    applied = [_version("Z-EXCL", 3, moved),
+               _version("Z-DRAWN-8", 1, _drawn("Z-DRAWN-8", -3000, 3000, "OFF-2", "R-Z-DRAWN-8"))]
+    refused = _refused_after_the_office_went()
+    with_refused_eng, with_refused = _decider(_appointment_caseload())
+    with_refused.apply_zones(copy.deepcopy(_record_versions()))
+    decider_log.clear()
+    with_refused.apply_zones(copy.deepcopy([refused[0], applied[0], refused[1], applied[1]]))
+    assert [(m, f["zone_id"]) for m, f in _lines(decider_log)] == [
+        ("zone version refused", "Z-DRAWN-7"), ("zone version applied", "Z-EXCL"),
+        ("zone version refused", "Z-DRAWN-9"), ("zone version applied", "Z-DRAWN-8")]
+    without_eng, without = _decider(_appointment_caseload())
+    without.apply_zones(copy.deepcopy(_record_versions()))
+    without.apply_zones(copy.deepcopy(applied))
+    _same_engine(_state(with_refused_eng, with_refused), _state(without_eng, without))
+    assert with_refused_eng.zone_versions["Z-DRAWN-2"] == 1
+    assert not {"Z-DRAWN-7", "Z-DRAWN-9"} & (set(with_refused_eng.caseload.zones) | set(with_refused_eng.zone_shapes))
 
 
 def _national(n: int) -> dict:

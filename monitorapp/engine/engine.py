@@ -60,11 +60,13 @@ too, is traffic for ``feed_lost`` (spec §4).
 
 Events ``gps_jamming``, ``device_fault``, ``power_off`` and ``charging_stopped`` raise no alert
 of their own (the spec names none); they are kept in the tag's state and shown to operators.
+
+Zones and requirements edited while it runs (``update_zone``, ``attach_zone``, ``remove_zone``,
+``set_requirements``, ``edits``) are ``monitorapp.engine.zoneedits``.
 """
 from __future__ import annotations
 
 import collections
-import contextlib
 import heapq
 import itertools
 import json
@@ -73,7 +75,7 @@ import time
 
 from monitorapp.engine import rules
 from monitorapp.engine.alerts import PRIORITY, Alert, alert_id
-from monitorapp.engine.caseload import Caseload, Offender, Requirement, Zone, parse_caseload
+from monitorapp.engine.caseload import Caseload, Offender, Requirement, Zone
 from monitorapp.feed.decoder import DUPLICATE, RESET, FixDecoder, SequenceTracker
 from monitorapp.gcpause import paused_gc
 from monitorapp.engine.geo import Projector, ZoneShape
@@ -81,6 +83,7 @@ from monitorapp.feed.messages import Event, FeedCounters, Fix, Heartbeat, Reject
 from monitorapp.engine.schedule import Schedule
 from monitorapp.feed.timeutil import fmt_time
 from monitorapp.engine.zonerules import AppointmentRule, CurfewRule, ExclusionRule
+from monitorapp.engine.zoneedits import ZoneEdits
 
 FEED_LOST_S = 60.0
 SIGNAL_MIN_S = 300.0
@@ -116,7 +119,7 @@ class TagState:
         self.signal_alert: Alert | None = None
 
 
-class Engine:
+class Engine(ZoneEdits):
     def __init__(self, caseload: Caseload, start: float | None = None, state: dict | None = None):
         self.caseload = caseload
         self.counters = FeedCounters()
@@ -589,106 +592,6 @@ class Engine:
 
     def _emit(self, a: Alert, change: str) -> None:
         self._tell(self._on_alert, a, change)
-
-    # ------------------------------------------------------------------ edits
-    def update_zone(self, feature: dict) -> int:
-        """Apply a new or edited zone (a GeoJSON Feature with an id); return its new version.
-        Raises CaseloadError if the feature is not a valid zone."""
-        zid = feature.get("id")
-        doc = {"version": 1, "tz": self.caseload.tz,
-               "zones": {"type": "FeatureCollection", "features": [feature]}, "offenders": []}
-        zone = parse_caseload(doc, "zone").zones[zid]
-        zone.version = self.zone_versions.get(zid, 0) + 1
-        self.caseload.zones[zid] = zone
-        self._install_zone(zone)
-        self._edited_zones[zid] = zone.feature()
-        self._reinstall_rules_using(zid)
-        return zone.version
-
-    def remove_zone(self, zone_id: str) -> None:
-        self.caseload.zones.pop(zone_id, None)
-        self.zone_shapes.pop(zone_id, None)
-        self.zone_versions[zone_id] = self.zone_versions.get(zone_id, 0) + 1
-        self._edited_zones[zone_id] = None
-        self._reinstall_rules_using(zone_id)
-
-    def set_requirements(self, offender_id: str, requirements: list[dict]) -> None:
-        """Replace an offender's requirements (spec §3 dicts); raises CaseloadError if invalid."""
-        off = self.caseload.offenders[offender_id]
-        # checked against the zones they name (every other zone is valid already, and reading
-        # them all again made each of a batch's edits cost the whole caseload)
-        named = {r.get("zone") for r in requirements if isinstance(r, dict) and isinstance(r.get("zone"), str)}
-        zones = self.caseload.zones
-        doc = {"version": 1, "tz": self.caseload.tz,
-               "zones": {"type": "FeatureCollection",
-                         "features": [zones[z].feature() for z in sorted(named) if z in zones]},
-               "offenders": [dict(off.raw, requirements=requirements)]}
-        new = parse_caseload(doc, f"offender {offender_id}").offenders[offender_id]
-        off.requirements = new.requirements
-        off.raw = new.raw
-        self._edited_reqs[offender_id] = requirements
-        if self._edit_batch is not None:
-            self._edit_batch["offenders"][offender_id] = off
-        else:
-            self._reinstall(off)
-
-    @contextlib.contextmanager
-    def edits(self):
-        """Zone and requirement edits made inside the block (``update_zone``, ``remove_zone``,
-        ``set_requirements``) take effect on the rules together when it ends: each offender
-        whose rules an edit touched is reinstalled once, against the zones and requirements
-        as they then are, which is the state the edits made one by one reach (a rule replaced
-        twice inherits from the one before the block, the same evidence). Each edit is still
-        checked, applied to the caseload, versioned and refused on its own. A first start or a
-        standby's restore applies every zone of a national caseload at once: one by one, each
-        edit walked every offender. A failure reinstalling one offender is kept in ``errors``
-        (``take_errors``) and the others go on. Blocks nest: the outermost one applies."""
-        if self._edit_batch is not None:
-            yield
-            return
-        self._edit_batch = batch = {"zones": set(), "offenders": {}}
-        try:
-            yield
-        finally:
-            self._edit_batch = None
-            zones, named = batch["zones"], batch["offenders"]
-            for off in list(self.caseload.offenders.values()):
-                if off.id in named or any(r.zone in zones for r in off.requirements):
-                    try:
-                        self._reinstall(off)
-                    except Exception as e:      # noqa: BLE001 - the other offenders' rules go on
-                        self._failed(f"zone edits: the rules of offender {off.id}", e)
-
-    _edit_batch: dict | None = None
-
-    def _reinstall_rules_using(self, zone_id: str) -> None:
-        if self._edit_batch is not None:
-            self._edit_batch["zones"].add(zone_id)
-            return
-        for off in self.caseload.offenders.values():
-            if any(r.zone == zone_id for r in off.requirements):
-                self._reinstall(off)
-
-    def _reinstall(self, off: Offender) -> None:
-        """Rules again for ``off`` after an edit: a rule whose requirement and zone did not
-        change is kept as it is (its evidence, timers and open alert); a replaced one inherits
-        what it can from the one before, which is retired (its pending timers do nothing)."""
-        tag = self.tags[off.device]
-        old = {r.req.id: r for r in tag.rules}
-        self._install_offender(off)
-        for i, r in enumerate(tag.rules):
-            prev = old.pop(r.req.id, None)
-            if prev is not None and prev.req == r.req and prev.shape is r.shape:
-                tag.rules[i] = prev
-                continue
-            if prev is not None:
-                if type(prev) is type(r):
-                    r.inherit(prev)
-                prev.retired = True
-            if self.now is not None:
-                r.start(self.now)
-        for prev in old.values():       # a requirement that went
-            prev.retired = True
 
     # ------------------------------------------------------------------ state
     def rearm_timers(self) -> None:

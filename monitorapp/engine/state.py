@@ -6,6 +6,12 @@ What is kept: the processing clock, counters, duplicate-detection windows, per-t
 appointment decision, every alert with its condition, and zone edits made since the caseload
 was loaded. Timers are not kept: they are derived again from that state on restore.
 
+A restore reaches the rules the engine had: the zone edits, then each edited offender's
+requirements as they were set. A requirement can name a zone removed after it was set (an
+offender's requirements edited, a zone they name removed later): the live engine keeps it
+with no rule (``Engine.remove_zone``), and so does the restore, never refusing the checkpoint;
+should a later version bring the zone back, the requirement is in force again in both.
+
 Snapshots and restores run with the garbage collector paused (``monitorapp.gcpause``).
 """
 from __future__ import annotations
@@ -58,16 +64,19 @@ def _alert_fields(a: Alert):
 def restore(eng, s: dict) -> None:
     if s.get("state_version") != STATE_VERSION:
         raise ValueError(f"engine state version {s.get('state_version')!r} is not {STATE_VERSION}")
+    versions = s.get("zone_versions", {})
     with eng.edits():       # the rules once for all the edits (a national caseload's zones)
         for zid, feat in s.get("zones", {}).items():
+            if versions.get(zid):     # each zone back at the version it had, not at 1: alerts
+                eng.zone_versions[zid] = versions[zid] - 1       # name the version in force
             if feat is None:
                 eng.remove_zone(zid)
             else:
                 eng.update_zone(feat)
-        eng.zone_versions.update(s.get("zone_versions", {}))
+        eng.zone_versions.update(versions)
         for oid, reqs in s.get("requirements", {}).items():
             if oid in eng.caseload.offenders:
-                eng.set_requirements(oid, reqs)
+                eng.set_requirements(oid, reqs, removed_zones=True)
     eng._edited_zones = dict(s.get("zones", {}))
     eng.now = s["now"]
     eng.origin = s["origin"]

@@ -403,9 +403,10 @@ class LiveProcessor:
                 self.engine.remove_zone(zid)
             else:
                 attach = zone_requirement(rec["feature"], self.engine.caseload)
-                self.engine.update_zone(rec["feature"])
-                if attach is not None:
-                    self.engine.set_requirements(attach[0], attach[1])
+                if attach is None:
+                    self.engine.update_zone(rec["feature"])
+                else:       # the zone and the requirements checked before either changes
+                    self.engine.attach_zone(rec["feature"], attach[0], attach[1])
         except Exception as err:      # noqa: BLE001 - refused; one bad version never stops the others
             if before is None:                # the engine keeps the zone it had
                 self.engine.zone_versions.pop(zid, None)

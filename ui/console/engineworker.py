@@ -643,12 +643,11 @@ class EngineWorker(QObject):
         self.zoneApplied.emit(str(feature.get("id")), int(version or 0))
 
     def _attach_zone(self, feature: dict, offender_id: str, requirement: dict) -> None:
-        try:
-            version = self.engine.update_zone(feature)
+        try:        # zone and requirements checked together: a refusal changes neither
             off = self.engine.caseload.offenders[offender_id]
             reqs = [dict(r) for r in off.raw.get("requirements", [])]
             reqs = [r for r in reqs if r.get("id") != requirement["id"]] + [requirement]
-            self.engine.set_requirements(offender_id, reqs)
+            version = self.engine.attach_zone(feature, offender_id, reqs)
         except Exception as e:
             self.failed.emit(f"zone {feature.get('id')!r} for {offender_id} refused: {e}")
             self.zoneRefused.emit(str(feature.get("id")), str(e))
