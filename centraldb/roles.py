@@ -65,6 +65,18 @@ RESERVED_ACTIONS = ("account_created", "account_disabled", "account_locked", "ac
                     "lockout_expired", "password_reset", "role_changed", "crime_access",
                     "purge_fixes", "sign_in")
 
+AUDIT_APPEND_SQL = r"""CREATE OR REPLACE FUNCTION audit_append(p_who text, p_action text, p_detail text,
+    p_at double precision DEFAULT NULL) RETURNS audit_log LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  IF p_action IS NULL OR btrim(p_action) = '' OR p_action = ANY({RESERVED}) THEN
+    RAISE EXCEPTION 'audit action % is recorded only by the server''s own functions',
+      coalesce(p_action, '(none)') USING ERRCODE = '42501';
+  END IF;
+  RETURN audit_write(p_action, coalesce(p_detail, '{}'));
+END $$;
+"""
+
 ROLES_MIGRATION = r"""
 -- ---- the roles (cluster-wide: made once, shared by every monitorapp database) ----------------
 DO $roles$
@@ -110,17 +122,7 @@ BEGIN
   RETURN r;
 END $$;
 -- what clients call: the name and time they pass are not used (the server establishes both)
-CREATE OR REPLACE FUNCTION audit_append(p_who text, p_action text, p_detail text,
-    p_at double precision DEFAULT NULL) RETURNS audit_log LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = public, pg_temp AS $$
-BEGIN
-  IF p_action IS NULL OR btrim(p_action) = '' OR p_action = ANY({RESERVED}) THEN
-    RAISE EXCEPTION 'audit action % is recorded only by the server''s own functions',
-      coalesce(p_action, '(none)') USING ERRCODE = '42501';
-  END IF;
-  RETURN audit_write(p_action, coalesce(p_detail, '{}'));
-END $$;
-
+{AUDIT_APPEND}
 -- a zone version names the login that saved it
 CREATE FUNCTION zones_saved_by() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -581,6 +583,14 @@ END $$;
 SELECT apply_privileges();
 """
 
-ROLES_MIGRATION = (ROLES_MIGRATION
+def audit_append_sql(reserved: tuple[str, ...]) -> str:
+    """``audit_append``, the clients' way into the audit log, refusing the ``reserved`` actions
+    (those only the server's own functions record); each migration that reserves more
+    replaces it with this."""
+    return AUDIT_APPEND_SQL.replace(
+        "{RESERVED}", "ARRAY[" + ", ".join(f"'{a}'" for a in reserved) + "]")
+
+
+ROLES_MIGRATION = (ROLES_MIGRATION.replace("{AUDIT_APPEND}", audit_append_sql(RESERVED_ACTIONS))
                    .replace("{RESERVED}", "ARRAY[" + ", ".join(f"'{a}'" for a in RESERVED_ACTIONS) + "]")
                    .replace("{ALL}", _ALL).replace("{QUEUE}", _QUEUE))

@@ -58,7 +58,7 @@ What is where:
 from __future__ import annotations
 
 from localdb.schema import StoreError
-from centraldb.roles import RESERVED_ACTIONS, ROLES_MIGRATION
+from centraldb.roles import RESERVED_ACTIONS, ROLES_MIGRATION, audit_append_sql
 from centraldb.outbox import OUTBOX_MIGRATION_PG
 
 ERR_REFUSED = "MA001"
@@ -773,18 +773,7 @@ DROP INDEX fixes_device_t;
 
 -- the audit actions of migrations 7 and 8 that only their server functions write
 -- (resend_notification, record_protocols) are refused from clients too, as migration 4's are
-CREATE OR REPLACE FUNCTION audit_append(p_who text, p_action text, p_detail text,
-    p_at double precision DEFAULT NULL) RETURNS audit_log LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = public, pg_temp AS $$
-BEGIN
-  IF p_action IS NULL OR btrim(p_action) = '' OR p_action = ANY({RESERVED}) THEN
-    RAISE EXCEPTION 'audit action % is recorded only by the server''s own functions',
-      coalesce(p_action, '(none)') USING ERRCODE = '42501';
-  END IF;
-  RETURN audit_write(p_action, coalesce(p_detail, '{}'));
-END $$;
-""".replace("{RESERVED}", "ARRAY[" + ", ".join(f"'{a}'" for a in RESERVED_ACTIONS + (
-        "notification_resend", "protocols_recorded")) + "]"),
+""" + audit_append_sql(RESERVED_ACTIONS + ("notification_resend", "protocols_recorded")),
 
     # ---- 10: closed months compacted (centraldb/compaction.py) ---------------------------------
     # A month's (device, t) track index fills to about half while it is written (every tag's
@@ -815,18 +804,8 @@ BEGIN
   RETURN r;
 END $$;
 
-CREATE OR REPLACE FUNCTION audit_append(p_who text, p_action text, p_detail text,
-    p_at double precision DEFAULT NULL) RETURNS audit_log LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = public, pg_temp AS $$
-BEGIN
-  IF p_action IS NULL OR btrim(p_action) = '' OR p_action = ANY({RESERVED}) THEN
-    RAISE EXCEPTION 'audit action % is recorded only by the server''s own functions',
-      coalesce(p_action, '(none)') USING ERRCODE = '42501';
-  END IF;
-  RETURN audit_write(p_action, coalesce(p_detail, '{}'));
-END $$;
-""".replace("{RESERVED}", "ARRAY[" + ", ".join(f"'{a}'" for a in RESERVED_ACTIONS + (
-        "notification_resend", "protocols_recorded", "compact_fixes")) + "]"),
+""" + audit_append_sql(RESERVED_ACTIONS + (
+        "notification_resend", "protocols_recorded", "compact_fixes")),
 }
 PRIVILEGES_FROM = 4                # migrations from this one on end with apply_privileges()
 
