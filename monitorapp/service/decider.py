@@ -381,21 +381,28 @@ class LiveProcessor:
         reinstalled once for the batch (``Engine.edits``), then each applied version published
         on ``em/v1/state/zone/{id}``, and the batch checkpointed once, at the next turn of the
         loop and before any message is evaluated against it."""
+        applied, refused = [], []
         with self.engine.edits():
-            applied = [rec for rec in recs if self.apply_zone(rec)]
+            for rec in recs:
+                (applied if self.apply_zone(rec) else refused).append((rec, self.last_refusal))
         if len(recs) > 1:
             log.info("zone versions read", extra={"fields": {
                 "versions": len(recs), "applied": len(applied), "refused": len(recs) - len(applied)}})
         if self.out is not None:
-            for rec in applied:
+            for rec, _ in applied:
                 self.out.publish_zone({**rec, "feature": None if rec["removed"] else rec["feature"]})
+            for rec, reason in refused:       # saved in the record, not enforced: said so
+                self.out.publish_zone_refused(rec, reason or "refused")
         self._dirty_position = True
+
+    last_refusal: str | None = None      # why apply_zone last refused a version
 
     def apply_zone(self, rec: dict) -> bool:
         """One zone version into the engine (with the record's version number), logged as
         applied, or refused whatever it raises (the engine keeps the zone it had); returns
         whether it was applied. ``apply_zones`` publishes and checkpoints."""
         zid, version = rec["zone_id"], rec["version"]
+        self.last_refusal = None
         before = self.engine.zone_versions.get(zid)
         try:
             self.engine.zone_versions[zid] = version - 1
@@ -412,8 +419,9 @@ class LiveProcessor:
                 self.engine.zone_versions.pop(zid, None)
             else:
                 self.engine.zone_versions[zid] = before
+            self.last_refusal = str(err)[:300]
             log.warning("zone version refused", extra={"fields": {
-                "zone_id": zid, "version": version, "reason": str(err)[:300]}})
+                "zone_id": zid, "version": version, "reason": self.last_refusal}})
             applied = False
         else:
             log.info("zone version applied", extra={"fields": {

@@ -37,6 +37,7 @@ log = logging.getLogger("monitorapp.service.publisher")
 ALERT_TOPIC = "em/v1/alert/"
 POSITION_TOPIC = "em/v1/state/position/"
 ZONE_TOPIC = "em/v1/state/zone/"
+ZONE_REFUSED_TOPIC = "em/v1/state/zone_refused/"
 DECIDER_TOPIC = "em/v1/state/decider"
 STANDBY_TOPIC = "em/v1/state/standby/"
 HEARTBEAT_S = 2.0
@@ -153,6 +154,15 @@ class DeciderPublisher:
     def publish_zone(self, rec: dict) -> None:
         self.conn.publish(ZONE_TOPIC + rec["zone_id"], orjson.dumps(rec))
         self.published["zones"] += 1
+
+    def publish_zone_refused(self, rec: dict, reason: str) -> None:
+        """A zone version saved in the record that the decider refused: not retained (the
+        zone's retained state stays the version in force), for the consoles connected now,
+        the one that saved it among them, to say that it is not enforced and why."""
+        self.conn.publish(ZONE_REFUSED_TOPIC + rec["zone_id"], orjson.dumps({
+            "zone_id": rec["zone_id"], "version": rec["version"], "saved_by": rec.get("saved_by"),
+            "reason": reason, "published_at": time.time()}), retain=False)
+        self.published["zones_refused"] = self.published.get("zones_refused", 0) + 1
 
     def status(self, state: str, record: str, feed: dict, **extra) -> None:
         self.conn.publish(DECIDER_TOPIC, orjson.dumps({

@@ -325,7 +325,7 @@ class CentreClient(QObject):
                         "cannot connect" in str(value) or "cannot be written" in str(value):
                     self._record_failed(value)
                 self.zoneSaved.emit({"zone": zid, "ok": False, "version": None, "error": str(value)})
-                self.zoneRefused.emit(zid, str(value))
+                self.zoneRefused.emit(zid, f"not saved: {value}")
         self._submit(lambda: store.record_zone_edit(feature, who, removed=removed, base_version=base),
                      done)
 
@@ -388,6 +388,8 @@ class CentreClient(QObject):
                         sent["position"].append(at)
             elif topic.startswith(STATE_TOPIC + "zone/") and isinstance(obj, dict):
                 zones[str(obj.get("zone_id") or topic.rsplit("/", 1)[-1])] = obj
+            elif topic.startswith(STATE_TOPIC + "zone_refused/") and isinstance(obj, dict):
+                self._zone_refused_by_decider(topic.rsplit("/", 1)[-1], obj)
         if alerts:
             changes, done = [], []
             for aid, rec in alerts.items():
@@ -463,6 +465,17 @@ class CentreClient(QObject):
     def _emit_alerts(self, changes: list) -> None:
         if changes:
             self.alertBatch.emit(changes, self.clock())
+
+    def _zone_refused_by_decider(self, zid: str, obj: dict) -> None:
+        """A version saved in the record that the decider refused: the map keeps the version in
+        force, and the operators are told that the saved one is not enforced, and why."""
+        ver, reason, by = obj.get("version"), obj.get("reason"), obj.get("saved_by")
+        if not isinstance(ver, int) or ver <= 0 or ver < self.zone_versions.get(zid, 0):
+            return                       # older than what this console holds: nothing to say
+        self.zoneRefused.emit(zid, (
+            f"version {ver}, saved by {by if isinstance(by, str) else 'someone'}, is in the record"
+            f" but the centre refused it, so it is not enforced: "
+            f"{reason if isinstance(reason, str) else 'no reason given'}"[:600]))
 
     def _apply_zones(self, zones: dict[str, dict]) -> None:
         from monitorapp.engine.caseload import CaseloadError, parse_caseload

@@ -652,7 +652,7 @@ class MainWindow(QMainWindow):
             queue.popleft()
         self.event.emit("zone_refused", {"zone": zone_id, "reason": reason})
         if self.centre is not None:       # client mode: say why; the map shows what is in force
-            self._warn(f"Zone {zone_id} not saved: {reason}")
+            self._warn(f"Zone {zone_id}: {reason}")
             if hasattr(self.map, "set_zones"):
                 QTimer.singleShot(0, lambda: self.map.set_zones(self.zone_features()))
 
