@@ -167,23 +167,27 @@ def test_a_zone_edit_goes_to_the_record_on_the_version_shown_and_a_stale_one_is_
 
 def test_a_zone_version_the_decider_refuses_is_said_on_every_console_and_not_enforced(qtbot, centre):
     """A version saved in the record that the decider cannot apply (here: drawn for an offender
-    the caseload does not hold) is not silently ignored: every connected console says it is in
-    the record but not enforced, who saved it and why, and its map keeps what is in force."""
+    the caseload does not hold) is not silently ignored: the console of the person who saved it
+    warns that it is in the record but not enforced and why, every other console says so in its
+    status bar, and every map keeps what is in force."""
     import copy
     centre.start_monitor()
-    c1, c2 = centre.console("zoe.operator"), centre.console("xan.operator")
-    for c in (c1, c2):
+    other, saver = centre.console("zoe.operator"), centre.console("yan.operator")
+    for c in (other, saver):
         qtbot.waitUntil(lambda c=c: c.centre.zone_versions.get("Z-EX-1") == 1, timeout=WAIT)
-    feature = copy.deepcopy(next(f for f in c1.window.zone_features() if f["id"] == "Z-EX-1"))
+    feature = copy.deepcopy(next(f for f in saver.window.zone_features() if f["id"] == "Z-EX-1"))
     drawn = dict(feature, id="Z-DRAWN-1", properties={
         "name": "drawn", "offender": "OFF-NOT-HELD",
         "requirement": {"id": "R-DRAWN-1", "type": "exclusion", "zone": "Z-DRAWN-1", "schedule": None}})
     centre.people.store("yan.operator").record_zone_edit(drawn, "yan.operator")
-    for c in (c1, c2):
+    for c in (other, saver):
         qtbot.waitUntil(lambda c=c: any(n == "zone_refused" for n, _ in c.events), timeout=WAIT)
         reason = next(f["reason"] for n, f in c.events if n == "zone_refused")
         assert "version 1, saved by yan.operator, is in the record" in reason, reason
         assert "not enforced" in reason and "OFF-NOT-HELD" in reason, reason
-        assert any(n == "warning" and "Z-DRAWN-1" in f["text"] for n, f in c.events)
         assert "Z-DRAWN-1" not in c.caseload.zones and "Z-DRAWN-1" not in {
             f["id"] for f in c.window.zone_features()}
+    assert any(n == "warning" and "Z-DRAWN-1" in f["text"] for n, f in saver.events)
+    assert not any(n == "warning" and "Z-DRAWN-1" in f["text"] for n, f in other.events)
+    assert any(n == "notice" and "not enforced" in f["text"] for n, f in other.events)
+    assert "not enforced" in other.window.statusBar().currentMessage()

@@ -97,6 +97,7 @@ class CentreClient(QObject):
     restored = Signal(list, float)         # unused in client mode (the window connects it)
     zoneApplied = Signal(str, int)         # zone id, record version (published by the decider)
     zoneRefused = Signal(str, str)
+    zoneNotEnforced = Signal(str, str, str)  # zone id, who saved it, why the decider refused it
     failed = Signal(str)
     restarted = Signal(str)
     loaded = Signal(dict)                  # {"source": "record"|"cache", "saved_at", "alerts"}
@@ -472,10 +473,10 @@ class CentreClient(QObject):
         ver, reason, by = obj.get("version"), obj.get("reason"), obj.get("saved_by")
         if not isinstance(ver, int) or ver <= 0 or ver < self.zone_versions.get(zid, 0):
             return                       # older than what this console holds: nothing to say
-        self.zoneRefused.emit(zid, (
-            f"version {ver}, saved by {by if isinstance(by, str) else 'someone'}, is in the record"
-            f" but the centre refused it, so it is not enforced: "
-            f"{reason if isinstance(reason, str) else 'no reason given'}"[:600]))
+        by = by if isinstance(by, str) else "someone"
+        self.zoneNotEnforced.emit(zid, by, (
+            f"version {ver}, saved by {by}, is in the record but the centre refused it, so it is "
+            f"not enforced: {reason if isinstance(reason, str) else 'no reason given'}"[:600]))
 
     def _apply_zones(self, zones: dict[str, dict]) -> None:
         from monitorapp.engine.caseload import CaseloadError, parse_caseload

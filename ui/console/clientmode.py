@@ -229,6 +229,17 @@ def build_client(console, opts, accounts, *, log_event, make_map, places, zone) 
     centre.loaded.connect(loaded)
     centre.stats.connect(lambda _s: banner.show_state(centre))
     centre.zoneSaved.connect(lambda d: w.event.emit("zone_saved", d))
+
+    def not_enforced(zid, by, text):
+        """A zone version the decider refused: a warning to the person who saved it (their
+        edit is answered), a notice in the status bar for everyone else."""
+        if by == w.operator:
+            w._on_zone_refused(zid, text)       # noqa: SLF001
+        else:
+            w.event.emit("zone_refused", {"zone": zid, "reason": text})
+            w.event.emit("notice", {"text": f"Zone {zid}: {text}"})
+            w.statusBar().showMessage(f"Zone {zid}: {text}", 20000)
+    centre.zoneNotEnforced.connect(not_enforced)
     centre.failed.connect(lambda text: w.event.emit("warning", {"text": text}))
     centre.freshness.connect(lambda d: (d["alert"]["n"] or d["position"]["n"])
                              and w.event.emit("centre_latency", d))
