@@ -11,8 +11,9 @@ tags walk into their exclusion zone at staggered times.
 Printed (and as one JSON line at the end):
 
 * decider → screen latency, per console and over all: from the ``published_at`` the decider
-  stamps on each alert and position it publishes to the moment that console's queue or map had
-  applied it (the console's ``centre_latency`` lines, every 10 s: exact p50/p95/p99/max per
+  stamps on each alert and position it publishes to the moment that console's queue had applied
+  it (alerts) or its map's page had drawn it on the canvas (positions: the page reports each batch
+  back over the bridge) (the console's ``centre_latency`` lines, every 10 s: exact p50/p95/p99/max per
   interval and a histogram, added up here; the overall percentiles are the histogram's upper
   bucket bounds). Target p99 ≤ 1 s.
 * each console's CPU (% of one core) and memory (RSS, the largest seen) over the publishing
@@ -58,11 +59,13 @@ class Proc:
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.err, env=env, cwd=ROOT,
                                      start_new_session=True)
         self.lines: list[dict] = []
+        self.jsonl = open(log.with_suffix(".jsonl"), "wb")     # its structured lines, kept with --keep
         self._t = threading.Thread(target=self._read, daemon=True)
         self._t.start()
 
     def _read(self) -> None:
         for raw in iter(self.proc.stdout.readline, b""):
+            self.jsonl.write(raw)
             try:
                 self.lines.append(json.loads(raw))
             except ValueError:
@@ -89,6 +92,7 @@ class Proc:
                 self.proc.wait(10)
         self._t.join(5)
         self.err.close()
+        self.jsonl.close()
 
 
 def tree(pid: int) -> list[int]:
@@ -162,6 +166,8 @@ def main() -> int:
     ap.add_argument("--breachers", type=int, default=40)
     ap.add_argument("--consoles", type=int, default=3)
     ap.add_argument("--publishers", type=int, default=2)
+    ap.add_argument("--settle", type=float, default=0.0,
+                    help="seconds between the consoles being ready and the feed starting")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))     # stopped: everything started goes
@@ -219,6 +225,7 @@ def main() -> int:
         rnd = random.Random(1)
         breachers = {rnd.randrange(args.tags): 5 + j * (args.seconds - 15) / max(1, args.breachers)
                      for j in range(args.breachers)}
+        time.sleep(args.settle)          # the consoles finish starting (the basemap drawn)
         t_start = time.time() + 1.0
         before = {p.name: cpu_rss(p.proc.pid) for p in procs}
         rss_max = {p.name: [0, 0] for p in procs}
@@ -251,7 +258,7 @@ def main() -> int:
             if p is mon:
                 result["decider"] = entry
                 continue
-            for kind in ("alert", "position"):
+            for kind in ("alert", "position", "map_batch"):
                 entry[kind] = merged(p.lines, kind, t_start)
             result["consoles"][p.name] = entry
         all_pos = [c["position"] for c in result["consoles"].values()]
@@ -263,6 +270,8 @@ def main() -> int:
             print(f"{name}: positions n={ps['n']} p50 ≤ {ps['p50_le']} s, p95 ≤ {ps['p95_le']} s, "
                   f"p99 ≤ {ps['p99_le']} s (worst 10-s p99 {ps['worst_interval_p99']} s, max {ps['max']} s); "
                   f"alerts n={a['n']} p99 ≤ {a['p99_le']} s (max {a['max']} s); "
+                  f"map batches n={c['map_batch']['n']} p50 ≤ {c['map_batch']['p50_le']} s, "
+                  f"p99 ≤ {c['map_batch']['p99_le']} s (max {c['map_batch']['max']} s); "
                   f"CPU {c['cpu_pct']} % of a core, RSS {c['rss_mb_max']} MB (the Python process alone: "
                   f"{c['main_cpu_pct']} %, {c['main_rss_mb_max']} MB; the rest is QtWebEngine's)")
         if all_pos:

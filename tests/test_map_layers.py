@@ -30,6 +30,29 @@ def test_markers_appear_for_every_device(map_view, qtbot):
     assert map_view.js_errors == []
 
 
+def test_the_page_hands_back_the_stamps_of_the_rows_it_drew_and_only_those(map_view, qtbot):
+    markers = sample_markers(3)
+    map_view.update_markers(markers)
+    map_view.flush_markers()
+    wait_state(qtbot, map_view, lambda s: s["markers"] == 3)
+    moved = dict(markers[0], lat=markers[0]["lat"] + 0.001)
+    # TAG-0000 moves; TAG-0001's new data shows nothing new (its row is what the page shows)
+    map_view.note_stamps({moved["device"]: 1000.5, markers[1]["device"]: 2000.25})
+    map_view.update_markers([moved, markers[1]])
+    with qtbot.waitSignal(map_view.stampsDrawn, timeout=10_000) as drawn:
+        assert map_view.flush_markers() == 1
+    assert drawn.args == [[1000.5]]
+    assert run_js(qtbot, map_view, "EM.markerData('TAG-0000')")["lat"] == pytest.approx(moved["lat"])
+    # the unchanged device's stamp went with that batch: a later move does not inherit it
+    again = dict(markers[1], lat=markers[1]["lat"] + 0.002)
+    seen = []
+    map_view.stampsDrawn.connect(seen.append)
+    with qtbot.waitSignal(map_view.jsTiming, timeout=10_000):
+        map_view.update_markers([again])
+        map_view.flush_markers()
+    assert seen == []
+
+
 def test_only_changed_markers_are_sent_and_updates_coalesce(map_view, qtbot):
     markers = sample_markers(30)
     map_view.update_markers(markers)

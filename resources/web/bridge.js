@@ -136,14 +136,14 @@
   };
 
   // ---- the API Python calls ----
-  EM.applyMarkers = function (rows, removed) {
+  EM.applyMarkers = function (rows, removed, batch) {
     const t0 = performance.now();
     EM.layers.applyMarkers(rows);
     if (removed && removed.length) EM.layers.removeMarkers(removed);
     EM.layers.flush();
     const ms = performance.now() - t0;
     EM.batches += 1;
-    EM.emit('batchApplied', ms, rows.length);
+    EM.emit('batchApplied', ms, rows.length, batch == null ? 0 : batch);
     return ms;
   };
 

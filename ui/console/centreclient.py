@@ -19,7 +19,8 @@ What the engine worker would compute, the decider's messages give: each alert's 
 details of one offender (``request_details``: the trail and the 24-hour charts from the
 positions this console was shown, ``ui.console.centredetails``, plus the record's fixes where
 the signed-in login may read them). ``freshness`` gives, every 10 s, how long the decider's
-messages took to reach the queue and the map (``centrestate.Freshness``).
+messages took to reach the queue and to be drawn on the map (``centrestate.Freshness``; the map's
+``stampsDrawn`` comes back through ``positions_drawn``).
 
 Degraded honestly: ``DeciderHealth`` (no "active" word from the decider for 10 s, a decider lost
 or stopped, the record unreachable, the broker unreachable) or a record call that cannot reach
@@ -92,6 +93,7 @@ class CentreClient(QObject):
     addresses = Signal(dict)               # alert id -> its location text, before its alertBatch
     freshness = Signal(dict)               # Freshness.summary(), every FRESHNESS_S
     positions = Signal(list)
+    positionStamps = Signal(dict)         # device -> published_at of a live position, before ``positions``
     stats = Signal(dict)
     details = Signal(dict)
     restored = Signal(list, float)         # unused in client mode (the window connects it)
@@ -358,7 +360,8 @@ class CentreClient(QObject):
         alerts: dict[str, dict] = {}
         moved: dict[str, dict] = {}
         zones: dict[str, dict] = {}
-        sent: dict[str, list[float]] = {"alert": [], "position": []}    # published_at, live ones
+        sent: list[float] = []                            # published_at of the live alerts
+        stamps: dict[str, float] = {}                     # device -> published_at, live positions
         while True:
             try:
                 item = self._inbox.get_nowait()
@@ -377,7 +380,7 @@ class CentreClient(QObject):
             if topic.startswith(ALERT_TOPIC) and isinstance(obj, dict):
                 alerts[topic[len(ALERT_TOPIC):]] = obj
                 if isinstance(at, float):
-                    sent["alert"].append(at)
+                    sent.append(at)
             elif topic == STATE_TOPIC + "decider":
                 self.health.seen(obj, retained)
             elif topic.startswith(STATE_TOPIC + "position/"):
@@ -386,7 +389,9 @@ class CentreClient(QObject):
                     moved[m["device"]] = m
                     self.trails.add(m)
                     if isinstance(at, float):
-                        sent["position"].append(at)
+                        stamps[m["device"]] = at
+                    else:
+                        stamps.pop(m["device"], None)
             elif topic.startswith(STATE_TOPIC + "zone/") and isinstance(obj, dict):
                 zones[str(obj.get("zone_id") or topic.rsplit("/", 1)[-1])] = obj
             elif topic.startswith(STATE_TOPIC + "zone_refused/") and isinstance(obj, dict):
@@ -423,16 +428,24 @@ class CentreClient(QObject):
                     self.positions_now[dev] = m
                     fresh.append(m)
             if fresh:
+                live = {m["device"]: stamps[m["device"]] for m in fresh if m["device"] in stamps}
+                if live:
+                    self.positionStamps.emit(live)
                 self.positions.emit(fresh)
                 self._to_cache("positions", fresh)
         if zones:
             self._apply_zones(zones)
         if (alerts or moved) and self.stale_since is not None and self.record_ok:
             self.stale_since = None
-        shown = self.clock()            # the queue and the map have applied what came
-        for kind, ats in sent.items():
-            if ats:
-                self.fresh.add(kind, [shown - at for at in ats])
+        if sent:                        # the queue has applied what came
+            shown = self.clock()
+            self.fresh.add("alert", [shown - at for at in sent])
+
+    def positions_drawn(self, stamps: list[float]) -> None:
+        """The map has drawn live positions published at these times (``MapView.stampsDrawn``):
+        the decider-to-screen lag of positions is measured up to there."""
+        shown = self.clock()
+        self.fresh.add("position", [shown - at for at in stamps])
 
     def _emit_addresses(self, recs) -> None:
         """The queue's Location of each alert record that names a place (the decider's)."""

@@ -145,8 +145,8 @@ def address_of(rec: dict) -> tuple[str, str] | None:
 
 class Freshness:
     """How long what the decider published took to reach this console's screen: the time from
-    a message's ``published_at`` to the moment the queue or the map had applied it, per kind
-    (``alert``, ``position``), over each interval. Retained messages (old by nature) are not
+    a message's ``published_at`` to the moment the queue had applied it (``alert``) or the map's
+    page had drawn it (``position``), over each interval. Retained messages (old by nature) are not
     counted. ``summary()`` gives the interval's count, p50/p95/p99/max in seconds and a
     histogram (``EDGES_MS``, upper bounds; the last bucket is everything above) that a reader
     can add up over many intervals, then starts the next interval. The clocks of the decider and
@@ -156,7 +156,8 @@ class Freshness:
                 2000, 3000, 5000, 10000)
 
     def __init__(self):
-        self.samples: dict[str, list[float]] = {"alert": [], "position": []}
+        # map_batch: how long the map's page took to apply and draw each batch of markers
+        self.samples: dict[str, list[float]] = {"alert": [], "position": [], "map_batch": []}
 
     def add(self, kind: str, lags: list[float]) -> None:
         self.samples[kind].extend(lags)

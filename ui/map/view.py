@@ -82,10 +82,10 @@ class MapBridge(QObject):
         if view := self._alive():
             view._on_page_ready(_loads(info) or {})
 
-    @Slot(float, int)
-    def batchApplied(self, ms: float, count: int) -> None:  # noqa: N802
+    @Slot(float, int, int)
+    def batchApplied(self, ms: float, count: int, batch: int) -> None:  # noqa: N802
         if view := self._alive():
-            view.jsTiming.emit(float(ms))
+            view._on_batch_applied(float(ms), int(batch))
 
     @Slot(str)
     def zoneCreated(self, feature: str) -> None:  # noqa: N802
@@ -194,6 +194,7 @@ class MapView(QWidget):
     markerClicked = Signal(str)
     mapClicked = Signal(float, float)
     jsTiming = Signal(float)        # ms JavaScript spent applying (and painting) the last batch
+    stampsDrawn = Signal(list)      # the stamps (note_stamps) of the rows the page has just drawn
     placeFound = Signal(str)        # the search box panned to this place ("Camden High Street, Camden")
 
     def __init__(self, parent: QWidget | None = None, *, theme: str = "light",
@@ -209,6 +210,9 @@ class MapView(QWidget):
         self._pending: dict[str, list] = {}     # device -> row not yet sent
         self._sent: dict[str, list] = {}        # device -> row the page shows
         self._removed: set[str] = set()
+        self._stamps: dict[str, float] = {}     # device -> when its newest data was sent to us
+        self._in_flight: dict[int, list[float]] = {}   # batch -> stamps of the rows it draws
+        self._batches = 0
         self._basemap: Basemap = parse_basemap(basemap)
         self._theme = _check_theme(theme)
 
@@ -316,6 +320,19 @@ class MapView(QWidget):
         if (self._pending or self._removed) and not self._throttle.isActive():
             self._throttle.start()
 
+    def note_stamps(self, stamps: dict[str, float]) -> None:
+        """When the data of these devices' next rows was sent (the decider's ``published_at``):
+        once the page has drawn a row, ``stampsDrawn`` gives its stamp back, so a caller can
+        measure up to the screen. A stamp goes with the next batch that draws its device, or
+        is dropped when that batch does not (nothing changed on the map)."""
+        self._stamps.update(stamps)
+
+    def _on_batch_applied(self, ms: float, batch: int) -> None:
+        self.jsTiming.emit(ms)
+        stamps = self._in_flight.pop(batch, None)
+        if stamps:
+            self.stampsDrawn.emit(stamps)
+
     def remove_markers(self, devices: list[str]) -> None:
         for device in devices:
             self._pending.pop(device, None)
@@ -337,7 +354,15 @@ class MapView(QWidget):
             self._sent[row[0]] = row
         for device in removed:
             self._sent.pop(device, None)
-        self._call("applyMarkers", rows, removed)
+        self._batches += 1
+        if self._stamps:
+            stamps = [s for s in (self._stamps.get(row[0]) for row in rows) if s is not None]
+            self._stamps.clear()
+            if stamps:
+                self._in_flight[self._batches] = stamps
+                while len(self._in_flight) > 64:      # a page that never answers: not kept for ever
+                    self._in_flight.pop(next(iter(self._in_flight)))
+        self._call("applyMarkers", rows, removed, self._batches)
         return len(rows)
 
     @property
