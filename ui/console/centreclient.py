@@ -99,7 +99,7 @@ class CentreClient(QObject):
     restored = Signal(list, float)         # unused in client mode (the window connects it)
     zoneApplied = Signal(str, int)         # zone id, record version (published by the decider)
     zoneRefused = Signal(str, str)
-    zoneNotEnforced = Signal(str, str, str)  # zone id, who saved it, why the decider refused it
+    zoneNotEnforced = Signal(str, str, str, str)  # zone id, who saved it, why refused, the short form
     failed = Signal(str)
     restarted = Signal(str)
     loaded = Signal(dict)                  # {"source": "record"|"cache", "saved_at", "alerts"}
@@ -487,9 +487,11 @@ class CentreClient(QObject):
         if not isinstance(ver, int) or ver <= 0 or ver < self.zone_versions.get(zid, 0):
             return                       # older than what this console holds: nothing to say
         by = by if isinstance(by, str) else "someone"
+        why = reason[:400] if isinstance(reason, str) and reason else "no reason given"
         self.zoneNotEnforced.emit(zid, by, (
             f"version {ver}, saved by {by}, is in the record but the centre refused it, so it is "
-            f"not enforced: {reason if isinstance(reason, str) else 'no reason given'}"[:600]))
+            f"not enforced: {why}")[:600],
+            f"Zone {zid} NOT ENFORCED: {why} (version {ver}, saved by {by})")
 
     def _apply_zones(self, zones: dict[str, dict]) -> None:
         from monitorapp.engine.caseload import CaseloadError, parse_caseload

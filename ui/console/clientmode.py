@@ -230,15 +230,26 @@ def build_client(console, opts, accounts, *, log_event, make_map, places, zone) 
     centre.stats.connect(lambda _s: banner.show_state(centre))
     centre.zoneSaved.connect(lambda d: w.event.emit("zone_saved", d))
 
-    def not_enforced(zid, by, text):
+    def not_enforced(zid, by, text, short):
         """A zone version the decider refused: a warning to the person who saved it (their
-        edit is answered), a notice in the status bar for everyone else."""
+        edit is answered), a notice in the status bar for everyone else: what matters first
+        (the status bar cuts a long message at its permanent widgets), the whole in its tool
+        tip."""
         if by == w.operator:
             w._on_zone_refused(zid, text)       # noqa: SLF001
         else:
             w.event.emit("zone_refused", {"zone": zid, "reason": text})
             w.event.emit("notice", {"text": f"Zone {zid}: {text}"})
-            w.statusBar().showMessage(f"Zone {zid}: {text}", 20000)
+            notice["short"] = short
+            w.statusBar().showMessage(short, 20000)
+            w.statusBar().setToolTip(f"Zone {zid}: {text}")
+    notice = {"short": None}          # the notice the status bar shows (its tool tip says all)
+
+    def message_changed(message):
+        if message != notice["short"]:
+            notice["short"] = None
+            w.statusBar().setToolTip("")
+    w.statusBar().messageChanged.connect(message_changed)
     centre.zoneNotEnforced.connect(not_enforced)
     centre.failed.connect(lambda text: w.event.emit("warning", {"text": text}))
     if hasattr(w.map, "note_stamps"):       # positions: decider to drawn on the map
