@@ -299,7 +299,7 @@ def test_a_refused_zone_version_leaves_the_engine_exactly_as_it_was(decider_log)
         before = _state(eng, proc)
         rules = {d: list(t.rules) for d, t in eng.tags.items()}
         decider_log.clear()
-        assert proc.apply_zone(copy.deepcopy(rec)) is False
+        assert proc.apply_zone(copy.deepcopy(rec)) is not None          # the reason it was refused
         _same_engine(_state(eng, proc), before, rec["zone_id"])
         assert {d: list(t.rules) for d, t in eng.tags.items()} == rules           # the very same rules
         assert all(a is b for d in rules for a, b in zip(rules[d], eng.tags[d].rules))

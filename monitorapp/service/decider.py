@@ -384,25 +384,28 @@ class LiveProcessor:
         applied, refused = [], []
         with self.engine.edits():
             for rec in recs:
-                (applied if self.apply_zone(rec) else refused).append((rec, self.last_refusal))
+                reason = self.apply_zone(rec)
+                if reason is None:
+                    applied.append(rec)
+                else:
+                    refused.append((rec, reason))
         if len(recs) > 1:
             log.info("zone versions read", extra={"fields": {
                 "versions": len(recs), "applied": len(applied), "refused": len(recs) - len(applied)}})
         if self.out is not None:
-            for rec, _ in applied:
+            for rec in applied:
                 self.out.publish_zone({**rec, "feature": None if rec["removed"] else rec["feature"]})
             for rec, reason in refused:       # saved in the record, not enforced: said so
-                self.out.publish_zone_refused(rec, reason or "refused")
+                self.out.publish_zone_refused(rec, reason)
         self._dirty_position = True
 
-    last_refusal: str | None = None      # why apply_zone last refused a version
-
-    def apply_zone(self, rec: dict) -> bool:
+    def apply_zone(self, rec: dict) -> str | None:
         """One zone version into the engine (with the record's version number), logged as
-        applied, or refused whatever it raises (the engine keeps the zone it had); returns
-        whether it was applied. ``apply_zones`` publishes and checkpoints."""
+        applied, or refused whatever it raises (the engine keeps the zone it had); returns None
+        when it was applied, else why it was refused. ``apply_zones`` publishes and
+        checkpoints."""
         zid, version = rec["zone_id"], rec["version"]
-        self.last_refusal = None
+        refusal = None
         before = self.engine.zone_versions.get(zid)
         try:
             self.engine.zone_versions[zid] = version - 1
@@ -419,18 +422,16 @@ class LiveProcessor:
                 self.engine.zone_versions.pop(zid, None)
             else:
                 self.engine.zone_versions[zid] = before
-            self.last_refusal = str(err)[:300]
+            refusal = str(err)[:300] or type(err).__name__
             log.warning("zone version refused", extra={"fields": {
-                "zone_id": zid, "version": version, "reason": self.last_refusal}})
-            applied = False
+                "zone_id": zid, "version": version, "reason": refusal}})
         else:
             log.info("zone version applied", extra={"fields": {
                 "zone_id": zid, "version": version, "removed": rec["removed"],
                 "saved_by": rec["saved_by"], "requirement": None if rec["removed"] or attach is None
                 else {"offender": attach[0], "id": attach[2]["id"], "type": attach[2]["type"]}}})
-            applied = True
         self.watch.zone_versions[zid] = version
-        return applied
+        return refusal
 
 
 def zone_requirement(feature: dict, caseload) -> tuple[str, list[dict], dict] | None:
