@@ -4,21 +4,12 @@ delays, accounts for every role, and tracks near a crime scene."""
 from __future__ import annotations
 
 import pytest
+from tests.fixtures_clock import Clock
 
 
 PASSWORD = "correct horse battery"
 ROLE_USERS = {"operator": "op.jones", "supervisor": "sup.khan", "trainer": "tr.lee",
               "police_analyst": "pc.smith", "administrator": "admin.ann"}
-
-
-class Clock:
-    """The store's clock, moved by the test (handling times are what the review measures)."""
-
-    def __init__(self, t: float):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def accounts_for_every_role(store):

@@ -25,16 +25,9 @@ from localdb.hashchain import CHAINS, GENESIS, record_hash
 from monitorapp.engine.alerts import Alert, alert_id
 from tests.conftest import ROOT
 from tests.fixtures_store import T0
+from tests.fixtures_clock import Clock
 
 BACKENDS = ["sqlite", "postgresql"]
-
-
-class Clock:
-    def __init__(self, t):
-        self.t = t
-
-    def __call__(self):
-        return self.t
 
 
 @pytest.fixture(params=BACKENDS)

@@ -10,16 +10,9 @@ import pytest
 
 from centraldb import open_store
 from localdb.schema import StoreError
+from tests.fixtures_clock import Clock
 
 T0 = 1_767_225_600.0
-
-
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -17,6 +17,7 @@ from tests.fixtures_mqtt import wait_until
 from tests.notify_kit import (DUTY, OFFICER, POLICE, Wired, centre_policy,
                               centre_policy_doc, exclusion_lines, notify_caseload_doc, tamper_lines)
 from monitorapp.notify.policy import NotifyPolicy, merge, DEFAULT_POLICY
+from tests.fixtures_clock import Clock
 
 
 @pytest.fixture
@@ -97,14 +98,6 @@ def test_a_missing_contact_is_recorded_as_failed_and_audited(store, smtp_relay):
         assert [m["to"] for m in smtp_relay.messages] == [[OFFICER]]
     finally:
         w.stop()
-
-
-class Clock:
-    def __init__(self, t):
-        self.t = t
-
-    def __call__(self):
-        return self.t
 
 
 def test_low_priorities_go_as_one_summary_at_the_next_working_day(store, smtp_relay):

@@ -14,19 +14,12 @@ from centraldb.crime import window_rows
 from centraldb.store import PgStore
 from tests.fixtures_pgpeople import people  # noqa: F401 - the fixture
 from tests.fixtures_store import TrackWriter
+from tests.fixtures_clock import Clock
 
 JAN = 1_767_225_600.0           # 2026-01-01T00:00:00Z
 FEB = 1_769_904_000.0
 MAR = 1_772_323_200.0
 H = 3600.0
-
-
-class Clock:
-    def __init__(self, t):
-        self.t = t
-
-    def __call__(self):
-        return self.t
 
 
 @pytest.fixture

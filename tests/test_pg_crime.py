@@ -15,14 +15,7 @@ from localdb.store import Store
 from monitorapp.crime.query import assess_all
 from monitorapp.crime.trail import subjects
 from tests.fixtures_store import PLACE_X, PLACE_Y, T0, TrackWriter, fix_at
-
-
-class Clock:
-    def __init__(self, t):
-        self.t = t
-
-    def __call__(self):
-        return self.t
+from tests.fixtures_clock import Clock
 
 
 def _caseload(devices: dict[str, str]) -> dict:

@@ -25,16 +25,9 @@ from monitorapp.engine.alerts import Alert, alert_id
 from monitorapp.engine.caseload import load_caseload
 from monitorapp.engine.engine import Engine
 from tests.fixtures_store import T0
+from tests.fixtures_clock import Clock
 
 BACKENDS = ["sqlite", "postgresql"]
-
-
-class Clock:
-    def __init__(self, t: float):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture

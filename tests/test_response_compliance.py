@@ -22,19 +22,12 @@ from monitorapp.response.compliance import CONTEXT_ONLY, FIXES, ComplianceError,
 from monitorapp.response.compliancepdf import CSV_FIELDS, cli_main, write_compliance_csv, write_compliance_pdf
 from monitorapp.response.protocols import load_protocols
 from tests.fixtures_ui import EXCL, INSIDE, T0, fix, heartbeats
+from tests.fixtures_clock import Clock
 
 HOME = (51.5200, -0.1200)            # the curfew address, 1.4 km from the exclusion zone
 ELSEWHERE = (51.5250, -0.1100)       # neither home nor the zone
 NAME = "Alex (Al) \\ Example"
 poppler = pytest.mark.skipif(not shutil.which("pdftotext"), reason="poppler-utils not installed")
-
-
-class Clock:
-    def __init__(self, t):
-        self.t = t
-
-    def __call__(self):
-        return self.t
 
 
 def caseload_doc(name=NAME):

@@ -19,6 +19,7 @@ from tests.fixtures_store import T0
 from ui.console.alertqueue import AlertQueueController, AlertQueueDock
 from ui.console.details import DetailsPanel
 from ui.console.stepdialog import CloseStepsDialog, StepDialog
+from tests.fixtures_clock import Clock
 
 pytestmark = pytest.mark.qt_log_ignore(r"propagateSizeHints")   # the offscreen platform's dialogs
 
@@ -39,14 +40,6 @@ CASELOAD = {
         "requirements": [{"id": "R-1", "type": "exclusion", "zone": "Z-EX-1", "schedule": None}]}],
 }
 CASELOAD["zones"]["features"][0]["properties"]["radius_m"] = 200
-
-
-class Clock:
-    def __init__(self, t):
-        self.t = t
-
-    def __call__(self):
-        return self.t
 
 
 class Dialler(QObject):

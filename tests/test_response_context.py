@@ -13,6 +13,7 @@ from localdb.store import Store
 from monitorapp.engine.alerts import Alert, alert_id
 from monitorapp.response.context import alert_context, lines, record_inputs
 from tests.fixtures_store import T0
+from tests.fixtures_clock import Clock
 
 LAT0, LON0 = 51.5400, -0.1400
 M_PER_DEG_LAT = 111_200.0
@@ -25,14 +26,6 @@ def north(m: float) -> float:
 def circle(zid, radius, version=None):
     return {"type": "Feature", "id": zid, "properties": {"name": zid, "radius_m": radius},
             "geometry": {"type": "Point", "coordinates": [LON0, LAT0]}}
-
-
-class Clock:
-    def __init__(self, t):
-        self.t = t
-
-    def __call__(self):
-        return self.t
 
 
 @pytest.fixture

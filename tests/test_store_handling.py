@@ -11,16 +11,7 @@ from localdb.store import Store
 from localdb.verify import cli_main as verify_main
 from monitorapp.engine.alerts import Alert, alert_id
 from tests.fixtures_store import T0
-
-
-class Clock:
-    """An injected wall clock."""
-
-    def __init__(self, t: float):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
+from tests.fixtures_clock import Clock
 
 
 @pytest.fixture

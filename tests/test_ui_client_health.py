@@ -12,14 +12,7 @@ import pytest
 from localdb.cache import CacheError, ConsoleCache
 from ui.console.centrestate import (DeciderHealth, alert_from_record, handling_from_published,
                                     position_from_published)
-
-
-class Clock:
-    def __init__(self, t=1_796_000_000.0):
-        self.t = t
-
-    def __call__(self):
-        return self.t
+from tests.fixtures_clock import Clock
 
 
 def health(silent_s=10.0):
