@@ -6,8 +6,11 @@ partitions), events, rejected messages (raw bytes), alerts with their changes an
 offenders, tag assignments, zone and requirement versions (with who saved them), the
 acknowledgement and audit logs **with their hashes** (the chains are the same chains: records,
 ``prev_hash`` and ``hash`` are copied, not re-appended, and ``chain_heads`` is set to their
-ends), and the checkpoints (so ``monitorapp monitor --db postgresql://...`` resumes where the
-SQLite monitor stopped). Local accounts are **not** carried: their scrypt hashes cannot become
+ends), the checkpoints (so ``monitorapp monitor --db postgresql://...`` resumes where the
+SQLite monitor stopped), the notification outbox with each notification's state and attempts
+(so the decider on the record neither sends again what was sent, nor forgets what was due: a
+notification left ``sending`` or ``committing`` is recovered there as it would have been on
+the store) and the response protocols with their versions. Local accounts are **not** carried: their scrypt hashes cannot become
 server logins (SCRAM verifiers are made from the password itself); the summary lists them so
 that an administrator creates each with ``monitorapp accounts``.
 
@@ -51,12 +54,15 @@ TABLES = {
     "zones": "zone_id, version", "requirements": "offender_id, requirement_id, version",
     "fixes": "fix_id", "events": "event_id", "rejected": "rejected_id", "alerts": "alert_id",
     "alert_changes": "change_id", "alert_handling": "alert_id", "ack_log": "seq",
-    "audit_log": "seq", "checkpoints": "feed",
+    "audit_log": "seq", "checkpoints": "feed", "notifications": "notification_id",
+    "notification_attempts": "attempt_id", "notify_state": "key", "response_protocols": "version",
 }
 MUST_BE_EMPTY = ("fixes", "events", "rejected", "alerts", "ack_log", "audit_log", "zones",
-                 "offenders", "checkpoints")
+                 "offenders", "checkpoints", "notifications", "notification_attempts",
+                 "notify_state", "response_protocols")
 IDENTITIES = {"fixes": "fix_id", "events": "event_id", "rejected": "rejected_id",
-              "assignments": "assignment_id", "alert_changes": "change_id"}
+              "assignments": "assignment_id", "alert_changes": "change_id",
+              "notification_attempts": "attempt_id"}
 BOOLEAN = {"used", "late", "removed", "acknowledged"}
 BATCH = 50_000
 
@@ -141,6 +147,13 @@ def _copy(src, dst, table: str) -> int:
 
 def _count(conn, table: str) -> int:
     return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def _count_source(src, table: str) -> int:
+    """Rows of ``table`` in the store; 0 where a store from before its migration has none."""
+    if src.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone() is None:
+        return 0
+    return _count(src, table)
 
 
 def _last(conn, table: str) -> tuple[int, str]:
@@ -233,7 +246,7 @@ def carry(source: str, dsn: str, *, training: bool = False, anchor=None) -> dict
 def _check(src, dst, heads) -> list[str]:
     problems = []
     for table in TABLES:
-        a, b = _count(src, table), _count(dst, table)
+        a, b = _count_source(src, table), _count(dst, table)
         if a != b:
             problems.append(f"{table}: {a} rows in the store, {b} carried")
     for table in CHAINS:

@@ -17,7 +17,11 @@ import psycopg
 import pytest
 
 from centraldb import open_store
+from centraldb.outbox import PgOutbox
+from localdb.outbox import SqliteOutbox
 from localdb.store import Store
+from monitorapp.notify.plan import Notification
+from monitorapp.response.protocols import load_protocols
 from monitorapp.engine.alerts import Alert, alert_id
 from tests.conftest import ROOT
 
@@ -64,6 +68,15 @@ def filled(tmp_path):
                             "geometry": {"type": "Point", "coordinates": [-0.12, 51.5]}},
                            "carol", base_version=0)
         s.audit("dave", "export", {"what": "pdf", "alerts": 3})
+        outbox = SqliteOutbox(s)          # probation told of one alert, due to tell of another
+        sent, due = (Notification(f"N-{k}", alerts[k]["alert_id"], "raised", "responsible_officer",
+                                  "Pat Officer", "pat@probation.example", alerts[k]["type"], "high",
+                                  "now", T0 + k, T0 + k, facts={"k": k}) for k in (0, 1))
+        assert outbox.add([sent, due], T0 + 5, wait=True) == ["N-0", "N-1"]
+        outbox.transition(["N-0"], "sent", T0 + 7, "delivered", "250 OK", message_id="<m0@centre>",
+                          sent_at=T0 + 7, smtp_reply="250 OK", delay_s=7.0)
+        outbox.set_state("summary_sent_for", "2026-11-27")
+        s.record_protocols(load_protocols(), "erin")     # the shipped protocols
     return db
 
 
@@ -84,6 +97,7 @@ def test_a_store_is_carried_over_with_its_chains(filled, pg_dsn):
     summary = json.loads(out)
     with Store(filled) as s:
         counts, alerts = s.counts(), s.alerts()
+        protocols = [s.protocol_steps(a["alert_id"]) for a in alerts]
         ack, audit = s.ack_log(), s.audit_log()
     assert summary["carried"]["fixes"] == counts["fixes"] > 900
     assert summary["chains"]["ack_log"]["records"] == len(ack)
@@ -96,6 +110,15 @@ def test_a_store_is_carried_over_with_its_chains(filled, pg_dsn):
         zone = pg.reader().execute("SELECT name, created_by FROM zones WHERE zone_id='Z-NEW'"
                                    ).fetchone()
         assert tuple(zone) == ("Café “Ω”", "carol")   # who saved it, as recorded
+        # the outbox: what was sent is not sent again, what was due is still due
+        rows = dict(pg.reader().execute("SELECT notification_id, status FROM notifications"
+                                        ).fetchall())
+        assert rows == {"N-0": "sent", "N-1": "pending"}
+        assert [n["notification_id"] for n in PgOutbox(pg).due(T0 + 60)] == ["N-1"]
+        assert PgOutbox(pg).state("summary_sent_for") == "2026-11-27"
+        assert pg.reader().execute("SELECT count(*) FROM notification_attempts").fetchone()[0] == 3
+        steps = [pg.protocol_steps(a["alert_id"]) for a in alerts]
+        assert steps == protocols and all(steps)       # each alert's protocol, as on the store
     code, out, err = run("verify-log", "--db", pg_dsn)
     assert code == 0, out + err
     assert f"ack_log: matches anchor record {len(ack)}" in out
