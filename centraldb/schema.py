@@ -18,8 +18,9 @@ What is where:
   13 % less ingest speed), a ``(device, t)`` btree that includes the columns a tag's track
   needs (migration 9: what crime mapping and playback read, index-only) and a BRIN index on ``fix_id`` (ids grow with arrival, so
   "everything after the checkpoint" is found in the last few block ranges of each partition).
-  ``ensure_fix_partition(t)`` creates the month of ``t`` and the month after it; the writer
-  calls it for every month it has not seen. Retention drops whole partitions:
+  ``ensure_fix_partition(t)`` creates the month of ``t`` and the month after it (a table of its
+  own, attached: readers never hold it up, migration 11); the writer calls it at the first fix
+  of every month, so each month is made a month before it is needed. Retention drops whole partitions:
   ``drop_fix_partitions(cutoff, who, at)`` detaches and drops every partition entirely before
   the cutoff, and audits it. Closed months are compacted by the administrator
   (``centraldb.compaction``, ``monitorapp compact-store``): each one's track index rebuilt
@@ -806,6 +807,47 @@ END $$;
 
 """ + audit_append_sql(RESERVED_ACTIONS + (
         "notification_resend", "protocols_recorded", "compact_fixes")),
+
+    # ---- 11: a month made without waiting for readers ---------------------------------------
+    # CREATE TABLE ... PARTITION OF takes an ACCESS EXCLUSIVE lock on fixes, so it waits for
+    # every open transaction that has read a fix (a police analyst's crime query, a playback),
+    # and the writer's batch with it: past lock_timeout the batch fails and the writer stops.
+    # A table of its own attached with ATTACH PARTITION takes SHARE UPDATE EXCLUSIVE, which
+    # readers and inserts do not conflict with (the parent's indexes are made on it as it is
+    # attached). The month after the one asked for is made only if its lock comes at once:
+    # otherwise it is left for the next call, which the writer makes at the first fix of the
+    # next month, a month before that one is needed.
+    11: r"""
+CREATE OR REPLACE FUNCTION ensure_fix_partition(p_t double precision) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE m timestamp; made integer := 0; k integer; lo double precision; hi double precision;
+        name text; waited text := current_setting('lock_timeout');
+BEGIN
+  IF p_t IS NULL OR p_t <> p_t OR p_t IN ('Infinity'::float8, '-Infinity'::float8) THEN
+    RAISE EXCEPTION 'a fix time must be finite' USING ERRCODE = 'MA001';
+  END IF;
+  PERFORM pg_advisory_xact_lock(hashtext('monitorapp.fix_partitions'));
+  FOR k IN 0..1 LOOP
+    m := date_trunc('month', to_timestamp(p_t) AT TIME ZONE 'UTC') + make_interval(months => k);
+    name := fix_partition_name(m);
+    IF to_regclass(name) IS NULL THEN
+      lo := extract(epoch FROM m AT TIME ZONE 'UTC');
+      hi := extract(epoch FROM (m + interval '1 month') AT TIME ZONE 'UTC');
+      BEGIN
+        IF k = 1 THEN PERFORM set_config('lock_timeout', '100ms', true); END IF;
+        EXECUTE format('CREATE TABLE %I (LIKE fixes INCLUDING DEFAULTS INCLUDING GENERATED)', name);
+        EXECUTE format('ALTER TABLE fixes ATTACH PARTITION %I FOR VALUES FROM (%s) TO (%s)',
+                       name, lo, hi);
+        made := made + 1;
+      EXCEPTION WHEN lock_not_available THEN
+        IF k = 0 THEN RAISE; END IF;       -- the month asked for: its batch waits for it
+      END;
+      PERFORM set_config('lock_timeout', waited, true);
+    END IF;
+  END LOOP;
+  RETURN made;
+END $$;
+""",
 }
 PRIVILEGES_FROM = 4                # migrations from this one on end with apply_privileges()
 

@@ -5,7 +5,8 @@ through one queue, in order; the thread drains it into one transaction (up to ``
 items), and an operation (``call``) runs inside that transaction, after everything queued
 before it, in a savepoint of its own so that a refused step is undone alone. Fixes go in with
 ``COPY`` (projected to British National Grid metres per batch, vectorised); the partitions of
-the months a batch touches are made first (``ensure_fix_partition``), once per month.
+the months a batch touches are made first (``ensure_fix_partition``, with the month after
+each, so a month exists before its first fix), once per month.
 
 If a transaction fails (the server went away, the disk is full) the writer stops, keeps the
 error, and every later call raises it: nothing is dropped silently.
@@ -209,7 +210,7 @@ class PgWriter:
             for m in new:
                 start = np.datetime64(m, "M").astype("datetime64[s]").astype(np.int64)
                 cur.execute("SELECT ensure_fix_partition(%s)", (float(start),))
-                self._months.update((m, m + 1))
+                self._months.add(m)        # the month after: made now, asked again next month
 
     def _write_fixes(self, items: list, bng: BNG) -> None:
         n = len(items)

@@ -106,6 +106,41 @@ def test_fixes_go_into_monthly_partitions_made_as_needed(pg_dsn):
         assert "fixes_p202605" in plan and "fixes_p202607" not in plan and "fixes_p202604" not in plan
 
 
+def test_a_new_month_is_made_while_a_reader_holds_the_fixes_open(pg_dsn):
+    """An analyst's transaction that has read fixes (a crime query, a playback) does not hold up
+    the writer at the first fix of a month: the month is attached, not created as a partition
+    (which would wait for the reader and, past lock_timeout, stop the writer)."""
+    with PgStore(pg_dsn) as s:
+        s.on_fix(fix_at("TAG-1", 1, MAY_2026 + 86400, 0, 0), True)
+        s.flush()
+        with psycopg.connect(pg_dsn) as reader:          # its transaction stays open
+            assert reader.execute("SELECT count(*) FROM fixes").fetchone()[0] == 1
+            s.on_fix(fix_at("TAG-1", 2, MAY_2026 + 86400 * 70, 10, 0), True)      # July: new
+            s.flush()
+            assert reader.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        assert s.counts()["fixes"] == 2
+    assert [p[0] for p in _partitions(pg_dsn)] == [
+        "fixes_p202605", "fixes_p202606", "fixes_p202607", "fixes_p202608"]
+    defs = _indexes(pg_dsn, "fixes_p202607")              # the parent's indexes, made on attach
+    assert len(defs) == 3 and any("USING gist (geom, t)" in d for d in defs), defs
+
+
+def test_the_month_after_is_left_for_later_when_its_lock_does_not_come_at_once(pg_dsn):
+    sept = MAY_2026 + 86400 * (31 + 30 + 31 + 31)
+    with psycopg.connect(pg_dsn, autocommit=True) as c:
+        assert c.execute("SELECT ensure_fix_partition(%s)", (sept,)).fetchone()[0] == 2
+        c.execute("DROP TABLE fixes_p202610")
+    with psycopg.connect(pg_dsn) as other, psycopg.connect(pg_dsn, autocommit=True) as c:
+        other.execute("LOCK TABLE fixes IN SHARE UPDATE EXCLUSIVE MODE")    # as ANALYZE would
+        c.execute("SET lock_timeout = '30s'")
+        assert c.execute("SELECT ensure_fix_partition(%s)", (sept,)).fetchone()[0] == 0
+        assert c.execute("SHOW lock_timeout").fetchone()[0] == "30s"          # as it was
+        assert "fixes_p202610" not in [p[0] for p in _partitions(pg_dsn)]
+        other.rollback()
+        assert c.execute("SELECT ensure_fix_partition(%s)", (sept,)).fetchone()[0] == 1
+    assert [p[0] for p in _partitions(pg_dsn)][-2:] == ["fixes_p202609", "fixes_p202610"]
+
+
 def test_purge_drops_whole_partitions_and_is_audited(pg_dsn):
     day = 86400.0
     with PgStore(pg_dsn) as s:
