@@ -14,6 +14,14 @@ each moved position carries ``address`` ("Kentish Town Road, Camden") and ``addr
 (what the operator reads out: "near Kentish Town Road, Camden (80 m)"); ``addresses`` gives
 the location of each alert of a batch (from its evidence fix) just before ``alertBatch``.
 
+Positions and feed statistics wait for the main thread: a batch of each is emitted only once
+the main thread has taken the one before (``_taken``); until then the moved positions go on
+being merged into one per tag (what the map and the caseload list show) and the statistics are
+read afresh at the next emit. A main thread held up (a long query, a busy machine) so finds one
+batch waiting when it comes back, the latest, instead of a queued signal per 250 ms each holding
+every tag's position (330 s of a held-up main thread at 1,000 tags queued 100 MB of them in the
+soak, benchmarks/bench_soak.py). Alert changes are never merged nor held back.
+
 Feed sources are plain objects with ``now()``, ``poll(max_items)`` and ``connected``:
 ``SimulatedFeed`` (training) and ``MqttFeed`` (live).
 
@@ -240,6 +248,12 @@ class EngineWorker(QObject):
         self.store = store
         self._alerts: list = []
         self._moved: dict[str, dict] = {}
+        # set while the main thread has taken the last batch of positions / statistics
+        self._taken = {"positions": threading.Event(), "stats": threading.Event()}
+        for ev in self._taken.values():
+            ev.set()
+        self.positions.connect(self._positions_taken)
+        self.stats.connect(self._stats_taken)
         self._history: dict[str, FixHistory] = {}
         self._msgs_window: collections.deque = collections.deque()
         self._lag_s = 0.0
@@ -293,6 +307,12 @@ class EngineWorker(QObject):
         self.thread = _EngineThread(target=self._main, args=(True,), name="engine", daemon=True)
         self.thread.start()
         self.restarted.emit(f"engine thread restarted after: {why}")
+
+    def _positions_taken(self, _moved: list) -> None:      # the main thread: queued, in order
+        self._taken["positions"].set()
+
+    def _stats_taken(self, _stats: dict) -> None:
+        self._taken["stats"].set()
 
     @property
     def running(self) -> bool:
@@ -579,10 +599,13 @@ class EngineWorker(QObject):
             batch, self._alerts = self._alerts, []
             self._emit_addresses(batch)
             self.alertBatch.emit(batch, now)
-        if self._moved:
+        if self._moved and self._taken["positions"].is_set():
             moved, self._moved = list(self._moved.values()), {}
             self._add_addresses(moved)
+            self._taken["positions"].clear()
             self.positions.emit(moved)
+        if not self._taken["stats"].is_set():
+            return
         span = max(1e-3, (self._msgs_window[-1][0] - self._msgs_window[0][0])) if len(self._msgs_window) > 1 else 1.0
         rate = sum(n for _, n in self._msgs_window) / span
         c = self.engine.counters
@@ -595,6 +618,7 @@ class EngineWorker(QObject):
                             "alerts": c.alerts, "speed": getattr(self.source, "speed", 1.0),
                             "faults": faults, "engine_down": None, "last_msg_at": self._last_msg_at,
                             "ended_at": getattr(self.source, "ended_at", None)}
+        self._taken["stats"].clear()
         self.stats.emit(dict(self._last_stats))
 
     # ----- addresses (reverse geocoding, in this thread) ---------------------------------------
