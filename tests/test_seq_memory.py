@@ -107,3 +107,19 @@ def test_a_day_of_a_tags_fixes_costs_bytes_each():
         tracemalloc.stop()
     assert all(len(tracker._seen[n]) == 1440 for n in names)
     assert used / (200 * 1440) < 24        # 16 bytes a pair and the arrays' slack (was ~257)
+
+
+def test_a_tags_arrays_stay_within_a_sixteenth_of_its_day_however_long_it_runs():
+    """Forgotten pairs leave the arrays while the day goes on, not only once they are half of
+    them (the arrays then reached twice a day's pairs: 27 MB a day of a console's memory at
+    1,000 tags)."""
+    from monitorapp.feed.decoder import SEQ_MEMORY_S
+    tracker = SequenceTracker()
+    every = 60.0
+    day = int(SEQ_MEMORY_S / every)
+    longest = 0
+    for k in range(3 * day):                          # three days, a fix a minute
+        tracker.see("TAG-1", k + 1, T0 + every * k)
+        longest = max(longest, len(tracker._seen["TAG-1"].seqs))
+    assert len(tracker._seen["TAG-1"]) <= day + 1     # what is remembered: a day
+    assert longest <= day * 17 / 16 + 256, (longest, day)

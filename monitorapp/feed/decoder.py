@@ -381,7 +381,12 @@ class _TagSeqs:
     fix, until those pairs are forgotten) by one vectorised scan of at most a day's pairs."""
 
     __slots__ = ("seqs", "ts", "start", "max_seq", "ascending", "head_t", "legacy_until")
-    _COMPACT_AT = 1024          # forgotten pairs dropped from the arrays' front past this many
+    # Forgotten pairs are dropped from the arrays' front once there are this many and they are
+    # a sixteenth of the arrays (one memmove of the day per sixteenth of it): the arrays stay
+    # within 17/16 of a day's pairs. At a half they reached twice the day, and a console's
+    # memory grew by 27 MB a day at 1,000 tags until they did (benchmarks/bench_soak.py).
+    _COMPACT_AT = 256
+    _COMPACT_FRACTION = 16
 
     def __init__(self):
         self.seqs = array("q")
@@ -433,10 +438,23 @@ class _TagSeqs:
             while len(self) > 1 and ts[self.start] < floor:     # (NaN < floor is False)
                 self._forget_oldest()
 
+    def load(self, seqs, ts, window: int) -> None:
+        """The pairs of a snapshot, as they were remembered (what a message forgets by time is
+        forgotten at the next message, as it would have been; only the count window applies)."""
+        for seq, t in zip(seqs, ts):
+            if len(self) and seq <= self.seqs[-1]:
+                self.ascending = False
+            self.seqs.append(seq)
+            self.ts.append(math.nan if t is None else t)
+            if self.max_seq is None or seq > self.max_seq:
+                self.max_seq = seq
+        while len(self) > window:
+            self._forget_oldest()
+
     def _forget_oldest(self) -> None:
         old = self.seqs[self.start]
         self.start += 1
-        if self.start >= self._COMPACT_AT and self.start * 2 >= len(self.seqs):
+        if self.start >= self._COMPACT_AT and self.start * self._COMPACT_FRACTION >= len(self.seqs):
             del self.seqs[:self.start]
             del self.ts[:self.start]
             self.start = 0
@@ -522,11 +540,9 @@ class SequenceTracker:
             e = self._seen[d] = _TagSeqs()
             seqs, ts = s["seen"], s.get("seen_t")
             if ts is not None and len(ts) == len(seqs):
-                for seq, t in zip(seqs, ts):
-                    e.add(seq, t, self.window)
+                e.load(seqs, ts, self.window)
             else:
-                for seq in seqs:
-                    e.add(seq, None, self.window)
+                e.load(seqs, [None] * len(seqs), self.window)
                 if seqs:
                     e.legacy_until = math.inf if taken_at is None else taken_at + FUTURE_LIMIT_S
             e.head_t = s.get("head_t")
