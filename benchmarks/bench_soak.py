@@ -16,7 +16,10 @@ One JSON line per simulated hour: ``rss_mb`` (this process), ``renderer_mb`` (th
 QtWebEngine processes), ``heap_mb``/``heap_free_mb`` (glibc malloc: in use / free inside its
 arenas), ``sqlite_mb`` (SQLite's own heap: its page caches, 64 MB at most per connection),
 ``py_blocks``/``py_arenas_mb`` (Python's small objects: how many / the arenas they occupy),
-``alerts`` (rows in the queue), ``engine_alerts``, ``writer_backlog``, ``msgs``, ``wall_s``.
+``alerts`` (rows in the queue), ``engine_alerts``, ``writer_backlog``, ``msgs``, ``wall_s``,
+and what the per-tag and per-alert structures hold (``seq_pairs``, ``history_fixes``,
+``engine_timers``, ``queue_open``: see ``_structures``), to tell a window still filling from a
+leak. The summary's ``queue`` counts the rows left in the queue by handling, condition and type.
 Then a summary: the growth per simulated day after the first (the target is flat) and after
 the second (once every 24-h window and the SQLite cache have filled, at 100 tags), the same for
 the heap, SQLite and Python, the renderer's, and where resident memory grew between the end of
@@ -233,7 +236,7 @@ def soak(tags: int, days: float, trace: bool, seed: int = 1, trim: bool = False,
                  "py_arenas_mb": _py_arenas_mb(),
                  "msgs": worker.engine.counters.messages, "alerts": ctl.model.rowCount(),
                  "engine_alerts": len(worker.engine.alerts), "writer_backlog": store.writer.backlog,
-                 "wall_s": round(time.perf_counter() - wall0, 1)}
+                 "wall_s": round(time.perf_counter() - wall0, 1), **_structures(worker, ctl)}
             samples.append(s)
             print(json.dumps(s), flush=True)
             if hour == 24:
@@ -248,6 +251,7 @@ def soak(tags: int, days: float, trace: bool, seed: int = 1, trim: bool = False,
               "messages": worker.engine.counters.messages, "alerts_in_queue": ctl.model.rowCount(),
               "markers": mv.marker_count, "operator": "unattended" if operator is None else
               {"acknowledged": operator.acked, "closed": operator.closed}}
+    result["queue"] = _queue_breakdown(ctl, feed.now())
     result.update(_growth(samples, "rss_mb"))
     result.update({f"renderer_{k}": v for k, v in _growth(samples, "renderer_mb").items()})
     for key in ("heap_mb", "sqlite_mb", "py_arenas_mb", "py_objects"):
@@ -316,6 +320,7 @@ def _py_arenas_mb() -> float | None:
                 sys.stderr.flush()
                 os.dup2(f.fileno(), 2)
                 sys._debugmallocstats()
+                ctypes.CDLL(None).fflush(None)     # C's stderr may be buffered in this process
             finally:
                 os.dup2(saved, 2)
                 os.close(saved)
@@ -351,6 +356,33 @@ class SoakOperator:
                 continue
 
 
+def _structures(worker, ctl) -> dict:
+    """What the console's per-tag and per-alert structures hold, to tell a window filling up
+    (it stops at its bound) from a leak: ``seq_pairs`` the (seq, t) pairs the engine's
+    duplicate detection has allocated (forgotten head included), ``history_fixes`` the fixes
+    the details-chart histories have allocated, ``engine_timers`` the engine's timer heap,
+    ``queue_open`` the queue's rows not closed."""
+    eng = worker.engine
+    seen = list(getattr(eng.seqs, "_seen", {}).values())
+    return {"seq_pairs": sum(len(e.seqs) for e in seen),
+            "history_fixes": sum(h.allocated() for h in list(worker._history.values())),
+            "engine_timers": len(eng._heap),
+            "queue_open": sum(1 for r in ctl.model.rows() if r.handling.state != "closed")}
+
+
+def _queue_breakdown(ctl, now: float) -> dict[str, int]:
+    """The queue's rows at the end by handling, condition and type (the closed ones by how long
+    ago they were closed), to see which alerts stay and why."""
+    c: collections.Counter = collections.Counter()
+    for r in ctl.model.rows():
+        h, a = r.handling, r.alert
+        key = f"{h.state}/{a.state}/{a.type}"
+        if h.state == "closed" and h.closed_at is not None:
+            key += " closed <6h" if now - h.closed_at < 6 * 3600 else " closed 6-12h+"
+        c[key] += 1
+    return dict(c.most_common())
+
+
 def _type_counts() -> dict[str, int]:
     gc.collect()
     c: collections.Counter = collections.Counter(type(o).__name__ for o in gc.get_objects())
@@ -359,7 +391,7 @@ def _type_counts() -> dict[str, int]:
 
 def _growth(samples: list[dict], key: str, from_hour: int = 24) -> dict:
     """Growth per simulated day after the first: a least-squares slope over hours 24.. ."""
-    pts = [(s["hour"], s[key]) for s in samples if s["hour"] >= from_hour]
+    pts = [(s["hour"], s[key]) for s in samples if s["hour"] >= from_hour and s.get(key) is not None]
     out = {"day1_" + key: next((s[key] for s in samples if s["hour"] == 24), None),
            "end_" + key: samples[-1][key] if samples else None}
     if len(pts) >= 2:
